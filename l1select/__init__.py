@@ -1,0 +1,28 @@
+"""l1select: pick the features that matter for a numeric target with cross-validated Lasso.
+
+The public API: :func:`select_features` and :class:`SelectionResult`. Heavy modules (numpy,
+scikit-learn) load only when a function is called, so ``import l1select`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+__all__ = ["SelectionResult", "FitParams", "select_features", "__version__"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from l1select.pipeline import select_features
+    from l1select.types import FitParams, SelectionResult
+
+
+def __getattr__(name: str):
+    if name == "select_features":
+        from l1select.pipeline import select_features
+
+        return select_features
+    if name in ("SelectionResult", "FitParams"):
+        from l1select import types
+
+        return getattr(types, name)
+    raise AttributeError(name)

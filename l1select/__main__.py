@@ -1,0 +1,3 @@
+from l1select.cli import main
+
+main()

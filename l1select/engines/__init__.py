@@ -1,0 +1,1 @@
+"""Engines decide where the statistics are computed, never what is computed."""

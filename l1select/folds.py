@@ -1,0 +1,53 @@
+"""Fold membership and the test split: pure functions of a row's global index and the seed.
+
+Neither depends on how the rows are batched or partitioned, so every engine gets the same folds.
+Rows are taken in blocks of ``n_folds`` consecutive indices; inside a block the folds are a
+pseudo-random permutation (ranks of a hash of the index), so fold sizes differ by at most one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_TEST_SALT = np.uint64(0xD1B54A32D192ED03)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finalizer: a well-mixed 64-bit hash of each element (uint64 in, out)."""
+    with np.errstate(over="ignore"):
+        z = x + _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _keys(index: np.ndarray, seed: int, salt: np.uint64) -> np.ndarray:
+    seed_key = _splitmix64(np.array([np.uint64(seed % (1 << 64))]) ^ salt)[0]
+    return _splitmix64(index.astype(np.uint64) ^ seed_key)
+
+
+def fold_ids(index: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    """The fold (0 … n_folds-1) of each global row index (int64 array of shape (n,))."""
+    index = np.asarray(index, dtype=np.int64)
+    if index.size == 0:
+        return np.empty(0, dtype=np.int64)
+    blocks = np.unique(index // n_folds)
+    members = (blocks[:, None] * n_folds + np.arange(n_folds)[None, :]).ravel()
+    keys = _keys(members, seed, np.uint64(0)).reshape(len(blocks), n_folds)
+    ranks = np.argsort(np.argsort(keys, axis=1, kind="stable"), axis=1, kind="stable")
+    block_pos = np.searchsorted(blocks, index // n_folds)
+    return ranks[block_pos, index % n_folds].astype(np.int64)
+
+
+def test_mask(index: np.ndarray, test_size: float, seed: int) -> np.ndarray:
+    """True for the rows held out as the test set: each row independently with ``test_size``."""
+    index = np.asarray(index, dtype=np.int64)
+    u = (_keys(index, seed, _TEST_SALT) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    return u < test_size
+
+
+def label_folds(labels: np.ndarray) -> tuple[np.ndarray, list]:
+    """Fold ids from user labels (glmnet's ``foldid``): the sorted distinct labels become 0…K-1."""
+    uniq, inverse = np.unique(labels, return_inverse=True)
+    return inverse.astype(np.int64), list(uniq)

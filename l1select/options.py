@@ -1,0 +1,85 @@
+"""Shared option types for the commands (Annotated Typer options, declared once)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class Model(StrEnum):
+    lasso = "lasso"
+    elasticnet = "elasticnet"
+
+
+class Rule(StrEnum):
+    one_se = "1se"
+    min = "min"
+
+
+class Missing(StrEnum):
+    mean = "mean"
+    drop = "drop"
+    error = "error"
+
+
+class Engine(StrEnum):
+    auto = "auto"
+    reference = "reference"
+
+
+def _floats(value: str | None) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        out = [float(v) for v in value.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise typer.BadParameter(f"'{value}' is not a comma-separated list of numbers") from None
+    if not out:
+        raise typer.BadParameter("give at least one number")
+    return out
+
+
+Data = Annotated[str, typer.Argument(
+    metavar="DATA", help="CSV, TSV, .csv.gz or Parquet file; '-' for CSV on stdin.")]
+Target = Annotated[str, typer.Option("--target", "-t", help="The numeric column to explain.")]
+Features = Annotated[list[str] | None, typer.Option(
+    "--features", "-f", help="Only these columns as features (names or globs; repeatable).")]
+Exclude = Annotated[list[str] | None, typer.Option(
+    "--exclude", "-x", help="Never use these columns (names or globs; repeatable).")]
+ModelOpt = Annotated[Model, typer.Option("--model", help="lasso, or elasticnet (L1 + L2).")]
+L1Ratio = Annotated[str | None, typer.Option(
+    "--l1-ratio", help="ElasticNet mixing, one value or a list: 0.1,0.5,0.9 (default 0.5).")]
+CV = Annotated[int, typer.Option("--cv", help="Number of CV folds.")]
+FoldColumn = Annotated[str | None, typer.Option(
+    "--fold-column", help="Use this column's labels as the CV folds (glmnet's foldid).")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of the fold and test-split shuffles.")]
+RuleOpt = Annotated[Rule, typer.Option("--rule", help="Pick alpha_1se (sparser) or alpha_min.")]
+NAlphas = Annotated[int, typer.Option("--n-alphas", help="Number of alphas on the grid.")]
+Eps = Annotated[float, typer.Option("--eps", help="Smallest alpha as a fraction of alpha_max.")]
+Alphas = Annotated[str | None, typer.Option(
+    "--alphas", help="An explicit alpha grid: 1,0.1,0.01.")]
+Alpha = Annotated[float | None, typer.Option(
+    "--alpha", help="Fit this one alpha on all rows, without CV.")]
+Standardize = Annotated[bool, typer.Option(
+    "--standardize/--no-standardize", help="Standardize features per training fold.")]
+MissingOpt = Annotated[Missing, typer.Option(
+    "--missing", help="Missing feature values: impute the training mean, drop rows, or fail.")]
+MaxLevels = Annotated[int, typer.Option(
+    "--max-levels", help="Text columns with at most this many values are one-hot encoded.")]
+TestSize = Annotated[float | None, typer.Option(
+    "--test-size", help="Hold out this fraction of rows and report the test MSE and R².")]
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
+Output = Annotated[Path | None, typer.Option(
+    "--output", "-o", help="Write the output to this file (atomically) instead of stdout.")]
+EngineOpt = Annotated[Engine, typer.Option("--engine", help="Where the path is computed.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]

@@ -1,0 +1,40 @@
+"""The alpha grid and the coefficient path on standardized statistics.
+
+The objective, as scikit-learn writes it::
+
+    1/(2n) ||y - Xw - b||² + alpha·l1_ratio·||w||₁ + alpha·(1 - l1_ratio)/2·||w||²
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from l1select.errors import ConfigError
+
+
+def alpha_max(xty: np.ndarray, l1_ratio: float) -> float:
+    """The smallest alpha at which every coefficient is zero.
+
+    Parameters
+    ----------
+    xty : ndarray of shape (n_features,)
+        ``Xs.T @ (y - mean(y)) / n_samples`` on the (standardized) design.
+    l1_ratio : float in (0, 1]
+    """
+    top = float(np.max(np.abs(xty))) if xty.size else 0.0
+    return top / l1_ratio
+
+
+def alpha_grid(a_max: float, n_alphas: int, eps: float) -> np.ndarray:
+    """``n_alphas`` geometric points from ``a_max`` down to ``eps * a_max`` (descending)."""
+    if a_max <= 0.0:
+        # No feature correlates with the target at all: a one-point grid whose fit is empty.
+        return np.array([np.finfo(np.float64).tiny])
+    return np.geomspace(a_max, a_max * eps, num=n_alphas)
+
+
+def explicit_grid(alphas: tuple[float, ...]) -> np.ndarray:
+    grid = np.array(sorted(set(alphas), reverse=True), dtype=np.float64)
+    if grid.size == 0 or np.any(grid <= 0) or not np.all(np.isfinite(grid)):
+        raise ConfigError("--alphas must be positive, finite numbers, e.g. --alphas 1,0.1,0.01")
+    return grid

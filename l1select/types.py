@@ -1,0 +1,174 @@
+"""Frozen dataclasses passed between the stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Warn:
+    """A warning the result carries: a stable ``code`` and a message for the user."""
+
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One model feature and how it is made from a source column.
+
+    ``kind`` is ``numeric`` (the column's value), ``bool`` (0/1) or ``onehot`` (1 where the
+    column equals ``level``, else 0).
+    """
+
+    name: str
+    column: str
+    kind: str
+    level: str | None = None
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """How one source column is read: ``numeric``, ``bool``, ``thousands`` (a number written
+    with thousands separators), or ``categorical`` with its ``levels``."""
+
+    name: str
+    kind: str
+    levels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything needed to turn a table into the design matrix, in the same way every time."""
+
+    target: str
+    columns: tuple[ColumnSpec, ...]
+    features: tuple[FeatureSpec, ...]
+    fold_column: str | None = None
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def source_columns(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+@dataclass(frozen=True)
+class FitParams:
+    """The validated options of one ``fit`` run."""
+
+    target: str
+    model: str = "lasso"
+    l1_ratios: tuple[float, ...] = (1.0,)
+    cv: int = 5
+    fold_column: str | None = None
+    seed: int = 0
+    rule: str = "1se"
+    n_alphas: int = 100
+    eps: float = 1e-3
+    alphas: tuple[float, ...] | None = None
+    alpha: float | None = None
+    standardize: bool = True
+    missing: str = "mean"
+    max_levels: int = 20
+    features: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    test_size: float | None = None
+    engine: str = "auto"
+    tol: float = 1e-10
+    max_iter: int = 100_000
+    threads: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "l1_ratio": list(self.l1_ratios),
+            "cv": None if self.alpha is not None else (
+                {"fold_column": self.fold_column} if self.fold_column else {"folds": self.cv}
+            ),
+            "seed": self.seed,
+            "rule": self.rule,
+            "alphas": (
+                {"fixed": self.alpha}
+                if self.alpha is not None
+                else {"explicit": list(self.alphas)}
+                if self.alphas is not None
+                else {"n_alphas": self.n_alphas, "eps": self.eps}
+            ),
+            "standardize": self.standardize,
+            "missing": self.missing,
+            "max_levels": self.max_levels,
+            "features": list(self.features),
+            "exclude": list(self.exclude),
+            "test_size": self.test_size,
+            "engine": self.engine,
+            "tol": self.tol,
+            "max_iter": self.max_iter,
+        }
+
+
+@dataclass(frozen=True)
+class PathFit:
+    """The coefficient path and CV errors for one l1_ratio.
+
+    ``coefs`` (n_features, n_alphas) are on the standardized scale of the all-rows fit;
+    ``mse_path`` (n_alphas, n_folds) holds the held-out MSE of each fold (None without CV).
+    """
+
+    l1_ratio: float
+    alphas: Any
+    coefs: Any
+    mse_path: Any | None
+    fold_sizes: Any | None
+    converged: bool = True
+    fold_coefs: Any | None = None
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Column means and scales of the design on all training rows (after imputation)."""
+
+    x_mean: Any
+    x_scale: Any
+    x_std: Any
+    y_mean: float
+    y_var: float
+    n_samples: int
+
+
+@dataclass(frozen=True)
+class FeatureResult:
+    name: str
+    column: str
+    coef: float
+    coef_std: float
+    selected: bool
+
+
+@dataclass(frozen=True)
+class SelectionResult:
+    """What a ``fit`` returns: everything the reports render, nothing to compute there."""
+
+    input: dict[str, Any]
+    params: dict[str, Any]
+    alpha: dict[str, Any]
+    cv: dict[str, Any] | None
+    intercept: float
+    features: tuple[FeatureResult, ...]
+    selected: tuple[str, ...]
+    warnings: tuple[Warn, ...]
+    recipe: dict[str, Any] = field(default_factory=dict)
+    test: dict[str, Any] | None = None
+    engine: str = "reference"
+
+    @property
+    def sparsity(self) -> dict[str, Any]:
+        n = len(self.features)
+        k = len(self.selected)
+        return {"n_features": n, "n_selected": k, "fraction_selected": (k / n) if n else 0.0}
