@@ -40,7 +40,7 @@ def fold_ids(index: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
     return ranks[block_pos, index % n_folds].astype(np.int64)
 
 
-def test_mask(index: np.ndarray, test_size: float, seed: int) -> np.ndarray:
+def holdout_mask(index: np.ndarray, test_size: float, seed: int) -> np.ndarray:
     """True for the rows held out as the test set: each row independently with ``test_size``."""
     index = np.asarray(index, dtype=np.int64)
     u = (_keys(index, seed, _TEST_SALT) >> np.uint64(11)).astype(np.float64) / float(1 << 53)

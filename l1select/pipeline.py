@@ -6,7 +6,7 @@ import numpy as np
 
 from l1select import io as l1io
 from l1select.errors import ConfigError, DataError, list_names
-from l1select.folds import fold_ids, label_folds, test_mask
+from l1select.folds import fold_ids, label_folds, holdout_mask
 from l1select.path import alpha_grid, alpha_max, explicit_grid
 from l1select.prepare import build_recipe, design_matrix, needed_columns
 from l1select.select import predict, select
@@ -122,7 +122,7 @@ def select_features(path: str, params: FitParams) -> SelectionResult:
     index = np.arange(table.num_rows, dtype=np.int64)
     test = np.zeros(table.num_rows, dtype=bool)
     if params.test_size is not None:
-        test = test_mask(index, params.test_size, params.seed) & keep
+        test = holdout_mask(index, params.test_size, params.seed) & keep
         if not test.any() or test.sum() == keep.sum():
             raise DataError(f"--test-size {params.test_size} leaves no rows on one side of the "
                             f"split of {int(keep.sum())} rows; choose another fraction")

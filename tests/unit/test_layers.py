@@ -1,0 +1,56 @@
+"""Imports point down the data flow only (STYLE.md): a module never imports a later stage."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[2] / "l1select"
+
+# Lower rank = earlier in the flow. Modules of equal rank may not import each other.
+RANK = {
+    "errors": 0, "types": 0, "__init__": 0,
+    "io": 1, "prepare": 2, "folds": 3, "moments": 4, "_kernels": 4, "path": 5, "cv": 6,
+    "select": 7, "engines": 8, "pipeline": 9, "report": 10, "plots": 10, "config": 10,
+    "options": 11, "cli": 12, "__main__": 13,
+}
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(PKG)
+    return rel.parts[0].removesuffix(".py")
+
+
+def _imports(path: Path) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("l1select"):
+            parts = node.module.split(".")
+            if len(parts) > 1:
+                out.add(parts[1])
+            else:
+                out.update(a.name for a in node.names)
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("l1select."):
+                    out.add(a.name.split(".")[1])
+    return out
+
+
+def test_every_module_has_a_rank():
+    names = {_module_name(p) for p in PKG.rglob("*.py")}
+    assert names <= set(RANK), f"give these modules a rank: {sorted(names - set(RANK))}"
+
+
+def test_imports_point_down_the_data_flow():
+    wrong = []
+    for path in PKG.rglob("*.py"):
+        me = _module_name(path)
+        if me == "__init__":
+            continue  # the public API facade re-exports the entry points, lazily
+        for dep in _imports(path):
+            if dep in ("__version__",) or dep == me:
+                continue
+            if RANK[dep] >= RANK[me] and RANK[dep] != 0:
+                wrong.append(f"{path.relative_to(PKG)} imports {dep}")
+    assert not wrong, wrong
