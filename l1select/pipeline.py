@@ -6,7 +6,7 @@ import numpy as np
 
 from l1select import io as l1io
 from l1select.errors import ConfigError, DataError, list_names
-from l1select.folds import fold_ids, label_folds, holdout_mask
+from l1select.folds import fold_ids, holdout_mask, label_folds
 from l1select.path import alpha_grid, alpha_max, explicit_grid
 from l1select.prepare import build_recipe, design_matrix, needed_columns
 from l1select.select import predict, select

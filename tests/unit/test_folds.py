@@ -1,6 +1,6 @@
 import numpy as np
 
-from l1select.folds import fold_ids, label_folds, holdout_mask
+from l1select.folds import fold_ids, holdout_mask, label_folds
 
 
 def test_folds_are_balanced_and_cover_every_fold():
