@@ -51,3 +51,47 @@ def label_folds(labels: np.ndarray) -> tuple[np.ndarray, list]:
     """Fold ids from user labels (glmnet's ``foldid``): the sorted distinct labels become 0…K-1."""
     uniq, inverse = np.unique(labels, return_inverse=True)
     return inverse.astype(np.int64), list(uniq)
+
+
+class Grouper:
+    """Puts each kept row in a group: 0 for the test set, 1…K for the CV folds.
+
+    With a fold column, each distinct label becomes a fold, numbered in order of first
+    appearance; :meth:`label_order` gives the sorted order at the end.
+    """
+
+    def __init__(self, n_folds: int, seed: int, test_size: float | None, by_label: bool):
+        self.n_folds = n_folds
+        self.seed = seed
+        self.test_size = test_size
+        self.by_label = by_label
+        self.labels: dict[str, int] = {}
+
+    @property
+    def n_groups(self) -> int:
+        return 1 + (len(self.labels) if self.by_label else max(self.n_folds, 1))
+
+    def groups(self, rows: np.ndarray, labels: list | None = None) -> np.ndarray:
+        """Group ids (n,) of the rows with global indices ``rows`` (and fold labels)."""
+        if self.by_label:
+            assert labels is not None
+            out = np.empty(rows.size, dtype=np.int64)
+            for i, lab in enumerate(labels):
+                g = self.labels.get(lab)
+                if g is None:
+                    g = self.labels[lab] = len(self.labels) + 1
+                out[i] = g
+        elif self.n_folds:
+            out = fold_ids(rows, self.n_folds, self.seed) + 1
+        else:
+            out = np.ones(rows.size, dtype=np.int64)
+        if self.test_size is not None:
+            out[holdout_mask(rows, self.test_size, self.seed)] = 0
+        return out
+
+    def label_order(self) -> tuple[list[int], list[str]]:
+        """The fold groups sorted by label, and the sorted labels."""
+        if not self.by_label:
+            return list(range(1, max(self.n_folds, 1) + 1)), []
+        ordered = sorted(self.labels.items())
+        return [g for _, g in ordered], [lab for lab, _ in ordered]

@@ -38,3 +38,14 @@ def explicit_grid(alphas: tuple[float, ...]) -> np.ndarray:
     if grid.size == 0 or np.any(grid <= 0) or not np.all(np.isfinite(grid)):
         raise ConfigError("--alphas must be positive, finite numbers, e.g. --alphas 1,0.1,0.01")
     return grid
+
+
+def grids_for(a_max: list[float], params) -> list[tuple[float, np.ndarray]]:
+    """(l1_ratio, alphas) for each l1_ratio: the fixed alpha, the explicit grid, or the
+    geometric grid below that ratio's ``alpha_max``."""
+    if params.alpha is not None:
+        return [(params.l1_ratios[0], np.array([params.alpha]))]
+    if params.alphas is not None:
+        return [(r, explicit_grid(params.alphas)) for r in params.l1_ratios]
+    return [(r, alpha_grid(m, params.n_alphas, params.eps))
+            for r, m in zip(params.l1_ratios, a_max, strict=True)]

@@ -1,15 +1,27 @@
-"""Prepare: decide what each column means and build the numeric design.
+"""Prepare: decide what each column means and turn record batches into numeric rows.
 
-A :class:`~l1select.types.Recipe` says which source columns are read and how each becomes
-features; :func:`design_matrix` applies it to a table. Missing feature values stay NaN here:
-imputation depends on the training fold and happens downstream.
+A :class:`Profiler` sees the data batch by batch (a whole table is one batch) and, for each
+batch, emits the rows of the *slot* vector that the statistics are built from (see
+``moments``): one slot per numeric value, per category level, per numbers-as-text reading and per
+missing-value indicator, plus the target. What a column finally means is decided from what was
+seen in all batches, with rules that do not depend on where the batches break:
+
+- numbers are features, unless every value is an integer and the column is a row counter
+  (steps of exactly ±1) or has an ID-like name; booleans are 0/1;
+- text is a number when every value is written as one (thousands separators allowed); else a
+  date when every value looks like one (excluded); else one-hot encoded when it has at most
+  ``max_levels`` distinct values; else excluded (IDs, free text);
+- date/time, nested and binary columns, and columns with no values, are excluded.
+
+:meth:`Profiler.recipe` gives the final :class:`~l1select.types.Recipe`; :func:`design_matrix`
+applies a recipe to a table (NaN where a value is missing).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -18,26 +30,15 @@ import pyarrow.compute as pc
 from l1select.errors import ConfigError, DataError, did_you_mean, list_names
 from l1select.types import ColumnSpec, FeatureSpec, Recipe, Warn
 
-_THOUSANDS = re.compile(r"^\s*[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?\s*$")
-_NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
-_DATE_LIKE = re.compile(
-    r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})([ T]\d{1,2}:\d{2}.*)?\s*$"
-)
-# Tokens that mean "missing" in a column that is otherwise numeric.
-_MISSING_TOKENS = {"?", "-", "--", ".", "na", "n.a.", "missing", "none", "nil", "#value!",
-                   "#div/0!", "#ref!", "#num!", "unknown"}
+_NUMBER_RE = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+_THOUSANDS_RE = r"^\s*[-+]?\d{1,3}(,\d{3})+(\.\d+)?\s*$"
+_DATE_RE = (r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})"
+            r"([ T]\d{1,2}:\d{2}.*)?\s*$")
 _ID_NAME = re.compile(
     r"(^|[_\s.-])(id|uuid|guid|key|index|idx)$|^(id|index|row|rownum|unnamed_\d+)$",
     re.IGNORECASE,
 )
-
-
-@dataclass(frozen=True)
-class Design:
-    """The numeric design: ``X`` (n_samples, n_features) with NaN for missing values, ``y``."""
-
-    X: np.ndarray
-    y: np.ndarray
+Y_SLOT = ("y",)
 
 
 def _match(patterns: tuple[str, ...], names: list[str], option: str, strict: bool,
@@ -61,18 +62,13 @@ def needed_columns(names: list[str], target: str, features: tuple[str, ...],
                    source: str) -> tuple[list[str], list[Warn]]:
     """The source columns to read: the target, the fold column and the candidate features."""
     warnings: list[Warn] = []
-    if target not in names:
-        hint = did_you_mean(target, names)
-        raise DataError(
-            f"Target column '{target}' not found in {source}"
-            f"{'; ' + hint if hint else ''} (columns: {list_names(names)})"
-        )
-    if fold_column is not None and fold_column not in names:
-        hint = did_you_mean(fold_column, names)
-        raise DataError(
-            f"Fold column '{fold_column}' not found in {source}"
-            f"{'; ' + hint if hint else ''} (columns: {list_names(names)})"
-        )
+    for what, col in (("Target", target), ("Fold", fold_column)):
+        if col is not None and col not in names:
+            hint = did_you_mean(col, names)
+            raise DataError(
+                f"{what} column '{col}' not found in {source}"
+                f"{'; ' + hint if hint else ''} (columns: {list_names(names)})"
+            )
     special = {target, fold_column}
     candidates = [n for n in names if n not in special]
     if features:
@@ -90,210 +86,413 @@ def needed_columns(names: list[str], target: str, features: tuple[str, ...],
     return [n for n in names if n in wanted], warnings
 
 
-def _as_float(arr: pa.ChunkedArray) -> np.ndarray:
-    if arr.num_chunks == 0:
-        return np.empty(0, dtype=np.float64)
-    return arr.cast(pa.float64()).to_numpy(zero_copy_only=False)
+def _value_type(t: pa.DataType) -> pa.DataType:
+    return t.value_type if pa.types.is_dictionary(t) else t
 
 
-def _string_values(arr: pa.ChunkedArray) -> pa.ChunkedArray:
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def _is_number(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+
+
+def _text(arr) -> pa.Array:
+    """A column as a plain ``string`` array (dictionary and large strings decoded)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
     if pa.types.is_dictionary(arr.type):
-        arr = arr.cast(pa.string())
-    if pa.types.is_large_string(arr.type) or pa.types.is_string_view(arr.type):
+        arr = arr.dictionary_decode()
+    if not pa.types.is_string(arr.type):
         arr = arr.cast(pa.string())
     return arr
 
 
-def _parse_numeric_text(values: list[str]) -> str | None:
-    """``thousands`` or ``numeric`` if every non-missing value is such a number, else None."""
-    real = [v for v in values if v.strip().lower() not in _MISSING_TOKENS]
-    if not real:
-        return None
-    if all(_NUMBER.match(v) for v in real):
-        return "numeric_text"
-    if all(_THOUSANDS.match(v) for v in real):
-        return "thousands"
-    return None
+def _floats(arr) -> np.ndarray:
+    """A numeric or boolean column as float64, NaN where missing."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    return np.asarray(arr.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def text_to_float(arr: pa.ChunkedArray, kind: str) -> np.ndarray:
-    """Numbers written as text (with thousands separators, or with missing markers) as floats."""
-    values = _string_values(arr)
-    out = np.full(len(values), np.nan)
-    pylist = values.to_pylist()
-    for i, v in enumerate(pylist):
-        if v is None:
-            continue
-        s = v.strip()
-        if s.lower() in _MISSING_TOKENS:
-            continue
-        out[i] = float(s.replace(",", "")) if kind == "thousands" else float(s)
-    return out
+def parse_text_numbers(arr, thousands: bool) -> np.ndarray:
+    """Numbers written as text (optionally with thousands separators) as float64."""
+    s = pc.utf8_trim_whitespace(_text(arr))
+    if thousands:
+        s = pc.replace_substring(s, ",", "")
+    return _floats(s.cast(pa.float64()))
 
 
-def _is_id_like(name: str, values: np.ndarray) -> bool:
-    """An integer column of row numbers or of unique codes under an ID-like name."""
-    obs = values[~np.isnan(values)]
-    if obs.size < 3 or not np.all(obs == np.round(obs)):
-        return False
-    unique = np.unique(obs)
-    if unique.size != obs.size:
-        return False
-    if _ID_NAME.search(name):
-        return True
-    diffs = np.diff(obs)
-    return bool(np.all(diffs == 1) or np.all(diffs == -1))
+@dataclass
+class _Column:
+    name: str
+    kind: str  # numeric | bool | text | excluded
+    reason: str = ""
+    observed: bool = False
+    has_missing: bool = False
+    fill: float = 0.0
+    integral: bool = True
+    step: float | None = None  # +1 / -1 while the values count rows, nan once they don't
+    last: float | None = None
+    number_ok: bool = True
+    thousands_ok: bool = True
+    date_ok: bool = True
+    levels: dict[str, None] | None = field(default_factory=dict)
 
 
-def build_recipe(table: pa.Table, target: str, fold_column: str | None, max_levels: int,
-                 source: str) -> tuple[Recipe, list[Warn]]:
-    """Classify the columns of ``table`` and list the features they make."""
-    warnings: list[Warn] = []
-    columns: list[ColumnSpec] = []
-    features: list[FeatureSpec] = []
-    excluded: dict[str, list[str]] = {}
+@dataclass(frozen=True)
+class Batch:
+    """The rows of one batch that survive, as slot values.
 
-    for name in table.column_names:
-        if name in (target, fold_column):
-            continue
-        arr = table.column(name)
-        t = arr.type
-        if pa.types.is_dictionary(t):
-            t = t.value_type
-        if pa.types.is_null(t) or arr.null_count == len(arr):
-            excluded.setdefault("all values missing", []).append(name)
-        elif pa.types.is_boolean(t):
-            columns.append(ColumnSpec(name, "bool"))
-            features.append(FeatureSpec(name, name, "bool"))
-        elif pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
-            values = _as_float(arr)
-            if pa.types.is_integer(t) and _is_id_like(name, values):
-                excluded.setdefault("ID-like (unique integers)", []).append(name)
+    ``U`` (n_kept, len(keys)) float64; ``rows`` are the global indices of the kept rows; ``init``
+    gives, for slots first seen in this batch, their constant value on all earlier rows.
+    """
+
+    keys: list[tuple]
+    U: np.ndarray
+    rows: np.ndarray
+    init: dict[tuple, float]
+    n_missing_target: int
+    n_missing_dropped: int
+
+
+class Profiler:
+    """Classifies the columns as batches arrive, and emits each batch's slot rows."""
+
+    def __init__(self, schema: pa.Schema, target: str, fold_column: str | None,
+                 max_levels: int, missing: str, source: str, line_offset: int = 2,
+                 row_label: str = "line"):
+        self.target = target
+        self.fold_column = fold_column
+        self.max_levels = max_levels
+        self.missing = missing
+        self.source = source
+        self.line_offset = line_offset
+        self.row_label = row_label
+        self.columns: list[_Column] = []
+        self.target_kind = _target_kind(_value_type(schema.field(target).type), target, source)
+        for f in schema:
+            if f.name in (target, fold_column):
                 continue
-            columns.append(ColumnSpec(name, "numeric"))
-            features.append(FeatureSpec(name, name, "numeric"))
-        elif pa.types.is_temporal(t):
-            excluded.setdefault("date/time", []).append(name)
-        elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-            distinct = pc.unique(_string_values(arr).drop_null()).to_pylist()
-            kind = _parse_numeric_text(distinct)
-            if kind is not None:
-                columns.append(ColumnSpec(name, kind))
-                features.append(FeatureSpec(name, name, "numeric"))
-                if kind == "numeric_text":
-                    markers = sorted({v for v in distinct if not _NUMBER.match(v)})
-                    warnings.append(Warn(
-                        "missing_markers",
-                        f"Column '{name}' is numeric with {list_names(markers)} read as missing",
-                    ))
-            elif all(_DATE_LIKE.match(v) for v in distinct[:1000]):
-                excluded.setdefault("date/time", []).append(name)
-            elif len(distinct) > max_levels:
-                what = "ID-like" if len(distinct) == arr.length() - arr.null_count else "free text"
-                excluded.setdefault(
-                    f"text with more than {max_levels} distinct values ({what}; "
-                    "raise --max-levels to one-hot encode)", []).append(name)
+            t = _value_type(f.type)
+            if pa.types.is_boolean(t):
+                col = _Column(f.name, "bool")
+            elif _is_number(t):
+                col = _Column(f.name, "numeric")
+            elif _is_text(t) or pa.types.is_null(t):
+                col = _Column(f.name, "text")
+            elif pa.types.is_temporal(t):
+                col = _Column(f.name, "excluded", "date/time")
+            elif pa.types.is_nested(t):
+                col = _Column(f.name, "excluded", "nested")
             else:
-                levels = tuple(sorted(distinct))
-                columns.append(ColumnSpec(name, "categorical", levels))
-                features.extend(
-                    FeatureSpec(f"{name}={lv}", name, "onehot", lv) for lv in levels
+                col = _Column(f.name, "excluded", f"unsupported type {t}")
+            self.columns.append(col)
+        self.n_missing_target = 0
+        self.n_missing_dropped = 0
+        self.missing_columns: set[str] = set()
+        self.n_rows = 0
+        self._seen_slots: set[tuple] = {Y_SLOT}
+        self.target_values_seen = False
+
+    # -- the target --------------------------------------------------------------------------
+    def _target(self, arr) -> np.ndarray:
+        if self.target_kind in ("numeric", "bool"):
+            return _floats(arr)
+        if self.target_kind == "null":
+            return np.full(len(arr), np.nan)
+        values = _text(arr)
+        ok = pc.match_substring_regex(values, _NUMBER_RE)
+        ok_th = pc.match_substring_regex(values, _THOUSANDS_RE)
+        bad = pc.invert(pc.or_kleene(ok, ok_th)).fill_null(False)
+        if pc.any(bad).as_py():
+            sample = pc.unique(values.filter(bad)).to_pylist()[:3]
+            raise DataError(
+                f"Target column '{self.target}' in {self.source} is not numeric (values such "
+                f"as {', '.join(repr(s) for s in sample)}); choose a numeric target column"
+            )
+        return parse_text_numbers(values, thousands=True)
+
+    def _where(self, start: int, i: int) -> str:
+        return f"{self.row_label} {start + i + self.line_offset}"
+
+    def _check_finite(self, values: np.ndarray, name: str, start: int) -> None:
+        bad = np.isinf(values)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"Column '{name}' in {self.source} has an infinite value at "
+                f"{self._where(start, i)}; replace it with a finite number or leave it empty"
+            )
+
+    # -- one batch ---------------------------------------------------------------------------
+    def update(self, batch: pa.RecordBatch | pa.Table, start: int) -> Batch:
+        """Profile ``batch`` (whose first row has global index ``start``) and emit its slots."""
+        n = batch.num_rows
+        self.n_rows += n
+        y = self._target(batch.column(self.target))
+        self._check_finite(y, self.target, start)
+        keep = ~np.isnan(y)
+        self.n_missing_target += int(n - keep.sum())
+        keys: list[tuple] = [Y_SLOT]
+        cols: list[np.ndarray] = [y]
+        init: dict[tuple, float] = {}
+        missing_any = np.zeros(n, dtype=bool)
+        for col in self.columns:
+            if col.kind == "excluded":
+                continue
+            arr = batch.column(col.name)
+            valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool) \
+                if arr.null_count else np.ones(n, dtype=bool)
+            miss = ~valid
+            if miss.any():
+                self._missing(col, miss, keep, start)
+                missing_any |= miss
+            if col.kind in ("numeric", "bool"):
+                values = _floats(arr)
+                self._check_finite(values, col.name, start)
+                if col.kind == "numeric":
+                    self._track_numbers(col, values[valid])
+                self._emit_number(col, ("x", col.name), values, valid, keys, cols, init)
+            else:
+                self._emit_text(col, arr, valid, keys, cols, init, start)
+            if col.has_missing:
+                keys.append(("miss", col.name))
+                cols.append(miss.astype(np.float64))
+                if ("miss", col.name) not in self._seen_slots:
+                    init[("miss", col.name)] = 0.0
+        if self.missing == "drop":
+            dropped = missing_any & keep
+            self.n_missing_dropped += int(dropped.sum())
+            keep &= ~missing_any
+        for k in keys:
+            self._seen_slots.add(k)
+        U = np.column_stack(cols)[keep] if n else np.empty((0, len(keys)))
+        rows = np.flatnonzero(keep).astype(np.int64) + start
+        return Batch(keys=keys, U=np.ascontiguousarray(U), rows=rows, init=init,
+                     n_missing_target=int(n - (~np.isnan(y)).sum()),
+                     n_missing_dropped=int((missing_any & ~np.isnan(y)).sum())
+                     if self.missing == "drop" else 0)
+
+    def _missing(self, col: _Column, miss: np.ndarray, keep: np.ndarray, start: int) -> None:
+        if self.missing == "error":
+            hit = miss & keep
+            if hit.any():
+                i = int(np.flatnonzero(hit)[0])
+                raise DataError(
+                    f"Column '{col.name}' in {self.source} has a missing value at "
+                    f"{self._where(start, i)}; fill it, or use --missing mean or --missing drop"
                 )
-        else:
-            excluded.setdefault(f"unsupported type {t}", []).append(name)
+        col.has_missing = True
+        if (miss & keep).any():
+            self.missing_columns.add(col.name)
 
-    for reason, names in excluded.items():
-        code = "excluded_all_missing" if reason == "all values missing" else "excluded_column"
-        warnings.append(Warn(code, f"Excluded {reason}: {list_names(names, 20)}"))
-    target_kind = _target_kind(table.column(target), target, source)
-    columns.append(ColumnSpec(target, target_kind))
-    if fold_column is not None:
-        columns.append(ColumnSpec(fold_column, "fold"))
-    if not features:
-        raise DataError(
-            f"{source} has no usable feature columns besides the target '{target}' "
-            f"({'; '.join(f'{k}: {list_names(v)}' for k, v in excluded.items()) or 'none'}); "
-            "give numeric, boolean or low-cardinality text columns"
-        )
-    return Recipe(target=target, columns=tuple(columns), features=tuple(features),
-                  fold_column=fold_column), warnings
+    def _track_numbers(self, col: _Column, obs: np.ndarray) -> None:
+        if obs.size == 0:
+            return
+        if col.integral and not np.all(obs == np.round(obs)):
+            col.integral = False
+        if col.step is None or not np.isnan(col.step):
+            seq = obs if col.last is None else np.concatenate([[col.last], obs])
+            diffs = np.unique(np.diff(seq))
+            if diffs.size > 1 or (diffs.size == 1 and abs(diffs[0]) != 1):
+                col.step = np.nan
+            elif diffs.size == 1:
+                if col.step is not None and col.step != diffs[0]:
+                    col.step = np.nan
+                else:
+                    col.step = float(diffs[0])
+            col.last = float(obs[-1])
+
+    def _emit_number(self, col: _Column, key: tuple, values: np.ndarray, valid: np.ndarray,
+                     keys: list, cols: list, init: dict) -> None:
+        if not col.observed and valid.any():
+            # The fill of a missing value is the first value seen: close to the column's mean
+            # in scale, so the imputation algebra loses no digits to cancellation.
+            col.observed = True
+            col.fill = float(values[np.flatnonzero(valid)[0]])
+        keys.append(key)
+        cols.append(np.where(valid, values, col.fill) if not valid.all() else values)
+        if key not in self._seen_slots:
+            init[key] = col.fill
+
+    def _emit_text(self, col: _Column, arr, valid: np.ndarray, keys: list, cols: list,
+                   init: dict, start: int) -> None:
+        text = _text(arr)
+        present = text.filter(pc.is_valid(text)) if text.null_count else text
+        if len(present):
+            if col.number_ok:
+                col.number_ok = bool(pc.all(pc.match_substring_regex(present, _NUMBER_RE))
+                                     .as_py())
+            if col.thousands_ok:
+                col.thousands_ok = bool(pc.all(pc.match_substring_regex(
+                    present, f"{_NUMBER_RE}|{_THOUSANDS_RE}")).as_py())
+            if col.date_ok:
+                col.date_ok = bool(pc.all(pc.match_substring_regex(present, _DATE_RE)).as_py())
+            if col.levels is not None:
+                for v in pc.unique(present).to_pylist():
+                    col.levels.setdefault(v, None)
+                if len(col.levels) > self.max_levels:
+                    col.levels = None
+        if col.number_ok or col.thousands_ok:
+            values = np.full(len(text), np.nan)
+            if len(present):
+                values = parse_text_numbers(text, thousands=not col.number_ok)
+            self._emit_number(col, ("num", col.name), values, valid, keys, cols, init)
+        if col.levels is not None:
+            for level in col.levels:
+                key = ("lvl", col.name, level)
+                keys.append(key)
+                cols.append(pc.equal(text, level).fill_null(False)
+                            .to_numpy(zero_copy_only=False).astype(np.float64))
+                if key not in self._seen_slots:
+                    init[key] = 0.0
+
+    # -- the outcome -------------------------------------------------------------------------
+    def dead_slots(self) -> list[tuple]:
+        """Slots that can no longer become features (their column's reading was ruled out)."""
+        dead = []
+        for col in self.columns:
+            if col.kind != "text":
+                continue
+            if not (col.number_ok or col.thousands_ok):
+                dead.append(("num", col.name))
+        return [k for k in dead if k in self._seen_slots]
+
+    def _decide(self, col: _Column) -> tuple[str, str]:
+        """(kind, reason) of a column after all batches."""
+        if col.kind == "excluded":
+            return "excluded", col.reason
+        if not col.observed and col.kind != "text" or (col.kind == "text" and col.levels == {}):
+            return "excluded", "all values missing"
+        if col.kind == "bool":
+            return "bool", ""
+        if col.kind == "numeric":
+            if col.integral and (_ID_NAME.search(col.name) or
+                                 (col.step is not None and not np.isnan(col.step))):
+                return "excluded", "ID-like (integer IDs or row numbers)"
+            return "numeric", ""
+        if col.number_ok:
+            return "numeric_text", ""
+        if col.thousands_ok:
+            return "thousands", ""
+        if col.date_ok:
+            return "excluded", "date/time"
+        if col.levels is not None:
+            return "categorical", ""
+        return "excluded", (f"text with more than {self.max_levels} distinct values (IDs or free "
+                            "text; raise --max-levels to one-hot encode)")
+
+    def recipe(self) -> tuple[Recipe, list[Warn], dict[str, tuple]]:
+        """The final recipe, the warnings, and for each feature its value slot."""
+        if self.n_rows and self.n_missing_target == self.n_rows:
+            raise DataError(f"Target column '{self.target}' in {self.source} has no values; "
+                            "choose a column with numeric values")
+        columns: list[ColumnSpec] = []
+        features: list[FeatureSpec] = []
+        slots: dict[str, tuple] = {}
+        excluded: dict[str, list[str]] = {}
+        for col in self.columns:
+            kind, reason = self._decide(col)
+            if kind == "excluded":
+                excluded.setdefault(reason, []).append(col.name)
+                continue
+            if kind == "categorical":
+                levels = tuple(sorted(col.levels or {}))
+                columns.append(ColumnSpec(col.name, kind, levels))
+                for lv in levels:
+                    name = f"{col.name}={lv}"
+                    features.append(FeatureSpec(name, col.name, "onehot", lv))
+                    slots[name] = ("lvl", col.name, lv)
+                continue
+            columns.append(ColumnSpec(col.name, kind))
+            features.append(FeatureSpec(col.name, col.name, "numeric" if kind != "bool"
+                                        else "bool"))
+            slots[col.name] = ("x", col.name) if col.kind != "text" else ("num", col.name)
+        warnings = []
+        for reason, names in excluded.items():
+            code = "excluded_all_missing" if reason == "all values missing" else "excluded_column"
+            warnings.append(Warn(code, f"Excluded {reason}: {list_names(names, 20)}"))
+        if self.n_missing_target:
+            warnings.append(Warn("dropped_missing_target",
+                                 f"Dropped {self.n_missing_target} rows with a missing target "
+                                 f"'{self.target}'"))
+        used = sorted(c for c in self.missing_columns if c in {f.column for f in features})
+        if used and self.missing == "mean":
+            warnings.append(Warn("imputed_mean", "Imputed missing values with the training "
+                                 f"mean in {list_names(used, 20)}"))
+        if self.n_missing_dropped:
+            cols = sorted(self.missing_columns)
+            warnings.append(Warn("dropped_missing_features",
+                                 f"Dropped {self.n_missing_dropped} rows with missing values "
+                                 f"in {list_names(cols)} (--missing drop)"))
+        columns.append(ColumnSpec(self.target, self.target_kind))
+        if self.fold_column is not None:
+            columns.append(ColumnSpec(self.fold_column, "fold"))
+        if not features:
+            why = "; ".join(f"{k}: {list_names(v)}" for k, v in excluded.items())
+            raise DataError(
+                f"{self.source} has no usable feature columns besides the target "
+                f"'{self.target}' ({why}); give numeric, boolean or low-cardinality text columns"
+            )
+        recipe = Recipe(target=self.target, columns=tuple(columns), features=tuple(features),
+                        fold_column=self.fold_column)
+        return recipe, warnings, slots
+
+    def fills(self) -> dict[str, float]:
+        """The fill value of each column's missing values in the slot statistics."""
+        return {c.name: c.fill for c in self.columns}
 
 
-def _target_kind(arr: pa.ChunkedArray, target: str, source: str) -> str:
-    t = arr.type.value_type if pa.types.is_dictionary(arr.type) else arr.type
-    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+def _target_kind(t: pa.DataType, target: str, source: str) -> str:
+    if _is_number(t):
         return "numeric"
     if pa.types.is_boolean(t):
         return "bool"
     if pa.types.is_null(t):
-        raise DataError(f"Target column '{target}' in {source} has no values; "
-                        "choose a column with numeric values")
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        distinct = pc.unique(_string_values(arr).drop_null()).to_pylist()
-        kind = _parse_numeric_text(distinct)
-        if kind is not None:
-            return kind
-        bad = [v for v in distinct if not _NUMBER.match(v) and not _THOUSANDS.match(v)][:3]
-        raise DataError(
-            f"Target column '{target}' in {source} is not numeric (values such as "
-            f"{', '.join(repr(b) for b in bad)}); choose a numeric target column"
-        )
+        return "null"
+    if _is_text(t):
+        return "text"
     raise DataError(f"Target column '{target}' in {source} has type {t}, not numbers; "
                     "choose a numeric target column")
 
 
-def column_values(arr: pa.ChunkedArray, spec: ColumnSpec) -> np.ndarray:
+def column_values(arr, spec: ColumnSpec) -> np.ndarray:
     """One source column as float64 (NaN for missing), read the way ``spec`` says."""
     if spec.kind in ("thousands", "numeric_text"):
-        return text_to_float(arr, spec.kind)
-    if pa.types.is_dictionary(arr.type):
-        arr = arr.cast(arr.type.value_type)
-    return _as_float(arr)
+        return parse_text_numbers(arr, thousands=spec.kind == "thousands")
+    if spec.kind == "text":  # a target written as text
+        return parse_text_numbers(arr, thousands=True)
+    return _floats(arr)
 
 
-def design_matrix(table: pa.Table, recipe: Recipe, source: str,
-                  line_offset: int = 2, row_label: str = "line") -> Design:
-    """Apply ``recipe`` to ``table``: X (n_samples, n_features) with NaN for missing, and y.
-
-    Infinite values are a :class:`DataError` that names the column and the line
-    (``line_offset`` is the number of the first row: line 2 below a CSV header, row 1 of a
-    Parquet file).
-    """
+def design_matrix(table: pa.Table, recipe: Recipe) -> np.ndarray:
+    """Apply ``recipe`` to ``table``: X (n_samples, n_features), NaN where missing."""
     n = table.num_rows
-    specs = {c.name: c for c in recipe.columns}
     X = np.empty((n, len(recipe.features)), dtype=np.float64)
+    specs = {c.name: c for c in recipe.columns}
     j = 0
-    for spec in recipe.columns:
-        if spec.name in (recipe.target, recipe.fold_column):
+    done: set[str] = set()
+    for f in recipe.features:
+        if f.column in done:
             continue
-        arr = table.column(spec.name)
+        spec = specs[f.column]
+        arr = table.column(f.column)
         if spec.kind == "categorical":
-            strings = _string_values(arr)
-            codes = pc.index_in(strings, value_set=pa.array(spec.levels, pa.string()))
-            codes_np = codes.to_numpy(zero_copy_only=False).astype(np.float64)
-            missing = ~strings.is_valid().to_numpy(zero_copy_only=False)
-            for k in range(len(spec.levels)):
-                col = (codes_np == k).astype(np.float64)
-                col[missing] = np.nan
-                X[:, j] = col
-                j += 1
+            text = _text(arr)
+            miss = np.asarray(pc.is_null(text).to_numpy(zero_copy_only=False), dtype=bool)
+            for g in recipe.features:
+                if g.column == f.column:
+                    col = pc.equal(text, g.level).fill_null(False).to_numpy(
+                        zero_copy_only=False).astype(np.float64)
+                    col[miss] = np.nan
+                    X[:, j] = col
+                    j += 1
         else:
-            values = column_values(arr, spec)
-            _check_finite(values, spec.name, source, line_offset, row_label)
-            X[:, j] = values
+            X[:, j] = column_values(arr, spec)
             j += 1
-    y = column_values(table.column(recipe.target), specs[recipe.target])
-    _check_finite(y, recipe.target, source, line_offset, row_label)
-    return Design(X=X, y=y)
-
-
-def _check_finite(values: np.ndarray, name: str, source: str, line_offset: int,
-                  row_label: str) -> None:
-    bad = np.isinf(values)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"Column '{name}' in {source} has an infinite value at "
-            f"{row_label} {row + line_offset}; "
-            "replace it with a finite number or leave the cell empty"
-        )
+        done.add(f.column)
+    return X

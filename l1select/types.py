@@ -172,3 +172,27 @@ class SelectionResult:
         n = len(self.features)
         k = len(self.selected)
         return {"n_features": n, "n_selected": k, "fraction_selected": (k / n) if n else 0.0}
+
+
+@dataclass(frozen=True)
+class EngineOutput:
+    """What an engine hands to ``select``: the paths, and what the report needs to know.
+
+    ``test_error(coef, intercept)`` gives the test-set (n_rows, mse, r2) of a model on the
+    original scale, or is None without a test split.
+    """
+
+    engine: str
+    recipe: Recipe
+    warnings: tuple[Warn, ...]
+    fits: tuple[PathFit, ...]
+    scaling: Scaling
+    alpha_max: tuple[float, ...]
+    n_rows: int
+    n_used: int
+    n_test: int
+    n_dropped: int
+    sha256: str | None
+    n_folds: int
+    fold_labels: tuple[str, ...] = ()
+    test_error: Any = None

@@ -3,51 +3,64 @@ import pyarrow as pa
 import pytest
 
 from l1select.errors import ConfigError, DataError
-from l1select.prepare import build_recipe, design_matrix, needed_columns
+from l1select.prepare import Profiler, design_matrix, needed_columns
 
 
-def _recipe(table, target="y", max_levels=20):
-    return build_recipe(table, target, None, max_levels, "t.csv")
+def _recipe(table, target="y", max_levels=20, batch_rows=None):
+    prof = Profiler(table.schema, target, None, max_levels, "mean", "t.csv")
+    step = batch_rows or max(table.num_rows, 1)
+    for start in range(0, table.num_rows, step):
+        prof.update(table.slice(start, step), start)
+    recipe, warnings, _ = prof.recipe()
+    return recipe, warnings
 
 
-def test_column_kinds_and_warnings():
-    n = 30
-    table = pa.table({
+def _table(n=30):
+    return pa.table({
         "id": pa.array(range(n)),
         "num": pa.array(np.linspace(0, 1, n)),
         "flag": pa.array([i % 2 == 0 for i in range(n)]),
-        "city": pa.array(["a", "b", "c"] * 10),
+        "city": pa.array(["a", "b", "c"] * (n // 3)),
         "free": pa.array([f"text {i}" for i in range(n)]),
         "when": pa.array(np.arange(n).astype("datetime64[D]")),
         "amount": pa.array([f"{1000 + i:,}" for i in range(n)]),
         "nested": pa.array([[i] for i in range(n)]),
-        "empty": pa.nulls(n),
+        "empty": pa.nulls(n, pa.string()),
         "y": pa.array(np.arange(n, dtype=float)),
     })
+
+
+def test_column_kinds_and_warnings():
+    table = _table()
     recipe, warnings = _recipe(table)
     assert recipe.feature_names == ["num", "flag", "city=a", "city=b", "city=c", "amount"]
     text = " ".join(w.message for w in warnings)
     for name in ("id", "free", "when", "nested", "empty"):
         assert name in text
-    d = design_matrix(table, recipe, "t.csv")
-    np.testing.assert_array_equal(d.X[:3, 2:5], [[1, 0, 0], [0, 1, 0], [0, 0, 1]])
-    assert d.X[5, 5] == 1005.0
-    assert d.X[0, 1] == 1.0 and d.X[1, 1] == 0.0
+    X = design_matrix(table, recipe)
+    np.testing.assert_array_equal(X[:3, 2:5], [[1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    assert X[5, 5] == 1005.0
+    assert X[0, 1] == 1.0 and X[1, 1] == 0.0
+
+
+@pytest.mark.parametrize("batch_rows", [1, 4, 7])
+def test_the_recipe_does_not_depend_on_the_batches(batch_rows):
+    table = _table()
+    assert _recipe(table, batch_rows=batch_rows) == _recipe(table)
+
+
+def test_a_text_column_that_stops_being_numeric_late_is_categorical():
+    vals = ["1", "2", "1", "2", "x", "1"]
+    table = pa.table({"v": vals, "y": np.arange(6.0)})
+    one, _ = _recipe(table, batch_rows=2)
+    assert one.feature_names == ["v=1", "v=2", "v=x"]
 
 
 def test_missing_category_is_missing_in_every_level():
     table = pa.table({"c": ["a", None, "b"], "y": [1.0, 2.0, 3.0]})
     recipe, _ = _recipe(table)
-    d = design_matrix(table, recipe, "t.csv")
-    assert np.isnan(d.X[1]).all() and d.X[0].tolist() == [1.0, 0.0]
-
-
-def test_numeric_text_with_missing_markers():
-    table = pa.table({"v": ["1.5", "?", "2"], "y": [1.0, 2.0, 3.0]})
-    recipe, warnings = _recipe(table)
-    d = design_matrix(table, recipe, "t.csv")
-    assert np.isnan(d.X[1, 0]) and d.X[0, 0] == 1.5
-    assert any(w.code == "missing_markers" for w in warnings)
+    X = design_matrix(table, recipe)
+    assert np.isnan(X[1]).all() and X[0].tolist() == [1.0, 0.0]
 
 
 def test_target_errors():
@@ -59,9 +72,8 @@ def test_target_errors():
 
 def test_infinite_value_names_column_and_line():
     table = pa.table({"x": [1.0, np.inf, 2.0], "y": [1.0, 2.0, 3.0]})
-    recipe, _ = _recipe(table)
     with pytest.raises(DataError, match=r"'x'.*line 3"):
-        design_matrix(table, recipe, "t.csv")
+        _recipe(table)
 
 
 def test_feature_patterns():

@@ -1,0 +1,157 @@
+"""In-memory data for the engines that need the design matrix itself (reference, wide data)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from l1select import io as l1io
+from l1select.errors import DataError, list_names
+from l1select.folds import Grouper
+from l1select.path import alpha_max, grids_for
+from l1select.prepare import Profiler, design_matrix
+from l1select.types import FitParams, Recipe, Scaling, Warn
+
+
+@dataclass(frozen=True)
+class InMemory:
+    """The fitting rows: X (n, p) with NaN where missing, y (n,), groups (n,): 1…K folds;
+    and the test rows ``X_test``, ``y_test``."""
+
+    X: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    n_folds: int
+    fold_labels: tuple[str, ...]
+    X_test: np.ndarray
+    y_test: np.ndarray
+    recipe: Recipe
+    warnings: tuple[Warn, ...]
+    n_rows: int
+    n_dropped: int
+    sha256: str | None
+
+
+def scaling_of(X: np.ndarray, y: np.ndarray, standardize: bool) -> Scaling:
+    """Means and scales after imputing each column's missing values with its mean.
+
+    Imputed values sit at the mean, so they add nothing to the sum of squares; the standard
+    deviation (ddof=0) is over all rows, imputed ones included.
+    """
+    n = X.shape[0]
+    x_mean = np.nanmean(X, axis=0)
+    centered = np.where(np.isnan(X), 0.0, X - x_mean)
+    x_std = np.sqrt(np.einsum("ij,ij->j", centered, centered) / n)
+    x_scale = np.where(x_std > 0, x_std, 1.0) if standardize else np.ones_like(x_std)
+    y_mean = float(np.mean(y))
+    return Scaling(x_mean=x_mean, x_scale=x_scale, x_std=x_std, y_mean=y_mean,
+                   y_var=float(np.mean((y - y_mean) ** 2)), n_samples=n)
+
+
+def standardized(X: np.ndarray, scaling: Scaling) -> np.ndarray:
+    """``(X - mean) / scale`` with missing values at the mean (0 after centering)."""
+    Z = (X - scaling.x_mean) / scaling.x_scale
+    Z[np.isnan(Z)] = 0.0
+    return Z
+
+
+def check_folds(sizes: np.ndarray, n_train: int, n_folds: int, source: str) -> None:
+    if n_train < max(n_folds, 2):
+        raise DataError(f"{source} has {n_train} usable rows, fewer than the {n_folds} CV folds;"
+                        " use a smaller --cv or more data")
+    if (sizes == 0).any() or (n_train - sizes < 2).any():
+        raise DataError(f"{source} has too few usable rows ({n_train}) for {n_folds} CV folds; "
+                        "use a smaller --cv or more data")
+
+
+def constant_features(lo_hi_or_var: np.ndarray, recipe: Recipe) -> tuple[Recipe, np.ndarray,
+                                                                         list[Warn]]:
+    """Drop features whose spread on the fitting rows is zero (or unknown: no values)."""
+    constant = ~(lo_hi_or_var > 0)
+    if not constant.any():
+        return recipe, ~constant, []
+    names = [f.name for f, c in zip(recipe.features, constant, strict=True) if c]
+    kept = tuple(f for f, c in zip(recipe.features, constant, strict=True) if not c)
+    if not kept:
+        raise DataError("Every feature column is constant on the rows used; nothing can be "
+                        f"selected (constant: {list_names(names)})")
+    recipe = Recipe(recipe.target, recipe.columns, kept, recipe.fold_column)
+    return recipe, ~constant, [Warn("dropped_constant",
+                                    f"Dropped constant columns: {list_names(names, 20)}")]
+
+
+def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: list[str],
+         params: FitParams) -> InMemory:
+    """Read every needed column into memory, profile it as one batch and split the rows."""
+    read = l1io.read(source, header, columns, data)
+    table = read.table
+    offset, label = (2, "line") if source.format == "csv" else (1, "row")
+    prof = Profiler(table.schema, params.target, params.fold_column, params.max_levels,
+                    params.missing, source.display, offset, label)
+    batch = prof.update(table, 0)
+    recipe, warnings, _ = prof.recipe()
+    X_all = design_matrix(table, recipe)[batch.rows]
+    y_all = batch.U[:, 0]
+    grouper = Grouper(0 if params.alpha is not None else params.cv, params.seed,
+                      params.test_size, params.fold_column is not None and params.alpha is None)
+    labels = None
+    if grouper.by_label:
+        col = table.column(params.fold_column).take(batch.rows)
+        if col.null_count:
+            raise DataError(f"Fold column '{params.fold_column}' in {source.display} has "
+                            "missing labels; give every row a fold")
+        labels = [str(v) for v in col.to_pylist()]
+    groups = grouper.groups(batch.rows, labels)
+    order, fold_labels = grouper.label_order()
+    remap = np.zeros(grouper.n_groups, dtype=np.int64)
+    remap[order] = np.arange(1, len(order) + 1)
+    groups = remap[groups]
+    test = groups == 0
+    if params.test_size is not None and (not test.any() or test.all()):
+        raise DataError(f"--test-size {params.test_size} leaves no rows on one side of the "
+                        f"split of {y_all.size} rows; choose another fraction")
+    X, y = X_all[~test], y_all[~test]
+    with np.errstate(all="ignore"):
+        spread = np.nanmax(X, axis=0) - np.nanmin(X, axis=0) if X.size else np.zeros(X.shape[1])
+    recipe, kept, more = constant_features(np.nan_to_num(spread, nan=0.0), recipe)
+    warnings += more
+    n_folds = len(order) if params.alpha is None else 0
+    if y.size and np.ptp(y) == 0:
+        raise DataError(f"Target column '{params.target}' in {source.display} is constant "
+                        f"({y[0]:g}); choose a target that varies")
+    if grouper.by_label and n_folds < 2:
+        raise DataError(f"Fold column '{params.fold_column}' in {source.display} has a single "
+                        "fold; CV needs at least two")
+    if n_folds:
+        check_folds(np.bincount(groups[~test], minlength=n_folds + 1)[1:], y.size, n_folds,
+                    source.display)
+    return InMemory(X=X[:, kept], y=y, groups=groups[~test], n_folds=n_folds,
+                    fold_labels=tuple(fold_labels), X_test=X_all[test][:, kept],
+                    y_test=y_all[test], recipe=recipe, warnings=tuple(warnings),
+                    n_rows=read.n_rows, n_dropped=prof.n_missing_target + prof.n_missing_dropped,
+                    sha256=read.sha256)
+
+
+def prepare_grids(mem: InMemory, params: FitParams) -> tuple[Scaling, list, list[float]]:
+    """All-rows scaling, and the alpha grid of each l1_ratio."""
+    scaling = scaling_of(mem.X, mem.y, params.standardize)
+    Xs = standardized(mem.X, scaling)
+    xty = Xs.T @ (mem.y - scaling.y_mean) / mem.y.size
+    a_max = [alpha_max(xty, r) for r in params.l1_ratios]
+    return scaling, grids_for(a_max, params), a_max
+
+
+def test_error_fn(mem: InMemory, x_mean: np.ndarray):
+    """The test-set error of a model, with missing values imputed by the training means."""
+    if mem.y_test.size == 0:
+        return None
+
+    def test_error(coef: np.ndarray, intercept: float) -> tuple[int, float, float | None]:
+        X = np.where(np.isnan(mem.X_test), x_mean, mem.X_test)
+        resid = mem.y_test - intercept - X @ coef
+        mse = float(np.mean(resid ** 2))
+        sst = float(np.mean((mem.y_test - mem.y_test.mean()) ** 2))
+        return int(mem.y_test.size), mse, (1.0 - mse / sst) if sst > 0 else None
+
+    return test_error
