@@ -26,6 +26,8 @@ from l1select.options import (
     Alphas,
     Data,
     Debug,
+    Engine,
+    EngineOpt,
     Eps,
     Exclude,
     Features,
@@ -45,6 +47,7 @@ from l1select.options import (
     Standardize,
     Target,
     TestSize,
+    Threads,
     _floats,
 )
 
@@ -129,6 +132,30 @@ def write_output(text: str, output: Path | None) -> None:
         raise
 
 
+@contextmanager
+def _progress(console: Console):
+    """A progress display on stderr, only when stderr is a terminal (and not --quiet)."""
+    if console.quiet or not console.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.completed:,.0f}/{task.total:,.0f}"), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(stage: str, done: int, total: int | None) -> None:
+            if stage not in tasks:
+                label = "reading rows" if stage == "read" else "solving paths"
+                tasks[stage] = bar.add_task(label, total=total)
+            if total is not None and done > total:
+                total = done
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"l1select {__version__}")
@@ -165,6 +192,8 @@ def fit(
     test_size: TestSize = None,
     format: FormatOpt = OutputFormat.table,
     output: Output = None,
+    engine: EngineOpt = Engine.auto,
+    threads: Threads = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -185,9 +214,11 @@ def fit(
             n_alphas=n_alphas, eps=eps, alphas=tuple(grid) if grid else None, alpha=alpha,
             standardize=standardize, missing=getattr(missing, "value", missing),
             max_levels=max_levels, features=tuple(features or ()),
-            exclude=tuple(exclude or ()), test_size=test_size,
+            exclude=tuple(exclude or ()), test_size=test_size, engine=engine.value,
+            threads=threads,
         )
-        result = select_features(data, params)
+        with _progress(err) as progress:
+            result = select_features(data, params, progress)
         for w in result.warnings:
             err.print(f"[yellow]warning:[/] {w.message}", markup=True, highlight=False,
                       soft_wrap=True)

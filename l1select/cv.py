@@ -48,3 +48,37 @@ def choose(alphas: np.ndarray, mean: np.ndarray, se: np.ndarray) -> CVCurve:
     ok = np.flatnonzero(mean <= bound)
     i_1se = int(ok[np.argmax(alphas[ok])])
     return CVCurve(mean=mean, se=se, i_min=i_min, i_1se=i_1se)
+
+
+def heldout_sse(n: float, mean: np.ndarray, com: np.ndarray, value: np.ndarray,
+                missing: np.ndarray, target: int, shift: np.ndarray, coef: np.ndarray,
+                intercept: np.ndarray) -> np.ndarray:
+    """Sum of squared errors on a held-out group, from that group's own statistics.
+
+    A held-out missing value is imputed with the training mean: its slot value minus
+    ``shift`` (fill - training mean) times the missing indicator. The residual is then linear
+    in the slots, ``e = a·u - intercept``, and its sum of squares is
+    ``aᵀ com a + n (a·mean - intercept)²``.
+
+    Parameters
+    ----------
+    n, mean (n_slots,), com (n_slots, n_slots) : the held-out group's statistics
+    value, missing (n_features,) : slot of each feature's value / missing indicator (-1: none)
+    target : slot of y
+    shift : (n_features,) fill minus the training mean
+    coef : (n_features, n_alphas) coefficients on the original scale
+    intercept : (n_alphas,)
+
+    Returns
+    -------
+    sse : ndarray of shape (n_alphas,)
+    """
+    a = np.zeros((mean.shape[0], coef.shape[1]))
+    a[target] = 1.0
+    np.subtract.at(a, value, coef)
+    has = missing >= 0
+    if has.any():
+        np.add.at(a, missing[has], shift[has, None] * coef[has])
+    quad = np.einsum("ia,ia->a", a, com @ a)
+    lin = a.T @ mean - intercept
+    return np.maximum(quad, 0.0) + n * lin ** 2

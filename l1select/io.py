@@ -340,12 +340,210 @@ def read(source: Source, header: Header, columns: list[str],
          data: bytes | None = None) -> ReadResult:
     """Read only ``columns`` of the source into memory."""
     if source.format == "parquet":
-        raw_names = {v: k for k, v in header.renamed.items()}
-        result = read_parquet(source, [raw_names.get(c, c) for c in columns])
+        result = read_parquet(source, [header.renamed.get(c, c) for c in columns])
         if header.renamed:
-            names = [header.renamed.get(n, n) for n in result.table.schema.names]
-            inverse = {v: k for k, v in header.renamed.items()}
-            names = [inverse.get(n, n) for n in result.table.schema.names]
+            raw_to_clean = {raw: clean for clean, raw in header.renamed.items()}
+            names = [raw_to_clean.get(n, n) for n in result.table.schema.names]
             result = ReadResult(result.table.rename_columns(names), result.sha256, result.n_rows)
         return result
     return read_csv(source, header, columns, data)
+
+
+# -- streaming ---------------------------------------------------------------------------------
+
+CSV_BLOCK = 1 << 20  # 1 MiB blocks: larger ones cost memory without parsing faster
+PARQUET_BATCH = 1 << 16
+
+
+class Retype(Exception):
+    """A column's values changed type after the first block: read again with ``column`` as
+    ``type`` (raised by :func:`batches`, handled by the caller)."""
+
+    def __init__(self, column: str, type_: pa.DataType):
+        super().__init__(column)
+        self.column = column
+        self.type = type_
+
+
+@dataclass
+class Scan:
+    """Filled in while :func:`batches` runs: the hash of the bytes read, and the row count."""
+
+    sha256: str | None = None
+    n_rows: int = 0
+
+
+def _csv_options(source: Source, header: Header, columns: list[str],
+                 types: dict[str, pa.DataType], encoding: str):
+    bad_row: dict[str, object] = {}
+
+    def on_invalid(row) -> str:
+        bad_row.setdefault("row", row)
+        return "error"
+
+    read_options = pacsv.ReadOptions(column_names=header.names, skip_rows=1, encoding=encoding,
+                                     use_threads=True, block_size=CSV_BLOCK)
+    parse_options = pacsv.ParseOptions(delimiter=source.delimiter,
+                                       invalid_row_handler=on_invalid)
+    convert_options = pacsv.ConvertOptions(
+        include_columns=columns, column_types=types, null_values=NULL_VALUES,
+        strings_can_be_null=True, true_values=["true", "True", "TRUE"],
+        false_values=["false", "False", "FALSE"],
+    )
+    return read_options, parse_options, convert_options, bad_row
+
+
+def _open_stream(source: Source, data: bytes | None):
+    """An Arrow input stream over the source, and the hashing reader (None for stdin)."""
+    if data is not None:
+        return pa.BufferReader(data.lstrip(b"\xef\xbb\xbf")), None, None
+    raw = open(source.path, "rb")  # noqa: SIM115 - closed by the caller
+    hasher = _HashingReader(raw)
+    buffered = io.BufferedReader(hasher, buffer_size=1 << 20)
+    stream = pa.PythonFile(buffered, mode="r")
+    if source.compression == "gzip":
+        stream = pa.CompressedInputStream(stream, "gzip")
+    return stream, hasher, (raw, buffered)
+
+
+def _first_types(source: Source, header: Header, columns: list[str], data: bytes | None,
+                 encoding: str) -> dict[str, pa.DataType]:
+    """Types inferred from the first block, widened so that later blocks keep to them:
+    integers are read as float64 and all-empty columns as text."""
+    stream, _, handles = _open_stream(source, data)
+    ro, po, co, bad = _csv_options(source, header, columns, {}, encoding)
+    try:
+        reader = pacsv.open_csv(stream, ro, po, co)
+        schema = reader.schema
+    except pa.ArrowInvalid as exc:
+        raise _csv_error(source, exc, bad) from None
+    finally:
+        if handles:
+            handles[0].close()
+    types = {}
+    for f in schema:
+        if pa.types.is_integer(f.type):
+            types[f.name] = pa.float64()
+        elif pa.types.is_null(f.type):
+            types[f.name] = pa.string()
+    return types
+
+
+def batches(source: Source, header: Header, columns: list[str], data: bytes | None,
+            scan: Scan, overrides: dict[str, pa.DataType] | None = None,
+            encoding: str = "utf8"):
+    """Yield ``(record_batch, start_row)`` over the source, in file order, in small blocks.
+
+    Raises :class:`Retype` when a CSV column meets a value of another type after its first
+    block; the caller reads again with ``overrides`` extended.
+    """
+    if source.format == "parquet":
+        yield from _parquet_batches(source, header, columns, scan)
+        return
+    types = _first_types(source, header, columns, data, encoding)
+    types.update(overrides or {})
+    stream, hasher, handles = _open_stream(source, data)
+    ro, po, co, bad = _csv_options(source, header, columns, types, encoding)
+    start = 0
+    try:
+        try:
+            reader = pacsv.open_csv(stream, ro, po, co)
+            for batch in reader:
+                if encoding == "utf8" and any(pa.types.is_binary(t) for t in batch.schema.types):
+                    raise Retype("", pa.binary())
+                yield batch, start
+                start += batch.num_rows
+        except pa.ArrowInvalid as exc:
+            retype = _retype_from(str(exc), reader_columns(header, columns), types)
+            if retype is not None:
+                raise retype from None
+            raise _csv_error(source, exc, bad) from None
+        except OSError as exc:
+            raise InputError(f"{source.display}: cannot read the file ({_short(exc)})") from None
+        if handles:
+            while handles[1].read(1 << 20):  # the hash covers every byte of the file
+                pass
+    finally:
+        if handles:
+            handles[0].close()
+    scan.sha256 = hasher.hash.hexdigest() if hasher is not None else None
+    scan.n_rows = start
+
+
+def reader_columns(header: Header, columns: list[str]) -> list[str]:
+    wanted = set(columns)
+    return [n for n in header.names if n in wanted]
+
+
+def _retype_from(message: str, names: list[str], types: dict[str, pa.DataType]) -> Retype | None:
+    import re
+
+    m = re.search(r"In CSV column #(\d+): CSV conversion error to (\w+)", message)
+    if not m:
+        return None
+    idx = int(m.group(1))
+    if idx >= len(names):
+        return None
+    name = names[idx]
+    current = types.get(name)
+    if current is not None and pa.types.is_string(current):
+        return None
+    return Retype(name, pa.string())
+
+
+def _parquet_batches(source: Source, header: Header, columns: list[str], scan: Scan):
+    import threading
+
+    digest: dict[str, str] = {}
+
+    def hash_file() -> None:
+        h = hashlib.sha256()
+        with open(source.path, "rb") as fh:
+            while chunk := fh.read(1 << 22):
+                h.update(chunk)
+        digest["sha"] = h.hexdigest()
+
+    # hashlib releases the GIL on large chunks, so hashing overlaps the decoding.
+    thread = threading.Thread(target=hash_file, daemon=True)
+    thread.start()
+    raw_to_clean = {raw: clean for clean, raw in header.renamed.items()}
+    raw_columns = [header.renamed.get(c, c) for c in columns]
+    start = 0
+    try:
+        pf = pq.ParquetFile(source.path)
+        for batch in pf.iter_batches(batch_size=PARQUET_BATCH, columns=raw_columns,
+                                     use_threads=True):
+            if raw_to_clean:
+                batch = batch.rename_columns([raw_to_clean.get(n, n)
+                                              for n in batch.schema.names])
+            yield batch, start
+            start += batch.num_rows
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        raise InputError(
+            f"{source.display} is not a readable Parquet file ({_short(exc)}); "
+            "check that the file is complete"
+        ) from None
+    thread.join()
+    scan.sha256 = digest.get("sha")
+    scan.n_rows = start
+
+
+def estimate_rows(source: Source, data: bytes | None) -> int | None:
+    """About how many data rows the source has, without reading it (None if unknown)."""
+    try:
+        if source.format == "parquet":
+            return pq.ParquetFile(source.path).metadata.num_rows
+        if data is not None:
+            return max(data.count(b"\n") - 1, 0)
+        size = os.path.getsize(source.path)
+        head = _open_text_head(source, None)
+        if source.compression == "gzip":
+            with open(source.path, "rb") as fh:
+                fh.seek(-4, os.SEEK_END)
+                size = int.from_bytes(fh.read(4), "little")  # uncompressed size mod 2**32
+        lines = head.count(b"\n")
+        if lines < 2:
+            return None
+        return int(size / (len(head) / lines)) - 1
+    except (OSError, pa.ArrowInvalid):
+        return None

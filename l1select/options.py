@@ -34,6 +34,8 @@ class Missing(StrEnum):
 class Engine(StrEnum):
     auto = "auto"
     reference = "reference"
+    gram = "gram"
+    data = "data"
 
 
 def _floats(value: str | None) -> list[float] | None:
@@ -80,6 +82,10 @@ TestSize = Annotated[float | None, typer.Option(
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
 Output = Annotated[Path | None, typer.Option(
     "--output", "-o", help="Write the output to this file (atomically) instead of stdout.")]
-EngineOpt = Annotated[Engine, typer.Option("--engine", help="Where the path is computed.")]
+EngineOpt = Annotated[Engine, typer.Option(
+    "--engine", help="gram: streaming statistics; data: the data matrix in memory (wide data); "
+    "reference: scikit-learn; auto: gram unless the data is wide.")]
+Threads = Annotated[int | None, typer.Option(
+    "--threads", help="Threads for the numeric libraries (default: 1 during the pass).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]

@@ -49,3 +49,29 @@ def grids_for(a_max: list[float], params) -> list[tuple[float, np.ndarray]]:
         return [(r, explicit_grid(params.alphas)) for r in params.l1_ratios]
     return [(r, alpha_grid(m, params.n_alphas, params.eps))
             for r, m in zip(params.l1_ratios, a_max, strict=True)]
+
+
+def solve_gram(gram: np.ndarray, xty: np.ndarray, yty: float, alphas: np.ndarray,
+               l1_ratio: float, usable: np.ndarray, params) -> np.ndarray:
+    """The coefficient path (n_features, n_alphas) on a standardized Gram problem.
+
+    Features that do not vary on these rows (``usable`` False) stay at zero: they are left out
+    of the problem the solver sees.
+    """
+    from l1select._kernels import cd_gram_path
+
+    p = xty.shape[0]
+    coefs = np.zeros((p, alphas.size))
+    idx = np.flatnonzero(usable)
+    if idx.size == 0:
+        return coefs
+    G = np.ascontiguousarray(gram[np.ix_(idx, idx)]) if idx.size < p else \
+        np.ascontiguousarray(gram)
+    c = np.ascontiguousarray(xty[idx])
+    penalty = np.ones(idx.size)
+    w0 = np.zeros(idx.size)
+    sub, _, _ = cd_gram_path(G, c, float(yty), np.ascontiguousarray(alphas, dtype=np.float64),
+                             float(l1_ratio), penalty, w0, float(params.tol),
+                             int(params.max_iter))
+    coefs[idx] = sub
+    return coefs

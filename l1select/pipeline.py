@@ -48,14 +48,25 @@ def validate(params: FitParams) -> FitParams:
     return params
 
 
-def select_features(path: str, params: FitParams) -> SelectionResult:
-    """Read ``path``, prepare, cross-validate the path, choose alpha and refit on all rows."""
+def select_features(path: str, params: FitParams, progress=None) -> SelectionResult:
+    """Read ``path``, prepare, cross-validate the path, choose alpha and refit on all rows.
+
+    ``progress(stage, done, total)``, if given, is called as rows are read (stage ``read``,
+    total an estimate or None) and as the paths are solved (stage ``path``).
+    """
+    from threadpoolctl import threadpool_limits
+
     params = validate(params)
     source, header, data = l1io.open_header(path)
     columns, warnings = needed_columns(header.names, params.target, params.features,
                                        params.exclude, params.fold_column, source.display)
-    engine = _engine(params.engine, len(columns))
-    out = engine.run(source, header, data, columns, params)
+    n_rows = l1io.estimate_rows(source, data)
+    engine = _engine(params.engine, len(columns), n_rows)
+    # One BLAS thread unless asked: the pass is many small products, and on a busy 2-core
+    # machine a second BLAS thread fighting Arrow's parser slows it down several times.
+    with threadpool_limits(limits=params.threads or 1):
+        out = engine.run(source, header, data, columns, params,
+                         _Progress(progress, n_rows) if progress else None)
     chosen = select(list(out.fits), out.scaling, params.rule, list(out.recipe.features),
                     list(out.alpha_max))
     test_report = None
@@ -89,10 +100,27 @@ def select_features(path: str, params: FitParams) -> SelectionResult:
     )
 
 
-def _engine(name: str, n_columns: int):
-    from l1select.engines import reference
+# The Gram route keeps K+2 matrices of (p+1)² float64: past ~3,000 features they outgrow the
+# memory budget, and below n ≈ 2p they cost more to build than the data matrix does to use.
+GRAM_MAX_FEATURES = 3000
 
-    return reference
+
+def _engine(name: str, n_columns: int, n_rows: int | None):
+    """The engine to run. ``auto`` streams the Gram statistics unless the data is wide."""
+    if name == "auto":
+        wide = n_columns > GRAM_MAX_FEATURES or (n_rows is not None and n_rows < 2 * n_columns)
+        name = "data" if wide else "gram"
+    if name == "reference":
+        from l1select.engines import reference
+
+        return reference
+    if name == "data":
+        from l1select.engines import data
+
+        return data
+    from l1select.engines import gram
+
+    return gram
 
 
 def _recipe_dict(recipe: Recipe, scaling) -> dict:
@@ -108,3 +136,19 @@ def _recipe_dict(recipe: Recipe, scaling) -> dict:
         ],
         "y_mean": scaling.y_mean,
     }
+
+
+class _Progress:
+    """Adapts an engine's progress calls to ``progress(stage, done, total)``."""
+
+    def __init__(self, callback, n_rows: int | None):
+        self.callback = callback
+        self.n_rows = n_rows
+        self.rows = 0
+
+    def read(self, n: int) -> None:
+        self.rows += n
+        self.callback("read", self.rows, self.n_rows)
+
+    def path(self, done: int, total: int) -> None:
+        self.callback("path", done, total)

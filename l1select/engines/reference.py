@@ -31,7 +31,7 @@ def _path(Xs: np.ndarray, yc: np.ndarray, l1_ratio: float, alphas: np.ndarray,
     return coefs
 
 
-def run(source, header, data, columns, params: FitParams) -> EngineOutput:
+def run(source, header, data, columns, params: FitParams, progress=None) -> EngineOutput:
     mem = load(source, header, data, columns, params)
     scaling, grids, a_max = prepare_grids(mem, params)
     X, y = mem.X, mem.y

@@ -1,0 +1,76 @@
+"""The wide-data engine: coordinate descent on the data matrix, in memory.
+
+When there are more features than about half the rows, or too many for the Gram matrices to
+fit, the per-fold Gram costs more than it saves; this engine keeps the design matrix (with NaN
+where missing) and lets the kernel standardize and impute each training fold implicitly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from l1select.engines.memory import load, prepare_grids, test_error_fn
+from l1select.types import EngineOutput, FitParams, PathFit
+
+
+def _fold_scaling(X: np.ndarray, rows: np.ndarray, standardize: bool):
+    """Training means, scales and standard deviations over ``rows`` (missing at the mean)."""
+    sub = X[rows]
+    mean = np.nanmean(sub, axis=0)
+    centered = np.where(np.isnan(sub), 0.0, sub - mean)
+    std = np.sqrt(np.einsum("ij,ij->j", centered, centered) / rows.size)
+    # A zero scale tells the kernel the feature is constant here: it stays at zero.
+    scale = std if standardize else np.where(std > 0, 1.0, 0.0)
+    return mean, scale
+
+
+def _path(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio, params) -> np.ndarray:
+    from l1select._kernels import cd_data_path
+
+    p = Xf.shape[1]
+    coefs, _, _ = cd_data_path(Xf, y, rows, mean, scale, float(y_mean),
+                               np.ascontiguousarray(alphas, dtype=np.float64), float(l1_ratio),
+                               np.ones(p), np.zeros(p), float(params.tol), int(params.max_iter))
+    return coefs
+
+
+def run(source, header, data, columns, params: FitParams, progress=None) -> EngineOutput:
+    mem = load(source, header, data, columns, params)
+    scaling, grids, a_max = prepare_grids(mem, params)
+    Xf = np.asfortranarray(mem.X)
+    y = np.ascontiguousarray(mem.y)
+    all_rows = np.arange(y.size, dtype=np.int64)
+    scale_all = np.where(scaling.x_std > 0, scaling.x_scale, 0.0)
+    folds = []
+    for k in range(1, mem.n_folds + 1):
+        test = mem.groups == k
+        rows = np.flatnonzero(~test).astype(np.int64)
+        mean, scale = _fold_scaling(mem.X, rows, params.standardize)
+        folds.append((rows, mean, scale, float(y[rows].mean()), np.flatnonzero(test)))
+    fits = []
+    for l1_ratio, alphas in grids:
+        coefs = _path(Xf, y, all_rows, scaling.x_mean, scale_all, scaling.y_mean, alphas,
+                      l1_ratio, params)
+        mse_path = sizes = fold_coefs = None
+        if folds:
+            mse_path = np.empty((alphas.size, len(folds)))
+            sizes = np.empty(len(folds))
+            fold_coefs = np.empty((len(folds), coefs.shape[0], alphas.size))
+            for k, (rows, mean, scale, y_mean, test) in enumerate(folds):
+                w = _path(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio, params)
+                safe = np.where(scale > 0, scale, 1.0)
+                Z = (mem.X[test] - mean) / safe
+                Z[np.isnan(Z)] = 0.0
+                pred = y_mean + Z @ w
+                mse_path[:, k] = np.mean((y[test][:, None] - pred) ** 2, axis=0)
+                sizes[k] = test.size
+                fold_coefs[k] = w
+        fits.append(PathFit(l1_ratio=l1_ratio, alphas=alphas, coefs=coefs, mse_path=mse_path,
+                            fold_sizes=sizes, fold_coefs=fold_coefs))
+    return EngineOutput(
+        engine="data", recipe=mem.recipe, warnings=mem.warnings, fits=tuple(fits),
+        scaling=scaling, alpha_max=tuple(a_max), n_rows=mem.n_rows, n_used=int(y.size),
+        n_test=int(mem.y_test.size), n_dropped=mem.n_dropped, sha256=mem.sha256,
+        n_folds=mem.n_folds, fold_labels=mem.fold_labels,
+        test_error=test_error_fn(mem, scaling.x_mean),
+    )

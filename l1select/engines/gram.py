@@ -1,0 +1,176 @@
+"""The local engine: one streaming pass of per-fold statistics, then coordinate descent on the
+standardized Gram of each training fold. Memory is set by the number of features, not rows."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from l1select import io as l1io
+from l1select.cv import heldout_sse
+from l1select.engines.memory import check_folds, constant_features
+from l1select.errors import DataError
+from l1select.folds import Grouper
+from l1select.moments import Imputed, Layout, Moments, imputed
+from l1select.path import alpha_max, grids_for, solve_gram
+from l1select.prepare import Y_SLOT, Profiler
+from l1select.types import EngineOutput, FitParams, PathFit, Scaling
+
+
+def accumulate(source, header, data, columns, params: FitParams, progress=None):
+    """The streaming pass: profile every batch and merge its per-group statistics.
+
+    Returns the profiler, the statistics, the grouper and the scan record. A CSV column
+    whose type changes after its first block is read again as text (a fresh pass).
+    """
+    overrides: dict = {}
+    encoding = "utf8"
+    offset, label = (2, "line") if source.format == "csv" else (1, "row")
+    while True:
+        scan = l1io.Scan()
+        prof = None
+        stats = Moments(n_groups=1)
+        grouper = Grouper(0 if params.alpha is not None else params.cv, params.seed,
+                          params.test_size, params.fold_column is not None
+                          and params.alpha is None)
+        try:
+            for batch, start in l1io.batches(source, header, columns, data, scan, overrides,
+                                             encoding):
+                if prof is None:
+                    prof = Profiler(batch.schema, params.target, params.fold_column,
+                                    params.max_levels, params.missing, source.display,
+                                    offset, label)
+                b = prof.update(batch, start)
+                labels = None
+                if grouper.by_label:
+                    col = batch.column(params.fold_column).take(b.rows - start)
+                    if col.null_count:
+                        raise DataError(f"Fold column '{params.fold_column}' in "
+                                        f"{source.display} has missing labels; give every "
+                                        "row a fold")
+                    labels = [str(v) for v in col.to_pylist()]
+                groups = grouper.groups(b.rows, labels)
+                stats.ensure_groups(grouper.n_groups)
+                stats.add(b.keys, b.U, groups, b.init)
+                dead = prof.dead_slots()
+                if dead:
+                    stats.drop(dead)
+                if progress is not None:
+                    progress.read(batch.num_rows)
+        except l1io.Retype as exc:
+            if exc.column == "":
+                encoding = "latin1"
+            else:
+                overrides[exc.column] = exc.type
+            continue
+        if prof is None:
+            raise DataError(f"{source.display} has no data rows; give a file with data")
+        return prof, stats, grouper, scan
+
+
+def _layout(stats: Moments, prof: Profiler, recipe, slots) -> Layout:
+    fills = prof.fills()
+    value, missing, fill = [], [], []
+    for f in recipe.features:
+        value.append(stats.index(slots[f.name]))
+        key = ("miss", f.column)
+        missing.append(stats.index(key) if key in stats.keys else -1)
+        fill.append(0.0 if f.kind == "onehot" else fills[f.column])
+    return Layout(value=np.array(value, dtype=np.int64), missing=np.array(missing, dtype=np.int64),
+                  fill=np.array(fill), target=stats.index(Y_SLOT))
+
+
+def _problem(st: Imputed, standardize: bool):
+    """The standardized Gram problem of some rows: (gram, xty, yty, scale, usable)."""
+    var = np.maximum(np.diag(st.xx), 0.0) / st.n
+    std = np.sqrt(var)
+    usable = std > 0
+    scale = np.where(usable, std, 1.0) if standardize else np.ones_like(std)
+    gram = st.xx / (st.n * np.outer(scale, scale))
+    xty = st.xy / (st.n * scale)
+    return gram, xty, st.yy / st.n, scale, std, usable
+
+
+def run(source, header, data, columns, params: FitParams, progress=None) -> EngineOutput:
+    prof, stats, grouper, scan = accumulate(source, header, data, columns, params, progress)
+    recipe, warnings, slots = prof.recipe()
+    layout = _layout(stats, prof, recipe, slots)
+    order, fold_labels = grouper.label_order()
+    n_folds = len(order) if params.alpha is None else 0
+    train_mask = np.zeros(stats.n_groups, dtype=bool)
+    train_mask[order] = True
+    n_train, mean_all, com_all = stats.merged(train_mask)
+    n_test = int(stats.n[0])
+    if params.test_size is not None and (n_test == 0 or n_train == 0):
+        raise DataError(f"--test-size {params.test_size} leaves no rows on one side of the "
+                        f"split of {n_train + n_test:.0f} rows; choose another fraction")
+    if n_train == 0:
+        raise DataError(f"{source.display} has no rows with a target value; nothing to fit")
+    full = imputed(n_train, mean_all, com_all, layout)
+    gram, xty, yty, scale, std, usable = _problem(full, params.standardize)
+    recipe, kept, more = constant_features(np.where(usable, std, 0.0), recipe)
+    warnings += more
+    if not kept.all():
+        layout = Layout(layout.value[kept], layout.missing[kept], layout.fill[kept],
+                        layout.target)
+        full = imputed(n_train, mean_all, com_all, layout)
+        gram, xty, yty, scale, std, usable = _problem(full, params.standardize)
+    if yty <= 0:
+        raise DataError(f"Target column '{params.target}' in {source.display} is constant; "
+                        "choose a target that varies")
+    if grouper.by_label and n_folds < 2:
+        raise DataError(f"Fold column '{params.fold_column}' in {source.display} has a single "
+                        "fold; CV needs at least two")
+    if n_folds:
+        check_folds(stats.n[order], int(n_train), n_folds, source.display)
+    a_max = [alpha_max(xty, r) for r in params.l1_ratios]
+    grids = grids_for(a_max, params)
+    p = len(recipe.features)
+    fold_problems = []
+    for g in order if n_folds else []:
+        others = train_mask.copy()
+        others[g] = False
+        n_k, mean_k, com_k = stats.merged(others)
+        st = imputed(n_k, mean_k, com_k, layout)
+        fold_problems.append((g, st, _problem(st, params.standardize)))
+    fits = []
+    total = len(grids) * (1 + len(fold_problems))
+    for i, (l1_ratio, alphas) in enumerate(grids):
+        coefs = solve_gram(gram, xty, yty, alphas, l1_ratio, usable, params)
+        mse_path = sizes = fold_coefs = None
+        if fold_problems:
+            mse_path = np.empty((alphas.size, n_folds))
+            sizes = np.empty(n_folds)
+            fold_coefs = np.empty((n_folds, p, alphas.size))
+            for k, (g, st, (G, c, yy, sc, _, ok)) in enumerate(fold_problems):
+                w = solve_gram(G, c, yy, alphas, l1_ratio, ok, params)
+                beta = w / sc[:, None]
+                b = st.y_mean - st.x_mean @ beta
+                sse = heldout_sse(stats.n[g], stats.mean[g], stats.com[g], layout.value,
+                                  layout.missing, layout.target, st.shift, beta, b)
+                mse_path[:, k] = sse / stats.n[g]
+                sizes[k] = stats.n[g]
+                fold_coefs[k] = w
+                if progress is not None:
+                    progress.path(i * (1 + n_folds) + k + 2, total)
+        fits.append(PathFit(l1_ratio=l1_ratio, alphas=alphas, coefs=coefs, mse_path=mse_path,
+                            fold_sizes=sizes, fold_coefs=fold_coefs))
+    scaling = Scaling(x_mean=full.x_mean, x_scale=scale, x_std=std, y_mean=full.y_mean,
+                      y_var=yty, n_samples=int(n_train))
+
+    test_error = None
+    if n_test:
+        def test_error(coef: np.ndarray, intercept: float):
+            sse = heldout_sse(stats.n[0], stats.mean[0], stats.com[0], layout.value,
+                              layout.missing, layout.target, full.shift, coef[:, None],
+                              np.array([intercept]))[0]
+            mse = float(sse / stats.n[0])
+            var = float(stats.com[0][layout.target, layout.target] / stats.n[0])
+            return n_test, mse, (1.0 - mse / var) if var > 0 else None
+
+    return EngineOutput(
+        engine="gram", recipe=recipe, warnings=tuple(warnings), fits=tuple(fits),
+        scaling=scaling, alpha_max=tuple(a_max), n_rows=scan.n_rows, n_used=int(n_train),
+        n_test=n_test, n_dropped=prof.n_missing_target + prof.n_missing_dropped,
+        sha256=scan.sha256, n_folds=n_folds, fold_labels=tuple(fold_labels),
+        test_error=test_error,
+    )
