@@ -18,7 +18,7 @@ def make_regression(n: int = 200, p: int = 8, seed: int = 0, missing: float = 0.
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, p)) * rng.uniform(0.5, 3.0, size=p) + shift
     beta = np.zeros(p)
-    beta[:3] = [3.0, -2.0, 1.5]
+    beta[:3] = [3.0, -2.0, 1.5][:min(p, 3)]
     y = (X - shift) @ beta + rng.normal(scale=1.0, size=n) + 10.0
     if missing:
         mask = rng.random(size=X.shape) < missing
