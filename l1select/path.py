@@ -52,8 +52,9 @@ def grids_for(a_max: list[float], params) -> list[tuple[float, np.ndarray]]:
 
 
 def solve_gram(gram: np.ndarray, xty: np.ndarray, yty: float, alphas: np.ndarray,
-               l1_ratio: float, usable: np.ndarray, params) -> np.ndarray:
-    """The coefficient path (n_features, n_alphas) on a standardized Gram problem.
+               l1_ratio: float, usable: np.ndarray, params) -> tuple[np.ndarray, bool]:
+    """The coefficient path (n_features, n_alphas) on a standardized Gram problem, and whether
+    every alpha converged within ``max_iter`` epochs.
 
     Features that do not vary on these rows (``usable`` False) stay at zero: they are left out
     of the problem the solver sees.
@@ -64,14 +65,14 @@ def solve_gram(gram: np.ndarray, xty: np.ndarray, yty: float, alphas: np.ndarray
     coefs = np.zeros((p, alphas.size))
     idx = np.flatnonzero(usable)
     if idx.size == 0:
-        return coefs
+        return coefs, True
     G = np.ascontiguousarray(gram[np.ix_(idx, idx)]) if idx.size < p else \
         np.ascontiguousarray(gram)
     c = np.ascontiguousarray(xty[idx])
     penalty = np.ones(idx.size)
     w0 = np.zeros(idx.size)
-    sub, _, _ = cd_gram_path(G, c, float(yty), np.ascontiguousarray(alphas, dtype=np.float64),
+    sub, _, n_iter = cd_gram_path(G, c, float(yty), np.ascontiguousarray(alphas, dtype=np.float64),
                              float(l1_ratio), penalty, w0, float(params.tol),
                              int(params.max_iter))
     coefs[idx] = sub
-    return coefs
+    return coefs, bool(np.all(n_iter < params.max_iter))

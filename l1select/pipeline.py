@@ -9,7 +9,7 @@ from l1select.errors import ConfigError
 from l1select.path import explicit_grid
 from l1select.prepare import needed_columns
 from l1select.select import select
-from l1select.types import FitParams, Recipe, SelectionResult
+from l1select.types import FitParams, Recipe, SelectionResult, Warn
 
 
 def validate(params: FitParams) -> FitParams:
@@ -69,6 +69,11 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
                          _Progress(progress, n_rows) if progress else None)
     chosen = select(list(out.fits), out.scaling, params.rule, list(out.recipe.features),
                     list(out.alpha_max))
+    if not all(f.converged for f in out.fits):
+        warnings.append(Warn(
+            "not_converged", f"The solver stopped at {params.max_iter} epochs before reaching "
+            f"the duality-gap tolerance {params.tol:g} at some alphas; the results there are "
+            "approximate (highly correlated features slow it down: consider --exclude)"))
     test_report = None
     if out.test_error is not None:
         n_test, mse, r2 = out.test_error(chosen.coef, chosen.intercept)

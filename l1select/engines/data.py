@@ -24,14 +24,15 @@ def _fold_scaling(X: np.ndarray, rows: np.ndarray, standardize: bool):
     return mean, scale
 
 
-def _path(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio, params) -> np.ndarray:
+def _path(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio, params
+          ) -> tuple[np.ndarray, bool]:
     from l1select._kernels import cd_data_path
 
     p = Xf.shape[1]
-    coefs, _, _ = cd_data_path(Xf, y, rows, mean, scale, float(y_mean),
+    coefs, _, n_iter = cd_data_path(Xf, y, rows, mean, scale, float(y_mean),
                                np.ascontiguousarray(alphas, dtype=np.float64), float(l1_ratio),
                                np.ones(p), np.zeros(p), float(params.tol), int(params.max_iter))
-    return coefs
+    return coefs, bool(np.all(n_iter < params.max_iter))
 
 
 def run(source, header, data, columns, params: FitParams, progress=None) -> EngineOutput:
@@ -49,7 +50,7 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
         folds.append((rows, mean, scale, float(y[rows].mean()), np.flatnonzero(test)))
     fits = []
     for l1_ratio, alphas in grids:
-        coefs = _path(Xf, y, all_rows, scaling.x_mean, scale_all, scaling.y_mean, alphas,
+        coefs, converged = _path(Xf, y, all_rows, scaling.x_mean, scale_all, scaling.y_mean, alphas,
                       l1_ratio, params)
         mse_path = sizes = fold_coefs = None
         if folds:
@@ -57,7 +58,8 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
             sizes = np.empty(len(folds))
             fold_coefs = np.empty((len(folds), coefs.shape[0], alphas.size))
             for k, (rows, mean, scale, y_mean, test) in enumerate(folds):
-                w = _path(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio, params)
+                w, ok = _path(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio, params)
+                converged &= ok
                 safe = np.where(scale > 0, scale, 1.0)
                 Z = (mem.X[test] - mean) / safe
                 Z[np.isnan(Z)] = 0.0
@@ -66,7 +68,7 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
                 sizes[k] = test.size
                 fold_coefs[k] = w
         fits.append(PathFit(l1_ratio=l1_ratio, alphas=alphas, coefs=coefs, mse_path=mse_path,
-                            fold_sizes=sizes, fold_coefs=fold_coefs))
+                            fold_sizes=sizes, fold_coefs=fold_coefs, converged=converged))
     return EngineOutput(
         engine="data", recipe=mem.recipe, warnings=mem.warnings, fits=tuple(fits),
         scaling=scaling, alpha_max=tuple(a_max), n_rows=mem.n_rows, n_used=int(y.size),

@@ -135,14 +135,15 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
     fits = []
     total = len(grids) * (1 + len(fold_problems))
     for i, (l1_ratio, alphas) in enumerate(grids):
-        coefs = solve_gram(gram, xty, yty, alphas, l1_ratio, usable, params)
+        coefs, converged = solve_gram(gram, xty, yty, alphas, l1_ratio, usable, params)
         mse_path = sizes = fold_coefs = None
         if fold_problems:
             mse_path = np.empty((alphas.size, n_folds))
             sizes = np.empty(n_folds)
             fold_coefs = np.empty((n_folds, p, alphas.size))
             for k, (g, st, (G, c, yy, sc, _, ok)) in enumerate(fold_problems):
-                w = solve_gram(G, c, yy, alphas, l1_ratio, ok, params)
+                w, ok_k = solve_gram(G, c, yy, alphas, l1_ratio, ok, params)
+                converged &= ok_k
                 beta = w / sc[:, None]
                 b = st.y_mean - st.x_mean @ beta
                 sse = heldout_sse(stats.n[g], stats.mean[g], stats.com[g], layout.value,
@@ -153,7 +154,7 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
                 if progress is not None:
                     progress.path(i * (1 + n_folds) + k + 2, total)
         fits.append(PathFit(l1_ratio=l1_ratio, alphas=alphas, coefs=coefs, mse_path=mse_path,
-                            fold_sizes=sizes, fold_coefs=fold_coefs))
+                            fold_sizes=sizes, fold_coefs=fold_coefs, converged=converged))
     scaling = Scaling(x_mean=full.x_mean, x_scale=scale, x_std=std, y_mean=full.y_mean,
                       y_var=yty, n_samples=int(n_train))
 
