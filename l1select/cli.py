@@ -83,6 +83,15 @@ app = typer.Typer(
 )
 
 
+class _StdoutConsole(Console):
+    """stdout for the table: a closed pipe (``| head``) ends the output quietly, exit 0."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
 def _err_console(quiet: bool) -> Console:
     return Console(stderr=True, quiet=quiet, highlight=False)
 
@@ -204,10 +213,10 @@ def fit(
         from l1select.report import render_csv, render_json, render_table
         from l1select.types import FitParams
 
-        ratios = _floats(l1_ratio)
+        ratios = _floats(l1_ratio, "--l1-ratio")
         if ratios is None:
             ratios = [0.5] if model == Model.elasticnet else [1.0]
-        grid = _floats(alphas)
+        grid = _floats(alphas, "--alphas")
         params = FitParams(
             target=target, model=model.value, l1_ratios=tuple(ratios), cv=cv,
             fold_column=fold_column, seed=seed, rule=getattr(rule, "value", rule),
@@ -227,7 +236,7 @@ def fit(
         elif format == OutputFormat.csv:
             write_output(render_csv(result), output)
         elif output is None:
-            render_table(result, Console(highlight=False))
+            render_table(result, _StdoutConsole(highlight=False))
         else:
             import io as _io
 

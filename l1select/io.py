@@ -39,8 +39,9 @@ SNIFF_BYTES = 1 << 16
 DELIMITERS = (",", "\t", ";", "|")
 # Extra spellings of "missing" seen in exported spreadsheets, beyond Arrow's defaults.
 NULL_VALUES = [
-    "", "NA", "N/A", "n/a", "NaN", "nan", "-nan", "NULL", "null", "None", "none",
-    "#N/A", "#NA", "<NA>", "-1.#IND", "1.#QNAN", "-NaN", "#NULL!",
+    "", "NA", "N/A", "n/a", "na", "NaN", "nan", "-nan", "NULL", "null", "None", "none",
+    "#N/A", "#NA", "<NA>", "-1.#IND", "1.#QNAN", "-NaN", "#NULL!", "?", "-", "--", ".",
+    "n.a.", "missing", "MISSING", "nil", "#VALUE!", "#DIV/0!", "#REF!", "#NUM!",
 ]  # fmt: skip
 
 
@@ -281,7 +282,7 @@ def read_csv(source: Source, header: Header, columns: list[str],
         if hasher is not None:
             digest = hasher.hash.hexdigest()
     except pa.ArrowInvalid as exc:
-        raise _csv_error(source, exc, bad_row) from None
+        raise _csv_error(source, exc, bad_row, data) from None
     except (OSError, EOFError) as exc:
         raise InputError(f"{source.display}: cannot read the file ({_short(exc)})") from None
     if data is not None:
@@ -292,10 +293,35 @@ def read_csv(source: Source, header: Header, columns: list[str],
     return ReadResult(table=table, sha256=digest, n_rows=table.num_rows)
 
 
-def _csv_error(source: Source, exc: pa.ArrowInvalid, bad_row: dict) -> InputError:
+def _ragged_line(source: Source, data: bytes | None, expected: int) -> int | None:
+    """The file line of the first row without ``expected`` fields (error path only)."""
+    try:
+        if data is not None:
+            fh = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace",
+                                  newline="")
+        elif source.compression == "gzip":
+            fh = io.TextIOWrapper(gzip.open(source.path, "rb"), encoding="utf-8",
+                                  errors="replace", newline="")
+        else:
+            fh = open(source.path, encoding="utf-8", errors="replace", newline="")  # noqa: SIM115
+        with fh:
+            reader = csv.reader(fh, delimiter=source.delimiter)
+            next(reader, None)
+            for row in reader:
+                if row and len(row) != expected:
+                    return reader.line_num
+    except (OSError, csv.Error, EOFError):
+        return None
+    return None
+
+
+def _csv_error(source: Source, exc: pa.ArrowInvalid, bad_row: dict,
+               data: bytes | None = None) -> InputError:
     row = bad_row.get("row")
     if row is not None:
-        where = f"line {row.number}" if getattr(row, "number", None) else "a row"
+        number = getattr(row, "number", None) or _ragged_line(source, data,
+                                                              row.expected_columns)
+        where = f"line {number}" if number else "a row"
         return InputError(
             f"{source.display}: {where} has {row.actual_columns} fields but the header has "
             f"{row.expected_columns}; fix the row or quote fields that contain "
@@ -416,7 +442,7 @@ def _first_types(source: Source, header: Header, columns: list[str], data: bytes
         reader = pacsv.open_csv(stream, ro, po, co)
         schema = reader.schema
     except pa.ArrowInvalid as exc:
-        raise _csv_error(source, exc, bad) from None
+        raise _csv_error(source, exc, bad, data) from None
     finally:
         if handles:
             handles[0].close()
@@ -457,7 +483,7 @@ def batches(source: Source, header: Header, columns: list[str], data: bytes | No
             retype = _retype_from(str(exc), reader_columns(header, columns), types)
             if retype is not None:
                 raise retype from None
-            raise _csv_error(source, exc, bad) from None
+            raise _csv_error(source, exc, bad, data) from None
         except OSError as exc:
             raise InputError(f"{source.display}: cannot read the file ({_short(exc)})") from None
         if handles:

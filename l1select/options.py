@@ -38,15 +38,17 @@ class Engine(StrEnum):
     data = "data"
 
 
-def _floats(value: str | None) -> list[float] | None:
+def _floats(value: str | None, option: str) -> list[float] | None:
+    """A comma-separated list of numbers, such as ``0.1,0.5,0.9``."""
     if value is None:
         return None
     try:
         out = [float(v) for v in value.replace(" ", "").split(",") if v]
     except ValueError:
-        raise typer.BadParameter(f"'{value}' is not a comma-separated list of numbers") from None
+        raise typer.BadParameter(f"'{value}' is not a comma-separated list of numbers",
+                                 param_hint=f"'{option}'") from None
     if not out:
-        raise typer.BadParameter("give at least one number")
+        raise typer.BadParameter("give at least one number", param_hint=f"'{option}'")
     return out
 
 

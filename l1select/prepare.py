@@ -78,6 +78,9 @@ def needed_columns(names: list[str], target: str, features: tuple[str, ...],
         drop = _match(exclude, candidates, "--exclude", False, warnings)
         candidates = [n for n in candidates if n not in drop]
     if not candidates:
+        if not (features or exclude):
+            raise DataError(f"{source} has no columns besides the target '{target}' (and the "
+                            "fold column); give a file with feature columns")
         raise ConfigError(
             f"No feature columns left in {source} after --features/--exclude; "
             "choose at least one column besides the target"
@@ -235,17 +238,22 @@ class Profiler:
     def _check_finite(self, values: np.ndarray, name: str, start: int) -> None:
         bad = np.isinf(values)
         if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"Column '{name}' in {self.source} has an infinite value at "
-                f"{self._where(start, i)}; replace it with a finite number or leave it empty"
-            )
+            self._problem(int(np.flatnonzero(bad)[0]), name, start, "an infinite value",
+                          "replace it with a finite number or leave it empty")
+
+    def _problem(self, i: int, name: str, start: int, what: str, todo: str) -> None:
+        """Remember the earliest bad cell of the batch; :meth:`update` raises it at the end."""
+        if self._first_problem is None or i < self._first_problem[0]:
+            self._first_problem = (i, DataError(
+                f"Column '{name}' in {self.source} has {what} at {self._where(start, i)}; {todo}"
+            ))
 
     # -- one batch ---------------------------------------------------------------------------
     def update(self, batch: pa.RecordBatch | pa.Table, start: int) -> Batch:
         """Profile ``batch`` (whose first row has global index ``start``) and emit its slots."""
         n = batch.num_rows
         self.n_rows += n
+        self._first_problem: tuple[int, DataError] | None = None
         y = self._target(batch.column(self.target))
         self._check_finite(y, self.target, start)
         keep = ~np.isnan(y)
@@ -276,6 +284,8 @@ class Profiler:
                 cols.append(miss.astype(np.float64))
                 if ("miss", col.name) not in self._seen_slots:
                     init[("miss", col.name)] = 0.0
+        if self._first_problem is not None:
+            raise self._first_problem[1]
         if self.missing == "drop":
             dropped = missing_any & keep
             self.n_missing_dropped += int(dropped.sum())
@@ -293,11 +303,8 @@ class Profiler:
         if self.missing == "error":
             hit = miss & keep
             if hit.any():
-                i = int(np.flatnonzero(hit)[0])
-                raise DataError(
-                    f"Column '{col.name}' in {self.source} has a missing value at "
-                    f"{self._where(start, i)}; fill it, or use --missing mean or --missing drop"
-                )
+                self._problem(int(np.flatnonzero(hit)[0]), col.name, start, "a missing value",
+                              "fill it, or use --missing mean or --missing drop")
         col.has_missing = True
         if (miss & keep).any():
             self.missing_columns.add(col.name)
@@ -401,7 +408,9 @@ class Profiler:
 
     def recipe(self) -> tuple[Recipe, list[Warn], dict[str, tuple]]:
         """The final recipe, the warnings, and for each feature its value slot."""
-        if self.n_rows and self.n_missing_target == self.n_rows:
+        if self.n_rows == 0:
+            raise DataError(f"{self.source} has no data rows; give a file with data")
+        if self.n_missing_target == self.n_rows:
             raise DataError(f"Target column '{self.target}' in {self.source} has no values; "
                             "choose a column with numeric values")
         columns: list[ColumnSpec] = []

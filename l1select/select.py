@@ -66,7 +66,7 @@ def select(fits: list[PathFit], scaling: Scaling, rule: str,
     # On the standardized scale whatever the fit's own scaling, so sizes compare across features.
     coef_std = coef * scaling.x_std
     names = [f.name for f in features]
-    selected = _order(names, coef_std_fit)
+    selected = _order(names, coef_std)
     chosen_set = set(selected)
     results = tuple(
         FeatureResult(name=f.name, column=f.column, coef=float(coef[j]),

@@ -62,7 +62,7 @@ def accumulate(source, header, data, columns, params: FitParams, progress=None):
             else:
                 overrides[exc.column] = exc.type
             continue
-        if prof is None:
+        if prof is None or scan.n_rows == 0:
             raise DataError(f"{source.display} has no data rows; give a file with data")
         return prof, stats, grouper, scan
 
@@ -107,7 +107,7 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
         raise DataError(f"{source.display} has no rows with a target value; nothing to fit")
     full = imputed(n_train, mean_all, com_all, layout)
     gram, xty, yty, scale, std, usable = _problem(full, params.standardize)
-    recipe, kept, more = constant_features(np.where(usable, std, 0.0), recipe)
+    recipe, kept, more = constant_features(np.where(usable, std, 0.0), recipe, source.display)
     warnings += more
     if not kept.all():
         layout = Layout(layout.value[kept], layout.missing[kept], layout.fill[kept],

@@ -65,17 +65,17 @@ def check_folds(sizes: np.ndarray, n_train: int, n_folds: int, source: str) -> N
                         "use a smaller --cv or more data")
 
 
-def constant_features(lo_hi_or_var: np.ndarray, recipe: Recipe) -> tuple[Recipe, np.ndarray,
-                                                                         list[Warn]]:
+def constant_features(spread: np.ndarray, recipe: Recipe, source: str
+                      ) -> tuple[Recipe, np.ndarray, list[Warn]]:
     """Drop features whose spread on the fitting rows is zero (or unknown: no values)."""
-    constant = ~(lo_hi_or_var > 0)
+    constant = ~(spread > 0)
     if not constant.any():
         return recipe, ~constant, []
     names = [f.name for f, c in zip(recipe.features, constant, strict=True) if c]
     kept = tuple(f for f, c in zip(recipe.features, constant, strict=True) if not c)
     if not kept:
-        raise DataError("Every feature column is constant on the rows used; nothing can be "
-                        f"selected (constant: {list_names(names)})")
+        raise DataError(f"Every feature column in {source} is constant on the rows used; "
+                        f"nothing can be selected (constant: {list_names(names)})")
     recipe = Recipe(recipe.target, recipe.columns, kept, recipe.fold_column)
     return recipe, ~constant, [Warn("dropped_constant",
                                     f"Dropped constant columns: {list_names(names, 20)}")]
@@ -114,7 +114,8 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
     X, y = X_all[~test], y_all[~test]
     with np.errstate(all="ignore"):
         spread = np.nanmax(X, axis=0) - np.nanmin(X, axis=0) if X.size else np.zeros(X.shape[1])
-    recipe, kept, more = constant_features(np.nan_to_num(spread, nan=0.0), recipe)
+    recipe, kept, more = constant_features(np.nan_to_num(spread, nan=0.0), recipe,
+                                           source.display)
     warnings += more
     n_folds = len(order) if params.alpha is None else 0
     if y.size and np.ptp(y) == 0:
