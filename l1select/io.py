@@ -377,8 +377,12 @@ def read(source: Source, header: Header, columns: list[str],
 
 # -- streaming ---------------------------------------------------------------------------------
 
-CSV_BLOCK = 1 << 20  # 1 MiB blocks: larger ones cost memory without parsing faster
-PARQUET_BATCH = 1 << 16
+# 1 MiB reads, re-cut at line ends: at most a few blocks are in flight, so memory stays small;
+# larger blocks cost memory without parsing faster.
+CSV_BLOCK = 1 << 20
+# Parquet batches of about 16 MiB of float64 values whatever the width (but whole row groups
+# are decoded by Arrow: files written with huge row groups cost more memory to read).
+PARQUET_BATCH_VALUES = 1 << 21
 
 
 class Retype(Exception):
@@ -455,45 +459,119 @@ def _first_types(source: Source, header: Header, columns: list[str], data: bytes
     return types
 
 
+def _raw_blocks(source: Source, data: bytes | None, scan_hash):
+    """The decompressed bytes of the source in blocks, hashing the stored bytes on the way."""
+    if data is not None:
+        data = data.lstrip(b"\xef\xbb\xbf")
+        for i in range(0, len(data), CSV_BLOCK):
+            yield data[i:i + CSV_BLOCK]
+        return
+    import zlib
+
+    inflate = zlib.decompressobj(wbits=47) if source.compression == "gzip" else None
+    with open(source.path, "rb") as fh:
+        while block := fh.read(CSV_BLOCK):
+            scan_hash.update(block)
+            if inflate is None:
+                yield block
+                continue
+            out = inflate.decompress(block)
+            while inflate.eof and inflate.unused_data:  # concatenated gzip members
+                rest = inflate.unused_data
+                inflate = zlib.decompressobj(wbits=47)
+                out += inflate.decompress(rest)
+            if out:
+                yield out
+
+
+def _line_chunks(blocks):
+    """Re-cut blocks at line ends, and drop the header line."""
+    carry = b""
+    header_done = False
+    for block in blocks:
+        buf = carry + block if carry else block
+        if not header_done:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                carry = buf
+                continue
+            buf = buf[nl + 1:]
+            header_done = True
+        cut = buf.rfind(b"\n")
+        if cut < 0:
+            carry = buf
+            continue
+        carry = buf[cut + 1:]
+        if cut > 0:
+            yield buf[:cut + 1]
+    if header_done and carry.strip():
+        yield carry
+
+
 def batches(source: Source, header: Header, columns: list[str], data: bytes | None,
             scan: Scan, overrides: dict[str, pa.DataType] | None = None,
             encoding: str = "utf8"):
     """Yield ``(record_batch, start_row)`` over the source, in file order, in small blocks.
 
-    Raises :class:`Retype` when a CSV column meets a value of another type after its first
-    block; the caller reads again with ``overrides`` extended.
+    CSV is cut at line ends into blocks that two threads parse while the caller works on the
+    previous ones; every block is parsed with the column types of the first, widened (see
+    :func:`_first_types`). Raises :class:`Retype` when a column meets a value of another type
+    later on; the caller reads again with ``overrides`` extended.
     """
     if source.format == "parquet":
         yield from _parquet_batches(source, header, columns, scan)
         return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
     types = _first_types(source, header, columns, data, encoding)
     types.update(overrides or {})
-    stream, hasher, handles = _open_stream(source, data)
-    ro, po, co, bad = _csv_options(source, header, columns, types, encoding)
+    _, po, co, bad = _csv_options(source, header, columns, types, encoding)
+    ro = pacsv.ReadOptions(column_names=header.names, encoding=encoding, use_threads=False,
+                           block_size=4 * CSV_BLOCK)
+    names = header.names  # Arrow numbers columns in the file's order, read or not
+
+    def parse(chunk: bytes) -> pa.RecordBatch:
+        table = pacsv.read_csv(pa.BufferReader(chunk), ro, po, co)
+        return table.combine_chunks().to_batches(max_chunksize=table.num_rows or 1)
+
+    digest = hashlib.sha256()
     start = 0
+    pending: deque = deque()
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="l1select-csv")
     try:
         try:
-            reader = pacsv.open_csv(stream, ro, po, co)
-            for batch in reader:
-                if encoding == "utf8" and any(pa.types.is_binary(t) for t in batch.schema.types):
-                    raise Retype("", pa.binary())
-                yield batch, start
-                start += batch.num_rows
+            chunks = _line_chunks(_raw_blocks(source, data, digest))
+            for chunk in chunks:
+                pending.append(pool.submit(parse, chunk))
+                if len(pending) < 3:
+                    continue
+                for batch in pending.popleft().result():
+                    yield _checked(batch, encoding), start
+                    start += batch.num_rows
+            while pending:
+                for batch in pending.popleft().result():
+                    yield _checked(batch, encoding), start
+                    start += batch.num_rows
         except pa.ArrowInvalid as exc:
-            retype = _retype_from(str(exc), reader_columns(header, columns), types)
+            retype = _retype_from(str(exc), names, types)
             if retype is not None:
                 raise retype from None
             raise _csv_error(source, exc, bad, data) from None
-        except OSError as exc:
+        except (OSError, EOFError) as exc:
             raise InputError(f"{source.display}: cannot read the file ({_short(exc)})") from None
-        if handles:
-            while handles[1].read(1 << 20):  # the hash covers every byte of the file
-                pass
     finally:
-        if handles:
-            handles[0].close()
-    scan.sha256 = hasher.hash.hexdigest() if hasher is not None else None
+        for fut in pending:
+            fut.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+    scan.sha256 = None if data is not None else digest.hexdigest()
     scan.n_rows = start
+
+
+def _checked(batch: pa.RecordBatch, encoding: str) -> pa.RecordBatch:
+    if encoding == "utf8" and any(pa.types.is_binary(t) for t in batch.schema.types):
+        raise Retype("", pa.binary())
+    return batch
 
 
 def reader_columns(header: Header, columns: list[str]) -> list[str]:
@@ -504,7 +582,8 @@ def reader_columns(header: Header, columns: list[str]) -> list[str]:
 def _retype_from(message: str, names: list[str], types: dict[str, pa.DataType]) -> Retype | None:
     import re
 
-    m = re.search(r"In CSV column #(\d+): CSV conversion error to (\w+)", message)
+    m = re.search(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\w+)",
+                  message)
     if not m:
         return None
     idx = int(m.group(1))
@@ -537,8 +616,8 @@ def _parquet_batches(source: Source, header: Header, columns: list[str], scan: S
     start = 0
     try:
         pf = pq.ParquetFile(source.path)
-        for batch in pf.iter_batches(batch_size=PARQUET_BATCH, columns=raw_columns,
-                                     use_threads=True):
+        rows = max(1024, PARQUET_BATCH_VALUES // max(len(raw_columns), 1))
+        for batch in pf.iter_batches(batch_size=rows, columns=raw_columns, use_threads=True):
             if raw_to_clean:
                 batch = batch.rename_columns([raw_to_clean.get(n, n)
                                               for n in batch.schema.names])

@@ -133,6 +133,21 @@ def _bools(arr) -> np.ndarray:
     return _floats(pc.fill_null(arr, False)) != 0.0
 
 
+def _matrix(batch, names: list[str]) -> np.ndarray:
+    """Numeric columns of a batch as one (n, m) float64 array, NaN where missing."""
+    sub = batch.select(names)
+    if isinstance(sub, pa.Table):
+        sub = sub.combine_chunks()
+        sub = pa.RecordBatch.from_arrays([c.chunk(0) if c.num_chunks else pa.nulls(0, c.type)
+                                          for c in sub.columns], names=names) \
+            if sub.num_rows else None
+        if sub is None:
+            return np.empty((0, len(names)))
+    if all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in sub.schema.types):
+        return np.asarray(sub.to_tensor(null_to_nan=True, row_major=False))
+    return np.column_stack([_floats(sub.column(i)) for i in range(len(names))])
+
+
 def parse_text_numbers(arr, thousands: bool) -> np.ndarray:
     """Numbers written as text (optionally with thousands separators) as float64."""
     s = pc.utf8_trim_whitespace(_text(arr))
@@ -252,6 +267,9 @@ class Profiler:
     def update(self, batch: pa.RecordBatch | pa.Table, start: int) -> Batch:
         """Profile ``batch`` (whose first row has global index ``start``) and emit its slots."""
         n = batch.num_rows
+        if n == 0:
+            return Batch(keys=[Y_SLOT], U=np.empty((0, 1)), rows=np.empty(0, dtype=np.int64),
+                         init={}, n_missing_target=0, n_missing_dropped=0)
         self.n_rows += n
         self._first_problem: tuple[int, DataError] | None = None
         y = self._target(batch.column(self.target))
@@ -259,45 +277,110 @@ class Profiler:
         keep = ~np.isnan(y)
         self.n_missing_target += int(n - keep.sum())
         keys: list[tuple] = [Y_SLOT]
-        cols: list[np.ndarray] = [y]
+        cols: list[np.ndarray] = [y[:, None]]
         init: dict[tuple, float] = {}
         missing_any = np.zeros(n, dtype=bool)
+        miss_cols: list[tuple[_Column, np.ndarray]] = []
+
+        numeric = [c for c in self.columns if c.kind == "numeric"]
+        if numeric:
+            M = _matrix(batch, [c.name for c in numeric])
+            keys.extend(("x", c.name) for c in numeric)
+            cols.append(self._numeric_block(numeric, M, keep, start, missing_any, miss_cols,
+                                            init))
         for col in self.columns:
-            if col.kind == "excluded":
+            if col.kind not in ("bool", "text"):
                 continue
             arr = batch.column(col.name)
             valid = _bools(arr.is_valid()) if arr.null_count else np.ones(n, dtype=bool)
-            miss = ~valid
-            if miss.any():
+            if not valid.all():
+                miss = ~valid
                 self._missing(col, miss, keep, start)
                 missing_any |= miss
-            if col.kind in ("numeric", "bool"):
-                values = _floats(arr)
-                self._check_finite(values, col.name, start)
-                if col.kind == "numeric":
-                    self._track_numbers(col, values[valid])
-                self._emit_number(col, ("x", col.name), values, valid, keys, cols, init)
+                miss_cols.append((col, miss))
+            if col.kind == "bool":
+                self._emit_number(col, ("x", col.name), _floats(arr), valid, keys, cols, init)
             else:
                 self._emit_text(col, arr, valid, keys, cols, init, start)
+        this_batch = {c.name: miss for c, miss in miss_cols}
+        for col in self.columns:
             if col.has_missing:
-                keys.append(("miss", col.name))
-                cols.append(miss.astype(np.float64))
-                if ("miss", col.name) not in self._seen_slots:
-                    init[("miss", col.name)] = 0.0
+                key = ("miss", col.name)
+                keys.append(key)
+                miss = this_batch.get(col.name)
+                cols.append(np.zeros(n) if miss is None else miss.astype(np.float64))
+                if key not in self._seen_slots:
+                    init[key] = 0.0
         if self._first_problem is not None:
             raise self._first_problem[1]
         if self.missing == "drop":
-            dropped = missing_any & keep
-            self.n_missing_dropped += int(dropped.sum())
+            self.n_missing_dropped += int((missing_any & keep).sum())
             keep &= ~missing_any
         for k in keys:
             self._seen_slots.add(k)
-        U = np.column_stack(cols)[keep] if n else np.empty((0, len(keys)))
+        U = np.empty((n, len(keys)))
+        j = 0
+        for block in cols:
+            w = block.shape[1] if block.ndim == 2 else 1
+            U[:, j:j + w] = block if block.ndim == 2 else block[:, None]
+            j += w
+        if not keep.all():
+            U = U[keep]
         rows = np.flatnonzero(keep).astype(np.int64) + start
-        return Batch(keys=keys, U=np.ascontiguousarray(U), rows=rows, init=init,
-                     n_missing_target=int(n - (~np.isnan(y)).sum()),
-                     n_missing_dropped=int((missing_any & ~np.isnan(y)).sum())
-                     if self.missing == "drop" else 0)
+        return Batch(keys=keys, U=U, rows=rows, init=init, n_missing_target=0,
+                     n_missing_dropped=0)
+
+    def _numeric_block(self, numeric: list[_Column], M: np.ndarray, keep: np.ndarray,
+                       start: int, missing_any: np.ndarray, miss_cols: list,
+                       init: dict) -> np.ndarray:
+        """Track and fill the numeric columns of a batch at once: ``M`` (n, m), NaN = missing."""
+        nan = np.isnan(M)
+        has_nan = nan.any(axis=0)
+        inf = np.isinf(M)
+        if inf.any():
+            for j in np.flatnonzero(inf.any(axis=0)):
+                self._check_finite(M[:, j], numeric[j].name, start)
+        for j in np.flatnonzero(has_nan):
+            col = numeric[j]
+            miss = nan[:, j]
+            self._missing(col, miss, keep, start)
+            missing_any |= miss
+            miss_cols.append((col, miss))
+            if miss.all():
+                continue
+        for j, col in enumerate(numeric):
+            if not col.observed and not (has_nan[j] and nan[:, j].all()):
+                col.observed = True
+                first = int(np.argmax(~nan[:, j])) if has_nan[j] else 0
+                col.fill = float(M[first, j])
+                if ("x", col.name) not in self._seen_slots:
+                    init[("x", col.name)] = col.fill
+            elif ("x", col.name) not in self._seen_slots:
+                init[("x", col.name)] = col.fill
+        self._track_integers(numeric, M)
+        if has_nan.any():
+            fills = np.array([c.fill for c in numeric])
+            M = np.where(nan, fills[None, :], M)
+        return M
+
+    def _track_integers(self, numeric: list[_Column], M: np.ndarray) -> None:
+        """Whether each column holds only integers, and counts rows in steps of ±1 (an ID)."""
+        idx = [j for j, c in enumerate(numeric) if c.integral]
+        if not idx:
+            return
+        head = M[:64, idx]
+        ok = np.all((head == np.floor(head)) | np.isnan(head), axis=0)
+        for j, good in zip(idx, ok, strict=True):
+            if not good:
+                numeric[j].integral = False
+        for j in [j for j in idx if numeric[j].integral]:
+            col = numeric[j]
+            v = M[:, j]
+            obs = v[~np.isnan(v)]
+            if not np.all(obs == np.floor(obs)):
+                col.integral = False
+                continue
+            self._track_numbers(col, obs)
 
     def _missing(self, col: _Column, miss: np.ndarray, keep: np.ndarray, start: int) -> None:
         if self.missing == "error":
@@ -310,10 +393,9 @@ class Profiler:
             self.missing_columns.add(col.name)
 
     def _track_numbers(self, col: _Column, obs: np.ndarray) -> None:
+        """Follow the steps between consecutive integer values (ID-like when always ±1)."""
         if obs.size == 0:
             return
-        if col.integral and not np.all(obs == np.round(obs)):
-            col.integral = False
         if col.step is None or not np.isnan(col.step):
             seq = obs if col.last is None else np.concatenate([[col.last], obs])
             diffs = np.unique(np.diff(seq))

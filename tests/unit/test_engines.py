@@ -118,7 +118,7 @@ def test_results_do_not_depend_on_the_batch_size(tmp_path, monkeypatch):
     pd.read_csv(path).to_parquet(tmp_path / "d.parquet")
     whole = _fit(path, "gram", n_alphas=20)
     monkeypatch.setattr(l1io, "CSV_BLOCK", 2048)
-    monkeypatch.setattr(l1io, "PARQUET_BATCH", 37)
+    monkeypatch.setattr(l1io, "PARQUET_BATCH_VALUES", 37 * 8)
     for p in (path, tmp_path / "d.parquet"):
         small = _fit(p, "gram", n_alphas=20)
         # Different merge orders change only the last bits.
