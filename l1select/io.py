@@ -1,40 +1,42 @@
-"""Read: a source (CSV, TSV, gzip, Parquet or stdin) becomes an Arrow table of the needed columns.
+"""Read: a source becomes a stream of Arrow record batches of the needed columns (and write
+tables back out for ``transform`` and ``predict``).
 
-Nothing here interprets values beyond what Arrow infers; ``prepare`` decides what a column means.
+A source is a CSV file (delimiter sniffed, ``.tsv``, ``.gz``), a Parquet file, ``-`` for CSV on
+stdin, a folder or a glob of such files (read as one table, in sorted file-name order), or a
+remote URL (``s3://``, ``gs://``, ``https://``…) read through fsspec. Nothing here interprets
+values beyond what Arrow infers; ``prepare`` decides what a column means.
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
+import glob as globlib
 import hashlib
 import io
 import os
+import re
 import sys
-from dataclasses import dataclass
-from typing import BinaryIO
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from l1select.errors import InputError
+from l1select.errors import ConfigError, InputError
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 UNSUPPORTED = {
-    ".xlsx": "Excel workbooks",
-    ".xls": "Excel workbooks",
-    ".json": "JSON files",
-    ".jsonl": "JSON lines files",
-    ".feather": "Feather files",
-    ".arrow": "Arrow IPC files",
-    ".orc": "ORC files",
-    ".avro": "Avro files",
-    ".zip": "zip archives",
-    ".sav": "SPSS files",
+    ".xlsx": "Excel workbooks", ".xls": "Excel workbooks", ".json": "JSON files",
+    ".jsonl": "JSON lines files", ".feather": "Feather files", ".arrow": "Arrow IPC files",
+    ".orc": "ORC files", ".avro": "Avro files", ".zip": "zip archives", ".sav": "SPSS files",
     ".dta": "Stata files",
 }
+# The optional extra that brings the fsspec filesystem of each URL scheme.
+REMOTE_EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "http": "http",
+                 "https": "http", "az": "azure", "abfs": "azure", "abfss": "azure"}
 SNIFF_BYTES = 1 << 16
 DELIMITERS = (",", "\t", ";", "|")
 # Extra spellings of "missing" seen in exported spreadsheets, beyond Arrow's defaults.
@@ -43,16 +45,24 @@ NULL_VALUES = [
     "#N/A", "#NA", "<NA>", "-1.#IND", "1.#QNAN", "-NaN", "#NULL!", "?", "-", "--", ".",
     "n.a.", "missing", "MISSING", "nil", "#VALUE!", "#DIV/0!", "#REF!", "#NUM!",
 ]  # fmt: skip
+# 1 MiB reads, re-cut at line ends: at most a few blocks are in flight, so memory stays small;
+# larger blocks cost memory without parsing faster.
+CSV_BLOCK = 1 << 20
+# Parquet batches of about 16 MiB of float64 values whatever the width (but whole row groups
+# are decoded by Arrow: files written with huge row groups cost more memory to read).
+PARQUET_BATCH_VALUES = 1 << 21
 
 
 @dataclass(frozen=True)
 class Source:
-    """Where the data comes from. ``path`` is ``-`` for stdin."""
+    """Where the data comes from. ``path`` is what the user gave (``-`` for stdin); ``files``
+    the files it stands for, in reading order."""
 
     path: str
     format: str  # "csv" | "parquet"
     delimiter: str = ","
     compression: str | None = None
+    files: tuple[str, ...] = ()
 
     @property
     def display(self) -> str:
@@ -62,13 +72,25 @@ class Source:
     def is_stdin(self) -> bool:
         return self.path == "-"
 
+    def with_(self, **kw) -> Source:
+        return Source(**{**self.__dict__, **kw})
+
 
 @dataclass(frozen=True)
 class Header:
-    """The column names of a source, and the bytes of a CSV read so far (stdin is read once)."""
+    """The column names of a source (blank names become ``unnamed_N``: ``renamed`` maps them
+    back to what the file says)."""
 
     names: list[str]
-    renamed: dict[str, str]
+    renamed: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Scan:
+    """Filled in while :func:`batches` runs: the hash of the bytes read, and the row count."""
+
+    sha256: str | None = None
+    n_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,6 +99,131 @@ class ReadResult:
     sha256: str | None
     n_rows: int
 
+
+class Retype(Exception):
+    """A column's values changed type after the first block: read again with ``column`` as
+    ``type`` (raised by :func:`batches`, handled by the caller). ``column`` "" asks for Latin-1."""
+
+    def __init__(self, column: str, type_: pa.DataType):
+        super().__init__(column)
+        self.column = column
+        self.type = type_
+
+
+def _short(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return msg[:200]
+
+
+# -- where the bytes are -----------------------------------------------------------------------
+
+def is_url(path: str) -> bool:
+    return re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", path) is not None and \
+        not path.startswith("file://")
+
+
+def _fsspec(path: str):
+    """The fsspec filesystem and path for a URL, or a clear error naming the extra to install."""
+    scheme = path.split("://", 1)[0].lower()
+    extra = REMOTE_EXTRAS.get(scheme, "remote")
+    try:
+        import fsspec
+    except ImportError:
+        raise ConfigError(f"Reading {scheme}:// URLs needs fsspec: pip install "
+                          f"'l1select[{extra}]'") from None
+    try:
+        fs, root = fsspec.core.url_to_fs(path)
+    except (ImportError, ValueError) as exc:
+        raise ConfigError(f"Reading {scheme}:// URLs needs the '{extra}' extra: pip install "
+                          f"'l1select[{extra}]' ({_short(exc)})") from None
+    return fs, root
+
+
+def _open(path: str):
+    """A binary file object for a local path or a URL."""
+    if is_url(path):
+        fs, root = _fsspec(path)
+        return fs.open(root, "rb")
+    return open(path.removeprefix("file://"), "rb")  # noqa: SIM115 - the caller closes it
+
+
+def _format_of(path: str) -> tuple[str, str | None, str]:
+    """(format, compression, delimiter) of one file from its name, or an error."""
+    lower = path.lower().split("?", 1)[0]
+    if lower.endswith(PARQUET_SUFFIXES):
+        return "parquet", None, ","
+    if lower.endswith(CSV_SUFFIXES):
+        tab = lower.endswith((".tsv", ".tsv.gz"))
+        return "csv", "gzip" if lower.endswith(".gz") else None, "\t" if tab else ","
+    for suffix, what in UNSUPPORTED.items():
+        if lower.endswith(suffix):
+            raise InputError(f"{path}: {what} are not supported; export the data to CSV or "
+                             "Parquet")
+    try:
+        with _open(path) as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the file ({_short(exc)})") from None
+    if head == b"PAR1":
+        return "parquet", None, ","
+    if head[:2] == b"\x1f\x8b":
+        return "csv", "gzip", ","
+    suffix = os.path.splitext(lower)[1] or "(none)"
+    raise InputError(f"{path}: unsupported file type '{suffix}'; give a .csv, .tsv, .csv.gz or "
+                     ".parquet file")
+
+
+def _data_files(names: list[str]) -> list[str]:
+    return sorted(n for n in names if n.lower().endswith(CSV_SUFFIXES + PARQUET_SUFFIXES)
+                  and not os.path.basename(n).startswith(("_", ".")))
+
+
+def _expand(path: str) -> list[str]:
+    """The files a path stands for: itself, a folder's data files, or a glob's matches."""
+    has_glob = any(ch in path for ch in "*?[")
+    if is_url(path):
+        fs, root = _fsspec(path)
+        scheme = path.split("://", 1)[0]
+        try:
+            if has_glob:
+                found = fs.glob(root)
+            elif fs.isdir(root):
+                found = [f for f in fs.find(root) if not fs.isdir(f)]
+            elif fs.exists(root):
+                return [path]
+            else:
+                raise InputError(f"{path}: no such file; check the URL")
+        except OSError as exc:
+            raise InputError(f"{path}: cannot list it ({_short(exc)})") from None
+        files = _data_files([f if "://" in f else f"{scheme}://{f}" for f in found])
+    elif has_glob:
+        files = _data_files(globlib.glob(path, recursive=True))
+    elif os.path.isdir(path):
+        files = _data_files([os.path.join(dp, f) for dp, _, fs_ in os.walk(path) for f in fs_])
+    elif os.path.exists(path):
+        return [path]
+    else:
+        raise InputError(f"{path}: no such file; check the path")
+    if not files:
+        raise InputError(f"{path}: no CSV or Parquet files there; check the path or pattern")
+    return files
+
+
+def detect(path: str) -> Source:
+    """Resolve ``path`` to its files and their format, without reading them."""
+    if path == "-":
+        return Source(path="-", format="csv", files=("-",))
+    files = _expand(path)
+    kinds = {_format_of(f) for f in files}
+    formats = {k[0] for k in kinds}
+    if len(formats) > 1:
+        raise InputError(f"{path} mixes CSV and Parquet files; keep one format per source")
+    fmt, compression, delimiter = _format_of(files[0])
+    return Source(path=path, format=fmt, delimiter=delimiter, compression=compression,
+                  files=tuple(files))
+
+
+# -- headers -----------------------------------------------------------------------------------
 
 def _stdin_bytes() -> bytes:
     if sys.stdin is None or sys.stdin.isatty():
@@ -87,50 +234,20 @@ def _stdin_bytes() -> bytes:
     return sys.stdin.buffer.read()
 
 
-def detect(path: str) -> Source:
-    """Decide the format of ``path`` from its name (or its first bytes), without reading it all."""
-    if path == "-":
-        return Source(path="-", format="csv")
-    if not os.path.exists(path):
-        raise InputError(f"{path}: no such file; check the path")
-    if os.path.isdir(path):
-        raise InputError(f"{path} is a folder; give a CSV or Parquet file")
-    lower = path.lower()
-    compression = "gzip" if lower.endswith(".gz") else None
-    if lower.endswith(PARQUET_SUFFIXES):
-        return Source(path=path, format="parquet")
-    if lower.endswith(CSV_SUFFIXES):
-        tab = lower.endswith((".tsv", ".tsv.gz"))
-        return Source(path=path, format="csv", delimiter="\t" if tab else ",",
-                      compression=compression)
-    for suffix, what in UNSUPPORTED.items():
-        if lower.endswith(suffix):
-            raise InputError(
-                f"{path}: {what} are not supported; export the data to CSV or Parquet"
-            )
-    with open(path, "rb") as fh:
-        head = fh.read(4)
-    if head == b"PAR1":
-        return Source(path=path, format="parquet")
-    if head[:2] == b"\x1f\x8b":
-        return Source(path=path, format="csv", compression="gzip")
-    suffix = os.path.splitext(path)[1] or "(none)"
-    raise InputError(
-        f"{path}: unsupported file type '{suffix}'; give a .csv, .tsv, .csv.gz or .parquet file"
-    )
-
-
-def _open_text_head(source: Source, data: bytes | None) -> bytes:
+def _head_bytes(path: str, compression: str | None, data: bytes | None) -> bytes:
     if data is not None:
         return data[:SNIFF_BYTES]
     try:
-        if source.compression == "gzip":
-            with gzip.open(source.path, "rb") as fh:
+        with _open(path) as fh:
+            if compression != "gzip":
                 return fh.read(SNIFF_BYTES)
-        with open(source.path, "rb") as fh:
-            return fh.read(SNIFF_BYTES)
-    except (OSError, EOFError) as exc:
-        raise InputError(f"{source.display}: cannot read the file ({exc})") from None
+            inflate = zlib.decompressobj(wbits=47)
+            out = b""
+            while len(out) < SNIFF_BYTES and (block := fh.read(1 << 16)):
+                out += inflate.decompress(block)
+            return out[:SNIFF_BYTES]
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"{path}: cannot read the file ({_short(exc)})") from None
 
 
 def _sniff_delimiter(lines: list[str], default: str) -> str:
@@ -149,35 +266,26 @@ def _sniff_delimiter(lines: list[str], default: str) -> str:
     return best
 
 
-def sniff(source: Source, data: bytes | None = None) -> tuple[Source, Header]:
-    """Read the first bytes of a CSV source: check it is text, find the delimiter and the header."""
-    head = _open_text_head(source, data)
+def _csv_header(path: str, source: Source, data: bytes | None, sniff: bool
+                ) -> tuple[str, list[str], bool]:
+    """(delimiter, raw header names, has data rows) of one CSV file."""
+    head = _head_bytes(path, source.compression, data)
+    shown = "<stdin>" if path == "-" else path
     if not head.strip():
-        raise InputError(f"{source.display} is empty; give a file with a header row and data")
+        raise InputError(f"{shown} is empty; give a file with a header row and data")
     if b"\x00" in head:
-        raise InputError(
-            f"{source.display} looks like a binary file, not CSV text; "
-            "give a CSV or Parquet file"
-        )
+        raise InputError(f"{shown} looks like a binary file, not CSV text; give a CSV or "
+                         "Parquet file")
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
     lines = text.splitlines()
     if len(head) == SNIFF_BYTES and len(lines) > 1:
         lines = lines[:-1]  # the last line may be cut in the middle
-    delimiter = source.delimiter
-    if not source.path.lower().endswith((".tsv", ".tsv.gz")):
-        delimiter = _sniff_delimiter(lines, source.delimiter)
-    source = Source(source.path, "csv", delimiter, source.compression)
-    header = next(csv.reader(lines[:1], delimiter=delimiter), [])
-    names, renamed = _clean_names(header, source)
-    body = [ln for ln in lines[1:] if ln.strip()]
-    if not body:
-        raise InputError(
-            f"{source.display} has a header row but no data rows; give a file with data"
-        )
-    return source, Header(names, renamed)
+    delimiter = _sniff_delimiter(lines, source.delimiter) if sniff else source.delimiter
+    raw = next(csv.reader(lines[:1], delimiter=delimiter), [])
+    return delimiter, raw, any(ln.strip() for ln in lines[1:])
 
 
-def _clean_names(raw: list[str], source: Source) -> tuple[list[str], dict[str, str]]:
+def _clean_names(raw: list[str], where: str) -> Header:
     names, renamed = [], {}
     for i, name in enumerate(raw):
         clean = name.strip().lstrip("\ufeff").strip()
@@ -185,223 +293,57 @@ def _clean_names(raw: list[str], source: Source) -> tuple[list[str], dict[str, s
             clean = f"unnamed_{i + 1}"
             renamed[clean] = name
         names.append(clean)
-    seen: dict[str, int] = {}
+    seen: set[str] = set()
     dupes = []
     for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        if seen[name] == 2:
+        if name in seen and name not in dupes:
             dupes.append(name)
+        seen.add(name)
     if dupes:
-        raise InputError(
-            f"{source.display}: duplicate column names {', '.join(repr(d) for d in dupes)}; "
-            "rename them so that every column has its own name"
-        )
-    return names, renamed
-
-
-def parquet_header(source: Source) -> Header:
-    try:
-        schema = pq.read_schema(source.path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(
-            f"{source.display} is not a readable Parquet file ({_short(exc)}); "
-            "check that the file is complete"
-        ) from None
-    names, renamed = _clean_names(list(schema.names), source)
+        raise InputError(f"{where}: duplicate column names {', '.join(repr(d) for d in dupes)}; "
+                         "rename them so that every column has its own name")
     return Header(names, renamed)
 
 
-def _short(exc: BaseException) -> str:
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return msg[:200]
-
-
-class _HashingReader(io.RawIOBase):
-    """A file wrapper that feeds every byte read into a sha256, so hashing costs no extra pass."""
-
-    def __init__(self, raw: BinaryIO):
-        self._raw = raw
-        self.hash = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        n = self._raw.readinto(buffer)
-        if n:
-            self.hash.update(memoryview(buffer)[:n])
-        return n or 0
-
-
-def read_csv(source: Source, header: Header, columns: list[str],
-             data: bytes | None = None, encoding: str = "utf8") -> ReadResult:
-    """Read the named columns of a CSV source into one Arrow table.
-
-    The sha256 covers the bytes of the file as stored (compressed bytes for ``.gz``), and is
-    None for stdin.
-    """
-    bad_row: dict[str, object] = {}
-
-    def on_invalid(row) -> str:
-        bad_row.setdefault("row", row)
-        return "error"
-
-    read_options = pacsv.ReadOptions(
-        column_names=header.names, skip_rows=1, encoding=encoding, use_threads=True,
-        block_size=1 << 22,
-    )
-    parse_options = pacsv.ParseOptions(
-        delimiter=source.delimiter, invalid_row_handler=on_invalid, newlines_in_values=False,
-    )
-    convert_options = pacsv.ConvertOptions(
-        include_columns=columns, null_values=NULL_VALUES, strings_can_be_null=True,
-        true_values=["true", "True", "TRUE"], false_values=["false", "False", "FALSE"],
-    )
-    digest = None
+def _parquet_schema(path: str) -> pa.Schema:
     try:
-        if data is not None:
-            stream: object = pa.BufferReader(data.lstrip(b"\xef\xbb\xbf"))
-            hasher = None
-        else:
-            raw = open(source.path, "rb")  # noqa: SIM115 - closed below
-            hasher = _HashingReader(raw)
-            buffered = io.BufferedReader(hasher, buffer_size=1 << 20)
-            stream = (
-                pa.CompressedInputStream(pa.PythonFile(buffered, mode="r"), "gzip")
-                if source.compression == "gzip"
-                else pa.PythonFile(buffered, mode="r")
-            )
-        try:
-            table = pacsv.read_csv(stream, read_options, parse_options, convert_options)
-        finally:
-            if data is None:
-                # Drain what Arrow did not need so the hash covers the whole file.
-                while buffered.read(1 << 20):
-                    pass
-                raw.close()
-        if hasher is not None:
-            digest = hasher.hash.hexdigest()
-    except pa.ArrowInvalid as exc:
-        raise _csv_error(source, exc, bad_row, data) from None
-    except (OSError, EOFError) as exc:
-        raise InputError(f"{source.display}: cannot read the file ({_short(exc)})") from None
-    if data is not None:
-        digest = None
-    if encoding == "utf8" and any(pa.types.is_binary(t) for t in table.schema.types):
-        # Not UTF-8: most such files are Latin-1/Windows-1252 exports; decode as Latin-1.
-        return read_csv(source, header, columns, data, encoding="latin1")
-    return ReadResult(table=table, sha256=digest, n_rows=table.num_rows)
-
-
-def _ragged_line(source: Source, data: bytes | None, expected: int) -> int | None:
-    """The file line of the first row without ``expected`` fields (error path only)."""
-    try:
-        if data is not None:
-            fh = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="replace",
-                                  newline="")
-        elif source.compression == "gzip":
-            fh = io.TextIOWrapper(gzip.open(source.path, "rb"), encoding="utf-8",
-                                  errors="replace", newline="")
-        else:
-            fh = open(source.path, encoding="utf-8", errors="replace", newline="")  # noqa: SIM115
-        with fh:
-            reader = csv.reader(fh, delimiter=source.delimiter)
-            next(reader, None)
-            for row in reader:
-                if row and len(row) != expected:
-                    return reader.line_num
-    except (OSError, csv.Error, EOFError):
-        return None
-    return None
-
-
-def _csv_error(source: Source, exc: pa.ArrowInvalid, bad_row: dict,
-               data: bytes | None = None) -> InputError:
-    row = bad_row.get("row")
-    if row is not None:
-        number = getattr(row, "number", None) or _ragged_line(source, data,
-                                                              row.expected_columns)
-        where = f"line {number}" if number else "a row"
-        return InputError(
-            f"{source.display}: {where} has {row.actual_columns} fields but the header has "
-            f"{row.expected_columns}; fix the row or quote fields that contain "
-            f"'{_printable(source.delimiter)}'"
-        )
-    msg = _short(exc)
-    if "UTF8" in msg or "utf-8" in msg.lower():
-        return InputError(f"{source.display}: not valid text ({msg}); save it as UTF-8 CSV")
-    return InputError(f"{source.display}: cannot parse the CSV ({msg})")
-
-
-def _printable(delim: str) -> str:
-    return "\\t" if delim == "\t" else delim
-
-
-def read_parquet(source: Source, columns: list[str]) -> ReadResult:
-    try:
-        with open(source.path, "rb") as raw:
-            hasher = _HashingReader(raw)
-            buffered = io.BufferedReader(hasher, buffer_size=1 << 20)
-            data = buffered.read()
-        table = pq.read_table(pa.BufferReader(data), columns=columns)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-        raise InputError(
-            f"{source.display} is not a readable Parquet file ({_short(exc)}); "
-            "check that the file is complete"
-        ) from None
-    return ReadResult(table=table, sha256=hasher.hash.hexdigest(), n_rows=table.num_rows)
+        if is_url(path):
+            with _open(path) as fh:
+                return pq.read_schema(fh)
+        return pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{path} is not a readable Parquet file ({_short(exc)}); check that "
+                         "the file is complete") from None
 
 
 def open_header(path: str) -> tuple[Source, Header, bytes | None]:
-    """Detect the format of ``path`` and read its column names. Stdin is read whole here."""
+    """Resolve ``path`` and read its column names. Stdin is read whole here."""
     source = detect(path)
     data = _stdin_bytes() if source.is_stdin else None
+    first = source.files[0]
     if source.format == "parquet":
-        return source, parquet_header(source), None
-    source, header = sniff(source, data)
+        return source, _clean_names(list(_parquet_schema(first).names), first), None
+    sniff = not source.path.lower().endswith((".tsv", ".tsv.gz"))
+    delimiter, raw, has_rows = _csv_header(first, source, data, sniff)
+    source = source.with_(delimiter=delimiter)
+    header = _clean_names(raw, source.display)
+    if not has_rows and len(source.files) == 1:
+        raise InputError(f"{source.display} has a header row but no data rows; give a file "
+                         "with data")
     return source, header, data
 
 
-def read(source: Source, header: Header, columns: list[str],
-         data: bytes | None = None) -> ReadResult:
-    """Read only ``columns`` of the source into memory."""
-    if source.format == "parquet":
-        result = read_parquet(source, [header.renamed.get(c, c) for c in columns])
-        if header.renamed:
-            raw_to_clean = {raw: clean for clean, raw in header.renamed.items()}
-            names = [raw_to_clean.get(n, n) for n in result.table.schema.names]
-            result = ReadResult(result.table.rename_columns(names), result.sha256, result.n_rows)
-        return result
-    return read_csv(source, header, columns, data)
+def _check_same_header(path: str, names: list[str], header: Header, source: Source) -> None:
+    if names != header.names:
+        missing = [n for n in header.names if n not in names]
+        extra = [n for n in names if n not in header.names]
+        what = (f"lacks {', '.join(missing[:5])}" if missing else
+                f"has extra {', '.join(extra[:5])}" if extra else "orders them differently")
+        raise InputError(f"{path}: its columns differ from {source.files[0]} ({what}); every "
+                         f"file of {source.display} needs the same columns")
 
 
-# -- streaming ---------------------------------------------------------------------------------
-
-# 1 MiB reads, re-cut at line ends: at most a few blocks are in flight, so memory stays small;
-# larger blocks cost memory without parsing faster.
-CSV_BLOCK = 1 << 20
-# Parquet batches of about 16 MiB of float64 values whatever the width (but whole row groups
-# are decoded by Arrow: files written with huge row groups cost more memory to read).
-PARQUET_BATCH_VALUES = 1 << 21
-
-
-class Retype(Exception):
-    """A column's values changed type after the first block: read again with ``column`` as
-    ``type`` (raised by :func:`batches`, handled by the caller)."""
-
-    def __init__(self, column: str, type_: pa.DataType):
-        super().__init__(column)
-        self.column = column
-        self.type = type_
-
-
-@dataclass
-class Scan:
-    """Filled in while :func:`batches` runs: the hash of the bytes read, and the row count."""
-
-    sha256: str | None = None
-    n_rows: int = 0
-
+# -- CSV ---------------------------------------------------------------------------------------
 
 def _csv_options(source: Source, header: Header, columns: list[str],
                  types: dict[str, pa.DataType], encoding: str):
@@ -411,8 +353,8 @@ def _csv_options(source: Source, header: Header, columns: list[str],
         bad_row.setdefault("row", row)
         return "error"
 
-    read_options = pacsv.ReadOptions(column_names=header.names, skip_rows=1, encoding=encoding,
-                                     use_threads=True, block_size=CSV_BLOCK)
+    read_options = pacsv.ReadOptions(column_names=header.names, encoding=encoding,
+                                     use_threads=False, block_size=4 * CSV_BLOCK)
     parse_options = pacsv.ParseOptions(delimiter=source.delimiter,
                                        invalid_row_handler=on_invalid)
     convert_options = pacsv.ConvertOptions(
@@ -423,55 +365,18 @@ def _csv_options(source: Source, header: Header, columns: list[str],
     return read_options, parse_options, convert_options, bad_row
 
 
-def _open_stream(source: Source, data: bytes | None):
-    """An Arrow input stream over the source, and the hashing reader (None for stdin)."""
-    if data is not None:
-        return pa.BufferReader(data.lstrip(b"\xef\xbb\xbf")), None, None
-    raw = open(source.path, "rb")  # noqa: SIM115 - closed by the caller
-    hasher = _HashingReader(raw)
-    buffered = io.BufferedReader(hasher, buffer_size=1 << 20)
-    stream = pa.PythonFile(buffered, mode="r")
-    if source.compression == "gzip":
-        stream = pa.CompressedInputStream(stream, "gzip")
-    return stream, hasher, (raw, buffered)
-
-
-def _first_types(source: Source, header: Header, columns: list[str], data: bytes | None,
-                 encoding: str) -> dict[str, pa.DataType]:
-    """Types inferred from the first block, widened so that later blocks keep to them:
-    integers are read as float64 and all-empty columns as text."""
-    stream, _, handles = _open_stream(source, data)
-    ro, po, co, bad = _csv_options(source, header, columns, {}, encoding)
-    try:
-        reader = pacsv.open_csv(stream, ro, po, co)
-        schema = reader.schema
-    except pa.ArrowInvalid as exc:
-        raise _csv_error(source, exc, bad, data) from None
-    finally:
-        if handles:
-            handles[0].close()
-    types = {}
-    for f in schema:
-        if pa.types.is_integer(f.type):
-            types[f.name] = pa.float64()
-        elif pa.types.is_null(f.type):
-            types[f.name] = pa.string()
-    return types
-
-
-def _raw_blocks(source: Source, data: bytes | None, scan_hash):
-    """The decompressed bytes of the source in blocks, hashing the stored bytes on the way."""
+def _raw_blocks(path: str, compression: str | None, data: bytes | None, digest):
+    """The decompressed bytes of one file in blocks, hashing the stored bytes on the way."""
     if data is not None:
         data = data.lstrip(b"\xef\xbb\xbf")
         for i in range(0, len(data), CSV_BLOCK):
             yield data[i:i + CSV_BLOCK]
         return
-    import zlib
-
-    inflate = zlib.decompressobj(wbits=47) if source.compression == "gzip" else None
-    with open(source.path, "rb") as fh:
+    inflate = zlib.decompressobj(wbits=47) if compression == "gzip" else None
+    with _open(path) as fh:
         while block := fh.read(CSV_BLOCK):
-            scan_hash.update(block)
+            if digest is not None:
+                digest.update(block)
             if inflate is None:
                 yield block
                 continue
@@ -484,8 +389,8 @@ def _raw_blocks(source: Source, data: bytes | None, scan_hash):
                 yield out
 
 
-def _line_chunks(blocks):
-    """Re-cut blocks at line ends, and drop the header line."""
+def _line_chunks(blocks, on_header=None):
+    """Re-cut blocks at line ends, and drop the header line (passed to ``on_header``)."""
     carry = b""
     header_done = False
     for block in blocks:
@@ -495,6 +400,8 @@ def _line_chunks(blocks):
             if nl < 0:
                 carry = buf
                 continue
+            if on_header is not None:
+                on_header(buf[:nl])
             buf = buf[nl + 1:]
             header_done = True
         cut = buf.rfind(b"\n")
@@ -504,84 +411,91 @@ def _line_chunks(blocks):
         carry = buf[cut + 1:]
         if cut > 0:
             yield buf[:cut + 1]
-    if header_done and carry.strip():
+    if not header_done and carry.strip() and on_header is not None:
+        on_header(carry)
+    elif header_done and carry.strip():
         yield carry
 
 
-def batches(source: Source, header: Header, columns: list[str], data: bytes | None,
-            scan: Scan, overrides: dict[str, pa.DataType] | None = None,
-            encoding: str = "utf8"):
-    """Yield ``(record_batch, start_row)`` over the source, in file order, in small blocks.
-
-    CSV is cut at line ends into blocks that two threads parse while the caller works on the
-    previous ones; every block is parsed with the column types of the first, widened (see
-    :func:`_first_types`). Raises :class:`Retype` when a column meets a value of another type
-    later on; the caller reads again with ``overrides`` extended.
-    """
-    if source.format == "parquet":
-        yield from _parquet_batches(source, header, columns, scan)
-        return
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
-    types = _first_types(source, header, columns, data, encoding)
-    types.update(overrides or {})
-    _, po, co, bad = _csv_options(source, header, columns, types, encoding)
-    ro = pacsv.ReadOptions(column_names=header.names, encoding=encoding, use_threads=False,
-                           block_size=4 * CSV_BLOCK)
-    names = header.names  # Arrow numbers columns in the file's order, read or not
-
-    def parse(chunk: bytes) -> pa.RecordBatch:
-        table = pacsv.read_csv(pa.BufferReader(chunk), ro, po, co)
-        return table.combine_chunks().to_batches(max_chunksize=table.num_rows or 1)
-
-    digest = hashlib.sha256()
-    start = 0
-    pending: deque = deque()
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="l1select-csv")
+def _first_types(source: Source, header: Header, columns: list[str], data: bytes | None,
+                 encoding: str) -> dict[str, pa.DataType]:
+    """Types inferred from the first block, widened so that later blocks keep to them:
+    integers are read as float64 and all-empty columns as text."""
+    head = next(_line_chunks(_raw_blocks(source.files[0], source.compression, data, None)), b"")
+    ro, po, co, bad = _csv_options(source, header, columns, {}, encoding)
     try:
-        try:
-            chunks = _line_chunks(_raw_blocks(source, data, digest))
-            for chunk in chunks:
-                pending.append(pool.submit(parse, chunk))
-                if len(pending) < 3:
-                    continue
-                for batch in pending.popleft().result():
-                    yield _checked(batch, encoding), start
-                    start += batch.num_rows
-            while pending:
-                for batch in pending.popleft().result():
-                    yield _checked(batch, encoding), start
-                    start += batch.num_rows
-        except pa.ArrowInvalid as exc:
-            retype = _retype_from(str(exc), names, types)
-            if retype is not None:
-                raise retype from None
-            raise _csv_error(source, exc, bad, data) from None
-        except (OSError, EOFError) as exc:
-            raise InputError(f"{source.display}: cannot read the file ({_short(exc)})") from None
-    finally:
-        for fut in pending:
-            fut.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
-    scan.sha256 = None if data is not None else digest.hexdigest()
-    scan.n_rows = start
+        schema = pacsv.read_csv(pa.BufferReader(head), ro, po, co).schema if head else None
+    except pa.ArrowInvalid as exc:
+        raise _csv_error(source, source.files[0], exc, bad, data) from None
+    types = {}
+    for f in schema or []:
+        if pa.types.is_integer(f.type):
+            types[f.name] = pa.float64()
+        elif pa.types.is_null(f.type):
+            types[f.name] = pa.string()
+    for name in columns:
+        if schema is None or name not in schema.names:
+            types[name] = pa.string()
+    return types
 
 
-def _checked(batch: pa.RecordBatch, encoding: str) -> pa.RecordBatch:
-    if encoding == "utf8" and any(pa.types.is_binary(t) for t in batch.schema.types):
-        raise Retype("", pa.binary())
-    return batch
+def _ragged_line(path: str, source: Source, data: bytes | None, expected: int) -> int | None:
+    """The file line of the first row without ``expected`` fields (on the error path only)."""
+    try:
+        blocks = _raw_blocks(path, source.compression, data, None)
+        text = io.TextIOWrapper(io.BufferedReader(_IterReader(blocks)), encoding="utf-8",
+                                errors="replace", newline="")
+        reader = csv.reader(text, delimiter=source.delimiter)
+        next(reader, None)
+        for row in reader:
+            if row and len(row) != expected:
+                return reader.line_num
+    except (OSError, csv.Error, EOFError, zlib.error):
+        return None
+    return None
 
 
-def reader_columns(header: Header, columns: list[str]) -> list[str]:
-    wanted = set(columns)
-    return [n for n in header.names if n in wanted]
+class _IterReader(io.RawIOBase):
+    """A readable file over an iterator of byte blocks."""
+
+    def __init__(self, blocks):
+        self._blocks = iter(blocks)
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        while not self._buf:
+            try:
+                self._buf = next(self._blocks)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._buf))
+        buffer[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+def _csv_error(source: Source, path: str, exc: pa.ArrowInvalid, bad_row: dict,
+               data: bytes | None = None) -> InputError:
+    shown = "<stdin>" if path == "-" else path
+    row = bad_row.get("row")
+    if row is not None:
+        number = _ragged_line(path, source, data, row.expected_columns)
+        where = f"line {number}" if number else "a row"
+        delim = "\\t" if source.delimiter == "\t" else source.delimiter
+        return InputError(
+            f"{shown}: {where} has {row.actual_columns} fields but the header has "
+            f"{row.expected_columns}; fix the row or quote fields that contain '{delim}'"
+        )
+    msg = _short(exc)
+    if "UTF8" in msg or "utf-8" in msg.lower():
+        return InputError(f"{shown}: not valid text ({msg}); save it as UTF-8 CSV")
+    return InputError(f"{shown}: cannot parse the CSV ({msg})")
 
 
 def _retype_from(message: str, names: list[str], types: dict[str, pa.DataType]) -> Retype | None:
-    import re
-
     m = re.search(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\w+)",
                   message)
     if not m:
@@ -596,59 +510,179 @@ def _retype_from(message: str, names: list[str], types: dict[str, pa.DataType]) 
     return Retype(name, pa.string())
 
 
-def _parquet_batches(source: Source, header: Header, columns: list[str], scan: Scan):
-    import threading
+def _csv_batches(source: Source, header: Header, columns: list[str], data: bytes | None,
+                 scan: Scan, overrides: dict[str, pa.DataType], encoding: str):
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
 
-    digest: dict[str, str] = {}
+    types = _first_types(source, header, columns, data, encoding)
+    types.update(overrides)
+    ro, po, co, bad = _csv_options(source, header, columns, types, encoding)
+    names = header.names  # Arrow numbers columns in the file's order, read or not
+
+    def parse(chunk: bytes) -> list[pa.RecordBatch]:
+        table = pacsv.read_csv(pa.BufferReader(chunk), ro, po, co)
+        return table.combine_chunks().to_batches(max_chunksize=table.num_rows or 1)
+
+    digest = hashlib.sha256() if data is None else None
+    start = 0
+    pending: deque = deque()
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="l1select-csv")
+
+    def check_header(path: str):
+        def check(line: bytes) -> None:
+            if path == source.files[0]:
+                return
+            text = line.decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r")
+            raw = next(csv.reader([text], delimiter=source.delimiter), [])
+            _check_same_header(path, _clean_names(raw, path).names, header, source)
+        return check
+
+    path = source.files[0]
+    try:
+        try:
+            for path in source.files:
+                blocks = _raw_blocks(path, source.compression, data, digest)
+                for chunk in _line_chunks(blocks, check_header(path)):
+                    pending.append(pool.submit(parse, chunk))
+                    if len(pending) < 3:
+                        continue
+                    for batch in pending.popleft().result():
+                        yield _checked(batch, encoding), start
+                        start += batch.num_rows
+                while pending:  # finish this file before the next one's errors can show
+                    for batch in pending.popleft().result():
+                        yield _checked(batch, encoding), start
+                        start += batch.num_rows
+        except pa.ArrowInvalid as exc:
+            retype = _retype_from(str(exc), names, types)
+            if retype is not None:
+                raise retype from None
+            raise _csv_error(source, path, exc, bad, data) from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(f"{path}: cannot read the file ({_short(exc)})") from None
+    finally:
+        for fut in pending:
+            fut.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+    scan.sha256 = digest.hexdigest() if digest is not None else None
+    scan.n_rows = start
+
+
+def _checked(batch: pa.RecordBatch, encoding: str) -> pa.RecordBatch:
+    if encoding == "utf8" and any(pa.types.is_binary(t) for t in batch.schema.types):
+        raise Retype("", pa.binary())
+    return batch
+
+
+# -- Parquet -----------------------------------------------------------------------------------
+
+def _parquet_file(path: str, digest) -> pq.ParquetFile:
+    """Open one Parquet file; its bytes go into ``digest`` (read once, sequentially)."""
+    if is_url(path):
+        with _open(path) as fh:
+            data = fh.read()  # remote files are fetched whole: one transfer, hashed as it is
+        digest.update(data)
+        return pq.ParquetFile(pa.BufferReader(data))
 
     def hash_file() -> None:
-        h = hashlib.sha256()
-        with open(source.path, "rb") as fh:
+        with open(path, "rb") as fh:
             while chunk := fh.read(1 << 22):
-                h.update(chunk)
-        digest["sha"] = h.hexdigest()
+                digest.update(chunk)
 
-    # hashlib releases the GIL on large chunks, so hashing overlaps the decoding.
-    thread = threading.Thread(target=hash_file, daemon=True)
-    thread.start()
+    hash_file()  # hashlib releases the GIL: cheap next to decoding, and the pages are cached
+    return pq.ParquetFile(path)
+
+
+def _parquet_batches(source: Source, header: Header, columns: list[str], scan: Scan):
+    digest = hashlib.sha256()
     raw_to_clean = {raw: clean for clean, raw in header.renamed.items()}
     raw_columns = [header.renamed.get(c, c) for c in columns]
+    rows = max(1024, PARQUET_BATCH_VALUES // max(len(raw_columns), 1))
     start = 0
-    try:
-        pf = pq.ParquetFile(source.path)
-        rows = max(1024, PARQUET_BATCH_VALUES // max(len(raw_columns), 1))
-        for batch in pf.iter_batches(batch_size=rows, columns=raw_columns, use_threads=True):
-            if raw_to_clean:
-                batch = batch.rename_columns([raw_to_clean.get(n, n)
-                                              for n in batch.schema.names])
-            yield batch, start
-            start += batch.num_rows
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-        raise InputError(
-            f"{source.display} is not a readable Parquet file ({_short(exc)}); "
-            "check that the file is complete"
-        ) from None
-    thread.join()
-    scan.sha256 = digest.get("sha")
+    for path in source.files:
+        try:
+            pf = _parquet_file(path, digest)
+            names = [raw_to_clean.get(n, n) for n in pf.schema_arrow.names]
+            if path != source.files[0]:
+                _check_same_header(path, _clean_names(names, path).names, header, source)
+            for batch in pf.iter_batches(batch_size=rows, columns=raw_columns, use_threads=True):
+                if raw_to_clean:
+                    batch = batch.rename_columns([raw_to_clean.get(n, n)
+                                                  for n in batch.schema.names])
+                yield batch, start
+                start += batch.num_rows
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+            raise InputError(f"{path} is not a readable Parquet file ({_short(exc)}); check "
+                             "that the file is complete") from None
+    scan.sha256 = digest.hexdigest()
     scan.n_rows = start
+
+
+# -- the two ways in ---------------------------------------------------------------------------
+
+def batches(source: Source, header: Header, columns: list[str], data: bytes | None,
+            scan: Scan, overrides: dict[str, pa.DataType] | None = None,
+            encoding: str = "utf8") -> Iterator[tuple[pa.RecordBatch, int]]:
+    """Yield ``(record_batch, first_row_index)`` over the source, in order, in small blocks.
+
+    CSV is cut at line ends into blocks that two threads parse while the caller works on the
+    previous ones; every block is parsed with the column types of the first, widened (see
+    :func:`_first_types`). Raises :class:`Retype` when a column meets a value of another type
+    later on; the caller reads again with ``overrides`` extended (:func:`read` does).
+    """
+    if source.format == "parquet":
+        yield from _parquet_batches(source, header, columns, scan)
+    else:
+        yield from _csv_batches(source, header, columns, data, scan, overrides or {}, encoding)
+
+
+def read(source: Source, header: Header, columns: list[str],
+         data: bytes | None = None) -> ReadResult:
+    """Read ``columns`` of the whole source into one in-memory table."""
+    overrides: dict[str, pa.DataType] = {}
+    encoding = "utf8"
+    while True:
+        scan = Scan()
+        try:
+            parts = [b for b, _ in batches(source, header, columns, data, scan, overrides,
+                                           encoding)]
+        except Retype as exc:
+            if exc.column == "":
+                encoding = "latin1"
+            else:
+                overrides[exc.column] = exc.type
+            continue
+        if parts:
+            table = pa.Table.from_batches(parts).combine_chunks()
+        else:
+            table = pa.table({c: pa.array([], pa.string()) for c in columns})
+        return ReadResult(table=table, sha256=scan.sha256, n_rows=scan.n_rows)
 
 
 def estimate_rows(source: Source, data: bytes | None) -> int | None:
     """About how many data rows the source has, without reading it (None if unknown)."""
     try:
         if source.format == "parquet":
-            return pq.ParquetFile(source.path).metadata.num_rows
+            if any(is_url(f) for f in source.files):
+                return None
+            return sum(pq.ParquetFile(f).metadata.num_rows for f in source.files)
         if data is not None:
             return max(data.count(b"\n") - 1, 0)
-        size = os.path.getsize(source.path)
-        head = _open_text_head(source, None)
-        if source.compression == "gzip":
-            with open(source.path, "rb") as fh:
-                fh.seek(-4, os.SEEK_END)
-                size = int.from_bytes(fh.read(4), "little")  # uncompressed size mod 2**32
-        lines = head.count(b"\n")
-        if lines < 2:
+        if any(is_url(f) for f in source.files):
             return None
-        return int(size / (len(head) / lines)) - 1
+        total = 0
+        for path in source.files:
+            size = os.path.getsize(path)
+            head = _head_bytes(path, source.compression, None)
+            if source.compression == "gzip":
+                with open(path, "rb") as fh:
+                    fh.seek(-4, os.SEEK_END)
+                    size = int.from_bytes(fh.read(4), "little")  # uncompressed size mod 2**32
+            lines = head.count(b"\n")
+            if lines < 2:
+                continue
+            total += int(size / (len(head) / lines)) - 1
+        return total
     except (OSError, pa.ArrowInvalid):
         return None

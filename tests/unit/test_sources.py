@@ -1,0 +1,107 @@
+"""Sources: folders and globs of files read as one table, remote URLs through fsspec."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from l1select.errors import ConfigError, InputError
+from l1select.io import detect
+from l1select.pipeline import select_features
+from l1select.types import FitParams
+from tests.conftest import make_regression
+
+
+def _frame(n=300, seed=0):
+    X, y, _ = make_regression(n=n, p=5, seed=seed, missing=0.03)
+    df = pd.DataFrame(X, columns=[f"x{j}" for j in range(5)])
+    df["y"] = y
+    return df
+
+
+def _fit(path, **kw):
+    return select_features(str(path), FitParams(target="y", n_alphas=20, **kw))
+
+
+def _same(a, b):
+    np.testing.assert_allclose([r["mean"] for r in a.cv["path"]],
+                               [r["mean"] for r in b.cv["path"]], rtol=1e-10)
+    assert a.selected == b.selected
+    assert a.input["n_rows"] == b.input["n_rows"]
+
+
+def test_a_folder_of_parquet_parts_is_one_table_in_name_order(tmp_path):
+    df = _frame()
+    df.to_parquet(tmp_path / "whole.parquet", index=False)
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    # Written out of order: the name order, not the write order, decides the row order.
+    for i, (a, b) in reversed(list(enumerate([(0, 100), (100, 250), (250, 300)]))):
+        df.iloc[a:b].to_parquet(parts / f"part-{i:03d}.parquet", index=False)
+    (parts / "_SUCCESS").write_text("")
+    _same(_fit(parts), _fit(tmp_path / "whole.parquet"))
+    files = sorted(parts.glob("*.parquet"))
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()
+    assert _fit(parts).input["sha256"] == digest
+
+
+def test_a_glob_of_csv_files(tmp_path):
+    df = _frame()
+    df.to_csv(tmp_path / "whole.csv", index=False)
+    for i, (a, b) in enumerate([(0, 120), (120, 300)]):
+        df.iloc[a:b].to_csv(tmp_path / f"day{i}.csv", index=False)
+    _same(_fit(str(tmp_path / "day*.csv")), _fit(tmp_path / "whole.csv"))
+
+
+def test_files_with_different_columns_are_an_error(tmp_path):
+    df = _frame()
+    df.iloc[:100].to_csv(tmp_path / "a.csv", index=False)
+    df.iloc[100:].drop(columns="x3").to_csv(tmp_path / "b.csv", index=False)
+    with pytest.raises(InputError, match=r"b\.csv.*lacks x3"):
+        _fit(str(tmp_path / "*.csv"))
+
+
+def test_a_glob_that_matches_nothing(tmp_path):
+    with pytest.raises(InputError, match="no CSV or Parquet files"):
+        detect(str(tmp_path / "*.csv"))
+
+
+def test_mixed_formats_are_an_error(tmp_path):
+    df = _frame(50)
+    df.to_csv(tmp_path / "a.csv", index=False)
+    df.to_parquet(tmp_path / "b.parquet", index=False)
+    with pytest.raises(InputError, match="mixes CSV and Parquet"):
+        detect(str(tmp_path))
+
+
+def test_memory_filesystem_urls(tmp_path):
+    fsspec = pytest.importorskip("fsspec")
+    df = _frame()
+    local = tmp_path / "d.csv"
+    df.to_csv(local, index=False)
+    df.to_parquet(tmp_path / "d.parquet", index=False)
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/bucket/d.csv", local.read_bytes())
+    fs.pipe("/bucket/parts/p0.parquet", (tmp_path / "d.parquet").read_bytes())
+    remote = _fit("memory://bucket/d.csv")
+    _same(remote, _fit(local))
+    assert remote.input["sha256"] == hashlib.sha256(local.read_bytes()).hexdigest()
+    _same(_fit("memory://bucket/parts"), _fit(tmp_path / "d.parquet"))
+
+
+def test_a_missing_filesystem_names_the_extra(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_fsspec(name, *args, **kw):
+        if name == "fsspec" or name.startswith("fsspec."):
+            raise ImportError(name)
+        return real(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_fsspec)
+    with pytest.raises(ConfigError, match=r"l1select\[s3\]"):
+        detect("s3://bucket/data.parquet")
