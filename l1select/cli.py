@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,32 +19,47 @@ from typer.core import TyperGroup
 
 from l1select import __version__
 from l1select.errors import EXIT_INTERRUPTED, L1SelectError
+from l1select.files import write_atomic
 from l1select.options import (
     CV,
     Alpha,
     Alphas,
+    BatchFileArg,
+    ConfigFile,
     Data,
+    DataOut,
     Debug,
+    DryRun,
     Engine,
     EngineOpt,
     Eps,
     Exclude,
+    FailFast,
     Features,
     FoldColumn,
     FormatOpt,
+    Jobs,
+    Keep,
     L1Ratio,
     MaxLevels,
     MissingOpt,
     Model,
+    ModelFile,
     ModelOpt,
     NAlphas,
+    Only,
+    OptionalData,
+    OptionalTarget,
     Output,
+    OutputDir,
     OutputFormat,
     Quiet,
     RuleOpt,
+    SchemaKind,
+    SchemaKindOpt,
     Seed,
+    Selection,
     Standardize,
-    Target,
     TestSize,
     Threads,
     _floats,
@@ -130,15 +144,7 @@ def write_output(text: str, output: Path | None) -> None:
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise L1SelectError(f"Cannot write {target}: folder {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(target, text)
 
 
 @contextmanager
@@ -181,8 +187,10 @@ def _root(
 
 @app.command()
 def fit(
-    data: Data,
-    target: Target,
+    ctx: typer.Context,
+    data: OptionalData = None,
+    target: OptionalTarget = None,
+    config: ConfigFile = None,
     features: Features = None,
     exclude: Exclude = None,
     model: ModelOpt = Model.lasso,
@@ -210,31 +218,37 @@ def fit(
     err = _err_console(quiet)
     with handle_errors(debug):
         from l1select.pipeline import select_features
-        from l1select.report import render_csv, render_json, render_table
+        from l1select.report import render, render_table
         from l1select.types import FitParams
 
         ratios = _floats(l1_ratio, "--l1-ratio")
-        if ratios is None:
-            ratios = [0.5] if model == Model.elasticnet else [1.0]
         grid = _floats(alphas, "--alphas")
-        params = FitParams(
-            target=target, model=model.value, l1_ratios=tuple(ratios), cv=cv,
-            fold_column=fold_column, seed=seed, rule=getattr(rule, "value", rule),
-            n_alphas=n_alphas, eps=eps, alphas=tuple(grid) if grid else None, alpha=alpha,
-            standardize=standardize, missing=getattr(missing, "value", missing),
-            max_levels=max_levels, features=tuple(features or ()),
-            exclude=tuple(exclude or ()), test_size=test_size, engine=engine.value,
-            threads=threads,
-        )
+        if config is not None:
+            from l1select.config import load_job
+
+            given = _given_options(ctx, source=data, l1_ratio=ratios, alphas=grid)
+            job = load_job(config, given)
+            data, params = job.source, job.params
+        else:
+            _require(ctx, data=data, target=target)
+            if ratios is None:
+                ratios = [0.5] if model == Model.elasticnet else [1.0]
+            params = FitParams(
+                target=target, model=model.value, l1_ratios=tuple(ratios), cv=cv,
+                fold_column=fold_column, seed=seed, rule=getattr(rule, "value", rule),
+                n_alphas=n_alphas, eps=eps, alphas=tuple(grid) if grid else None, alpha=alpha,
+                standardize=standardize, missing=getattr(missing, "value", missing),
+                max_levels=max_levels, features=tuple(features or ()),
+                exclude=tuple(exclude or ()), test_size=test_size, engine=engine.value,
+                threads=threads,
+            )
         with _progress(err) as progress:
             result = select_features(data, params, progress)
         for w in result.warnings:
             err.print(f"[yellow]warning:[/] {w.message}", markup=True, highlight=False,
                       soft_wrap=True)
-        if format == OutputFormat.json:
-            write_output(render_json(result), output)
-        elif format == OutputFormat.csv:
-            write_output(render_csv(result), output)
+        if format != OutputFormat.table:
+            write_output(render(format.value, result), output)
         elif output is None:
             render_table(result, _StdoutConsole(highlight=False))
         else:
@@ -243,6 +257,161 @@ def fit(
             buf = _io.StringIO()
             render_table(result, Console(file=buf, width=100, no_color=True, highlight=False))
             write_output(buf.getvalue(), output)
+
+
+def _require(ctx: typer.Context, **values: object) -> None:
+    """Without --config, DATA and --target are required: the usual usage error if missing."""
+    from typer._click.exceptions import MissingParameter
+
+    for name, value in values.items():
+        if value is None:
+            param = next(p for p in ctx.command.params if p.name == name)
+            raise MissingParameter(ctx=ctx, param=param)
+
+
+# fit's options that a job file may hold, under the same name (DATA is the job's source).
+_CONFIG_KEYS = ("target", "features", "exclude", "model", "l1_ratio", "cv", "fold_column",
+                "seed", "rule", "n_alphas", "eps", "alphas", "alpha", "standardize", "missing",
+                "max_levels", "test_size", "engine", "threads")
+
+
+def _given_options(ctx: typer.Context, **parsed: object) -> dict[str, object]:
+    """The options given on the command line (not defaults), as job-file keys and values;
+    ``parsed`` holds the values already parsed from their text (``--l1-ratio 0.1,0.5``)."""
+    given: dict[str, object] = {}
+    for key in ("data", *_CONFIG_KEYS):
+        source = ctx.get_parameter_source(key)
+        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
+            continue
+        value = ctx.params[key]
+        name = "source" if key == "data" else key
+        value = parsed.get(name, value)
+        given[name] = getattr(value, "value", value)
+    return given
+
+
+@app.command()
+def batch(
+    file: BatchFileArg,
+    output_dir: OutputDir = Path("runs"),
+    jobs: Jobs = 1,
+    only: Only = None,
+    fail_fast: FailFast = False,
+    dry_run: DryRun = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Run the jobs of a YAML batch file, each into OUTPUT_DIR/NAME/ (see 'l1select schema')."""
+    err = _err_console(quiet)
+    with handle_errors(debug):
+        from l1select.batch import render_plan, render_summary, run_batch
+
+        with _batch_progress(err, dry_run) as progress:
+            report = run_batch(file, output_dir=output_dir, only=only, jobs=jobs,
+                               fail_fast=fail_fast, dry_run=dry_run, progress=progress)
+        if dry_run:
+            write_output(render_plan(report), None)
+        else:
+            render_summary(report, err)
+        if report.failed:
+            names = ", ".join(r.name for r in report.failed)
+            what = "cannot run" if dry_run else "failed"
+            where = "" if dry_run else f"; see {output_dir / 'summary.json'}"
+            sys.stderr.write(f"Error: {len(report.failed)} of {len(report.records)} jobs "
+                             f"{what} ({names}){where}\n")
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def schema(kind: SchemaKindOpt = SchemaKind.batch) -> None:
+    """Print the JSON Schema of batch files (or of job files for 'fit --config')."""
+    from l1select.config import schema_text
+
+    write_output(schema_text(kind.value), None)
+
+
+@contextmanager
+def _batch_progress(console: Console, dry_run: bool):
+    """Each job's status on stderr as the batch runs, only when stderr is a terminal."""
+    if dry_run or console.quiet or not console.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        overall = bar.add_task("jobs", total=None)
+        tasks: dict[str, int] = {}
+
+        def update(record, done: int, total: int) -> None:
+            bar.update(overall, completed=done, total=total)
+            if record.status == "running":
+                tasks[record.name] = bar.add_task(f"  {record.name}", total=None)
+                return
+            task = tasks.pop(record.name, None)
+            if task is not None:
+                bar.remove_task(task)
+            mark = "[green]ok[/]" if record.status == "ok" else f"[red]{record.status}[/]"
+            tail = f": {record.error}" if record.error else ""
+            bar.console.print(f"{mark} {record.name} ({record.seconds or 0:.1f}s){tail}",
+                              highlight=False, soft_wrap=True)
+
+        yield update
+
+
+@app.command()
+def transform(
+    data: Data,
+    selection: Selection,
+    keep: Keep = None,
+    output: DataOut = None,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Write DATA with only the selected columns (plus the target and --keep columns)."""
+    err = _err_console(quiet)
+    with handle_errors(debug), _quiet_pipe():
+        from l1select.apply import load_model
+        from l1select.apply import transform as run_transform
+
+        summary = run_transform(data, load_model(selection), tuple(keep or ()), output)
+        if output not in (None, "-"):
+            err.print(f"wrote {summary['rows']} rows × {len(summary['columns'])} columns to "
+                      f"{output}", highlight=False)
+
+
+@app.command()
+def predict(
+    data: Data,
+    model: ModelFile,
+    keep: Keep = None,
+    output: DataOut = None,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Write one prediction per row of DATA from a fitted result (plus --keep columns)."""
+    err = _err_console(quiet)
+    with handle_errors(debug), _quiet_pipe():
+        from l1select.apply import load_model
+        from l1select.apply import predict as run_predict
+
+        summary, warnings = run_predict(data, load_model(model), tuple(keep or ()), output)
+        for w in warnings:
+            err.print(f"[yellow]warning:[/] {w.message}", markup=True, highlight=False,
+                      soft_wrap=True)
+        if output not in (None, "-"):
+            err.print(f"wrote {summary['rows']} predictions to {output}", highlight=False)
+
+
+@contextmanager
+def _quiet_pipe() -> Iterator[None]:
+    """Data written to stdout: a closed pipe (``| head``) ends the program quietly."""
+    try:
+        yield
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def main() -> None:

@@ -235,26 +235,44 @@ def _stdin_bytes() -> bytes:
 
 
 def _head_bytes(path: str, compression: str | None, data: bytes | None) -> bytes:
+    """The first bytes of a CSV file: at least 64 KiB, and past the end of the header line and
+    a few rows however wide the file is (up to 64 MiB)."""
     if data is not None:
-        return data[:SNIFF_BYTES]
+        return data[:_head_end(data, len(data))]
     try:
         with _open(path) as fh:
-            if compression != "gzip":
-                return fh.read(SNIFF_BYTES)
-            inflate = zlib.decompressobj(wbits=47)
+            inflate = zlib.decompressobj(wbits=47) if compression == "gzip" else None
             out = b""
-            while len(out) < SNIFF_BYTES and (block := fh.read(1 << 16)):
-                out += inflate.decompress(block)
-            return out[:SNIFF_BYTES]
+            while block := fh.read(1 << 16):
+                out += inflate.decompress(block) if inflate is not None else block
+                if len(out) >= _head_end(out, len(out) + 1):
+                    break
+            return out[:_head_end(out, len(out))]
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"{path}: cannot read the file ({_short(exc)})") from None
+
+
+def _head_end(buf: bytes, size: int) -> int:
+    """How much of ``buf`` the sniffer needs: SNIFF_BYTES, or more to hold the header line and
+    five further lines (capped at 64 MiB)."""
+    need = SNIFF_BYTES
+    pos = 0
+    for _ in range(6):
+        nl = buf.find(b"\n", pos)
+        if nl < 0:
+            return min(max(need, size), 1 << 26) if size > len(buf) else len(buf)
+        pos = nl + 1
+    return min(max(need, pos), size)
 
 
 def _sniff_delimiter(lines: list[str], default: str) -> str:
     """The delimiter that splits the header and the first rows into the same number of fields."""
     best, best_count = default, 0
     for delim in DELIMITERS:
-        rows = list(csv.reader(lines[:20], delimiter=delim))
+        try:
+            rows = list(csv.reader(lines[:20], delimiter=delim))
+        except csv.Error:  # e.g. a whole wide line as one field: not this delimiter
+            continue
         if not rows:
             continue
         width = len(rows[0])
@@ -278,7 +296,7 @@ def _csv_header(path: str, source: Source, data: bytes | None, sniff: bool
                          "Parquet file")
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
     lines = text.splitlines()
-    if len(head) == SNIFF_BYTES and len(lines) > 1:
+    if not head.endswith(b"\n") and len(lines) > 1:
         lines = lines[:-1]  # the last line may be cut in the middle
     delimiter = _sniff_delimiter(lines, source.delimiter) if sniff else source.delimiter
     raw = next(csv.reader(lines[:1], delimiter=delimiter), [])
@@ -346,7 +364,7 @@ def _check_same_header(path: str, names: list[str], header: Header, source: Sour
 # -- CSV ---------------------------------------------------------------------------------------
 
 def _csv_options(source: Source, header: Header, columns: list[str],
-                 types: dict[str, pa.DataType], encoding: str):
+                 types: dict[str, pa.DataType], encoding: str, text: bool = False):
     bad_row: dict[str, object] = {}
 
     def on_invalid(row) -> str:
@@ -357,11 +375,17 @@ def _csv_options(source: Source, header: Header, columns: list[str],
                                      use_threads=False, block_size=4 * CSV_BLOCK)
     parse_options = pacsv.ParseOptions(delimiter=source.delimiter,
                                        invalid_row_handler=on_invalid)
-    convert_options = pacsv.ConvertOptions(
-        include_columns=columns, column_types=types, null_values=NULL_VALUES,
-        strings_can_be_null=True, true_values=["true", "True", "TRUE"],
-        false_values=["false", "False", "FALSE"],
-    )
+    if text:  # every cell exactly as written
+        convert_options = pacsv.ConvertOptions(
+            include_columns=columns, column_types={c: pa.string() for c in columns},
+            null_values=[], strings_can_be_null=False, quoted_strings_can_be_null=False,
+        )
+    else:
+        convert_options = pacsv.ConvertOptions(
+            include_columns=columns, column_types=types, null_values=NULL_VALUES,
+            strings_can_be_null=True, true_values=["true", "True", "TRUE"],
+            false_values=["false", "False", "FALSE"],
+        )
     return read_options, parse_options, convert_options, bad_row
 
 
@@ -511,13 +535,13 @@ def _retype_from(message: str, names: list[str], types: dict[str, pa.DataType]) 
 
 
 def _csv_batches(source: Source, header: Header, columns: list[str], data: bytes | None,
-                 scan: Scan, overrides: dict[str, pa.DataType], encoding: str):
+                 scan: Scan, overrides: dict[str, pa.DataType], encoding: str, text: bool):
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
-    types = _first_types(source, header, columns, data, encoding)
+    types = {} if text else _first_types(source, header, columns, data, encoding)
     types.update(overrides)
-    ro, po, co, bad = _csv_options(source, header, columns, types, encoding)
+    ro, po, co, bad = _csv_options(source, header, columns, types, encoding, text)
     names = header.names  # Arrow numbers columns in the file's order, read or not
 
     def parse(chunk: bytes) -> list[pa.RecordBatch]:
@@ -623,18 +647,20 @@ def _parquet_batches(source: Source, header: Header, columns: list[str], scan: S
 
 def batches(source: Source, header: Header, columns: list[str], data: bytes | None,
             scan: Scan, overrides: dict[str, pa.DataType] | None = None,
-            encoding: str = "utf8") -> Iterator[tuple[pa.RecordBatch, int]]:
+            encoding: str = "utf8", text: bool = False) -> Iterator[tuple[pa.RecordBatch, int]]:
     """Yield ``(record_batch, first_row_index)`` over the source, in order, in small blocks.
 
     CSV is cut at line ends into blocks that two threads parse while the caller works on the
     previous ones; every block is parsed with the column types of the first, widened (see
     :func:`_first_types`). Raises :class:`Retype` when a column meets a value of another type
-    later on; the caller reads again with ``overrides`` extended (:func:`read` does).
+    later on; the caller reads again with ``overrides`` extended (:func:`read` does). With
+    ``text``, CSV cells come as the exact strings written (no types, no missing values).
     """
     if source.format == "parquet":
         yield from _parquet_batches(source, header, columns, scan)
     else:
-        yield from _csv_batches(source, header, columns, data, scan, overrides or {}, encoding)
+        yield from _csv_batches(source, header, columns, data, scan, overrides or {}, encoding,
+                                text)
 
 
 def read(source: Source, header: Header, columns: list[str],
@@ -686,3 +712,97 @@ def estimate_rows(source: Source, data: bytes | None) -> int | None:
         return total
     except (OSError, pa.ArrowInvalid):
         return None
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+class TableWriter:
+    """Writes record batches to CSV (a file or stdout) or Parquet, chosen by the file name.
+
+    A file is written to a temporary name beside it and renamed into place on :meth:`close`,
+    so a failed or interrupted run never leaves a half-written file; :meth:`abort` removes it.
+    CSV cells are written with Python's csv module: strings as they are (quoted only when they
+    must be), floats at full precision.
+    """
+
+    def __init__(self, output: str | None):
+        self.output = None if output in (None, "-") else output
+        self.format = "csv"
+        if self.output is not None:
+            lower = self.output.lower()
+            if lower.endswith(PARQUET_SUFFIXES):
+                self.format = "parquet"
+            elif not lower.endswith((".csv", ".tsv", ".txt")):
+                raise ConfigError(f"--output {self.output}: give a .csv, .tsv or .parquet name")
+            folder = os.path.dirname(os.path.abspath(self.output))
+            if not os.path.isdir(folder):
+                raise ConfigError(f"--output {self.output}: folder {folder} does not exist")
+        self._tmp: str | None = None
+        self._fh = None
+        self._csv = None
+        self._pq = None
+        self.rows = 0
+
+    def _open(self, schema: pa.Schema) -> None:
+        import tempfile
+
+        if self.output is not None:
+            folder = os.path.dirname(os.path.abspath(self.output))
+            fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.output)}.",
+                                             suffix=".tmp", dir=folder)
+            os.close(fd)
+        if self.format == "parquet":
+            self._pq = pq.ParquetWriter(self._tmp, schema)
+            return
+        if self._tmp is None:
+            self._fh = sys.stdout
+        else:
+            self._fh = open(self._tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        delim = "\t" if (self.output or "").lower().endswith(".tsv") else ","
+        self._csv = csv.writer(self._fh, delimiter=delim, lineterminator="\n")
+        self._csv.writerow(schema.names)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if self._csv is None and self._pq is None:
+            self._open(batch.schema)
+        self.rows += batch.num_rows
+        if self._pq is not None:
+            self._pq.write_batch(batch)
+            return
+        cols = [_cells(c) for c in batch.columns]
+        self._csv.writerows(zip(*cols, strict=True))
+
+    def close(self, schema: pa.Schema | None = None) -> None:
+        """Finish the output (an empty one gets its header), and move it into place."""
+        if self._csv is None and self._pq is None and schema is not None:
+            self._open(schema)
+        if self._pq is not None:
+            self._pq.close()
+        elif self._fh is not None and self._fh is not sys.stdout:
+            self._fh.close()
+        elif self._fh is sys.stdout:
+            sys.stdout.flush()
+        if self._tmp is not None:
+            os.replace(self._tmp, self.output)
+            self._tmp = None
+
+    def abort(self) -> None:
+        try:
+            if self._pq is not None:
+                self._pq.close()
+            if self._fh is not None and self._fh is not sys.stdout:
+                self._fh.close()
+        finally:
+            if self._tmp is not None and os.path.exists(self._tmp):
+                os.unlink(self._tmp)
+            self._tmp = None
+
+
+def _cells(column: pa.Array) -> list:
+    """A column as CSV cells: None for missing, repr for floats (shortest exact form)."""
+    values = column.to_pylist()
+    if pa.types.is_floating(column.type):
+        return [None if v is None else ("" if v != v else repr(v)) for v in values]
+    if pa.types.is_boolean(column.type):
+        return [None if v is None else ("true" if v else "false") for v in values]
+    return values

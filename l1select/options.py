@@ -13,6 +13,8 @@ class OutputFormat(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
+    names = "names"
+    ndjson = "ndjson"
 
 
 class Model(StrEnum):
@@ -91,3 +93,47 @@ Threads = Annotated[int | None, typer.Option(
     "--threads", help="Threads for the numeric libraries (default: 1 during the pass).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+
+
+# ``fit --config`` and ``batch``
+OptionalData = Annotated[str | None, typer.Argument(
+    metavar="DATA", help="CSV, TSV, .csv.gz or Parquet file; '-' for CSV on stdin. "
+    "Required unless --config gives a source.", show_default=False)]
+OptionalTarget = Annotated[str | None, typer.Option(
+    "--target", "-t", help="The numeric column to explain (required unless --config gives it).",
+    show_default=False)]
+ConfigFile = Annotated[Path | None, typer.Option(
+    "--config", "-c", help="Read the options from this YAML job file (the batch file schema, "
+    "one job); options given on the command line override it.", show_default=False)]
+BatchFileArg = Annotated[Path, typer.Argument(
+    metavar="FILE", help="The YAML batch file: defaults and a list of jobs.")]
+OutputDir = Annotated[Path, typer.Option(
+    "--output-dir", "-d", help="Each job writes into OUTPUT_DIR/NAME/; summary.json here.")]
+Jobs = Annotated[int, typer.Option(
+    "--jobs", "-j", min=1, help="Run this many jobs at a time, in worker processes.")]
+Only = Annotated[list[str] | None, typer.Option(
+    "--only", help="Run only this job (repeatable, or comma-separated names).",
+    show_default=False)]
+FailFast = Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed job.")]
+DryRun = Annotated[bool, typer.Option(
+    "--dry-run", help="Validate, resolve and print the plan (flagging sources that cannot be "
+    "read); run and write nothing.")]
+
+
+class SchemaKind(StrEnum):
+    batch = "batch"
+    job = "job"
+
+
+SchemaKindOpt = Annotated[SchemaKind, typer.Option(
+    "--kind", help="batch: a file for 'l1select batch'; job: a file for 'fit --config'.")]
+
+Keep = Annotated[list[str] | None, typer.Option(
+    "--keep", "-k", help="Also write these columns (IDs, timestamps); repeatable.")]
+Selection = Annotated[str, typer.Option(
+    "--selection", "-s", help="The result JSON of 'l1select fit … --format json'.")]
+ModelFile = Annotated[str, typer.Option(
+    "--model", "-m", help="The result JSON of 'l1select fit … --format json'.")]
+DataOut = Annotated[str | None, typer.Option(
+    "--output", "-o", help="Write to this .csv/.tsv/.parquet file (atomically); '-' or "
+    "nothing: CSV on stdout.")]

@@ -73,6 +73,27 @@ def render_csv(result: SelectionResult) -> str:
     return buf.getvalue()
 
 
+def render_names(result: SelectionResult) -> str:
+    """The selected feature names, one per line (for xargs, cut and friends)."""
+    return "".join(f"{name}\n" for name in result.selected)
+
+
+def render_ndjson(result: SelectionResult) -> str:
+    """One JSON object per candidate feature, one per line."""
+    doc = to_dict(result)
+    return "".join(json.dumps(f, allow_nan=False) + "\n" for f in doc["features"])
+
+
+RENDERERS = {"json": render_json, "csv": render_csv, "names": render_names,
+             "ndjson": render_ndjson}
+
+
+def render(fmt: str, result: SelectionResult) -> str:
+    """The result as text in one of the machine formats (``json``, ``csv``, ``names``,
+    ``ndjson``)."""
+    return RENDERERS[fmt](result)
+
+
 def _fmt(value: float | None, digits: int = 4) -> str:
     if value is None:
         return "—"

@@ -1,0 +1,236 @@
+"""Apply a fitted result to data: ``transform`` (keep the selected columns) and ``predict``.
+
+A result file (``fit --format json``) carries the whole preparation recipe: the source columns
+and how each was read, the one-hot levels, the imputation values, and the coefficients. Nothing
+is refitted, and the data is streamed: memory does not grow with the rows.
+
+Rules for data that differs from the training data (documented in the README):
+
+- a column the model needs (a feature with a non-zero coefficient) that is missing from the
+  data is an error; columns the model does not need may be absent;
+- a missing value is imputed with the training mean, as ``fit`` did;
+- a category level not seen at fit time counts as none of the known levels (all its one-hot
+  features 0), with a warning that counts the rows;
+- a numeric column whose values are no longer numbers is an error naming the column and a value.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from l1select import io as l1io
+from l1select.errors import DataError, InputError, did_you_mean, list_names
+from l1select.prepare import column_values
+from l1select.select import predict as predict_rows
+from l1select.types import ColumnSpec, Warn
+
+
+@dataclass(frozen=True)
+class Model:
+    """What ``transform`` and ``predict`` need from a result file."""
+
+    path: str
+    target: str
+    columns: dict[str, ColumnSpec]
+    feature_columns: tuple[str, ...]
+    kinds: tuple[str, ...]
+    levels: tuple[str | None, ...]
+    coef: np.ndarray
+    impute: np.ndarray
+    intercept: float
+    selected_columns: tuple[str, ...]
+
+
+def load_model(path: str) -> Model:
+    """Read a result file written by ``l1select fit --format json``."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such result file; give the JSON written by "
+                         "'l1select fit … --format json'") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path} is not a result file ({exc}); give the JSON written by "
+                         "'l1select fit … --format json'") from None
+    if not isinstance(doc, dict) or doc.get("schema_version") != 1 or "recipe" not in doc:
+        raise InputError(f"{path} is not an l1select result (schema_version 1 with a recipe); "
+                         "write one with 'l1select fit … --format json'")
+    try:
+        recipe = doc["recipe"]
+        columns = {c["name"]: ColumnSpec(c["name"], c["kind"], tuple(c.get("levels") or ()))
+                   for c in recipe["columns"]}
+        coefs = {f["name"]: f for f in doc["features"]}
+        feats = recipe["features"]
+        model = Model(
+            path=path,
+            target=recipe["target"],
+            columns=columns,
+            feature_columns=tuple(f["column"] for f in feats),
+            kinds=tuple(f["kind"] for f in feats),
+            levels=tuple(f.get("level") for f in feats),
+            coef=np.array([float(coefs[f["name"]]["coef"] or 0.0) for f in feats]),
+            impute=np.array([float(f["impute"]) for f in feats]),
+            intercept=float(doc["intercept"]),
+            selected_columns=tuple(dict.fromkeys(
+                f["column"] for f in doc["features"] if f.get("selected"))),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{path}: the result file is incomplete ({exc!r} is missing or "
+                         "wrong); write it again with 'l1select fit … --format json'") from None
+    return model
+
+
+def _require(names: list[str], wanted: list[str], source: str, what: str) -> None:
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        hint = did_you_mean(missing[0], names)
+        raise DataError(f"{source} lacks {what} {list_names(missing)}"
+                        f"{'; ' + hint if hint else ''} (columns: {list_names(names)})")
+
+
+def _stream(opened, columns: list[str], writer: l1io.TableWriter, make_batch, text: bool):
+    """Read ``columns`` of the data batch by batch and write what ``make_batch`` returns."""
+    source, header, data = opened
+    ordered = [c for c in header.names if c in set(columns)]
+    overrides: dict = {}
+    encoding = "utf8"
+    while True:
+        scan = l1io.Scan()
+        try:
+            schema = None
+            for batch, start in l1io.batches(source, header, ordered, data, scan, overrides,
+                                             encoding, text=text and source.format == "csv"):
+                out = make_batch(batch, start, source.display)
+                schema = out.schema
+                writer.write(out)
+            return source, schema
+        except l1io.Retype as exc:
+            if writer.rows:  # a later block changed a column's type: write again from the top
+                writer.abort()
+                writer = l1io.TableWriter(writer.output)
+            if exc.column == "":
+                encoding = "latin1"
+            else:
+                overrides[exc.column] = exc.type
+
+
+def transform(data_path: str, model: Model, keep: tuple[str, ...] = (),
+              output: str | None = None) -> dict:
+    """Write the data with only the selected source columns, the target when present, and the
+    ``keep`` columns, in the original column order and values."""
+    writer = l1io.TableWriter(output)
+    try:
+        opened = l1io.open_header(data_path)
+        source, header, _ = opened
+        _require(header.names, list(keep), source.display, "the --keep columns")
+        wanted = set(model.selected_columns) | set(keep)
+        if model.target in header.names:
+            wanted.add(model.target)
+        absent = [c for c in model.selected_columns if c not in header.names]
+        if absent:
+            _require(header.names, absent, source.display, "selected columns")
+        columns = [c for c in header.names if c in wanted]
+
+        def select(batch, start, shown):
+            return batch
+
+        _, schema = _stream(opened, columns, writer, select, text=True)
+        writer.close(schema or pa.schema([(c, pa.string()) for c in columns]))
+    except BaseException:
+        writer.abort()
+        raise
+    return {"rows": writer.rows, "columns": columns}
+
+
+def predict(data_path: str, model: Model, keep: tuple[str, ...] = (),
+            output: str | None = None) -> tuple[dict, list[Warn]]:
+    """Write one prediction per input row, in input order (``prediction`` and the ``keep``
+    columns). The target is not needed and is ignored."""
+    needed = list(dict.fromkeys(model.feature_columns[j] for j in range(model.coef.size)
+                                if model.coef[j] != 0.0))
+    unseen: dict[str, dict] = {}
+    writer = l1io.TableWriter(output)
+
+    def make(batch, start, shown):
+        # The full design, columns the model does not need at 0 (their coefficient is 0), and
+        # the same product as fit's in-sample prediction (select.predict), so that predicting
+        # the training file reproduces it exactly.
+        n = batch.num_rows
+        X = np.zeros((n, model.coef.size))
+        names = set(batch.schema.names)
+        done: dict[str, object] = {}
+        for j, col in enumerate(model.feature_columns):
+            if col not in names:
+                continue
+            if col not in done:
+                done[col] = _column(batch.column(col), model.columns[col], shown, unseen)
+            values = done[col]
+            if model.kinds[j] == "onehot":
+                text, miss = values
+                X[:, j] = _onehot(text, model.levels[j])
+                X[miss, j] = np.nan
+            else:
+                X[:, j] = values
+        pred = predict_rows(X, model.coef, model.intercept, model.impute)
+        arrays = [pa.array(pred, pa.float64())] + [batch.column(k) for k in keep]
+        return pa.record_batch(arrays, names=["prediction", *keep])
+
+    try:
+        opened = l1io.open_header(data_path)
+        source, header, _ = opened
+        _require(header.names, needed, source.display, "columns the model uses:")
+        _require(header.names, list(keep), source.display, "the --keep columns")
+        present = [c for c in dict.fromkeys(model.feature_columns) if c in header.names]
+        columns = list(dict.fromkeys(present + needed + list(keep)))
+        _, schema = _stream(opened, columns, writer, make, text=False)
+        writer.close(schema or pa.schema([("prediction", pa.float64())]))
+    except BaseException:
+        writer.abort()
+        raise
+    warnings = [
+        Warn("unseen_level", f"{info['rows']} rows have values of '{col}' not seen at fit "
+             f"time ({list_names(sorted(info['values'])[:5])}); they count as none of the "
+             "known levels")
+        for col, info in unseen.items()
+    ]
+    return {"rows": writer.rows}, warnings
+
+
+def _onehot(text: pa.Array, level: str | None) -> np.ndarray:
+    from l1select.prepare import _floats
+
+    return _floats(pc.equal(text, level).fill_null(False))
+
+
+def _column(arr, spec: ColumnSpec, shown: str, unseen: dict):
+    """One source column read the way the recipe says; categorical: (text, missing mask)."""
+    from l1select.prepare import _bools, _text
+
+    if spec.kind == "categorical":
+        text = _text(arr)
+        miss = _bools(pc.is_null(text))
+        known = pc.is_in(text, value_set=pa.array(list(spec.levels), pa.string()))
+        new = pc.and_(pc.invert(known.fill_null(True)), pc.is_valid(text))
+        if pc.any(new).as_py():
+            info = unseen.setdefault(spec.name, {"rows": 0, "values": set()})
+            info["rows"] += int(pc.sum(new).as_py())
+            info["values"].update(pc.unique(text.filter(new)).to_pylist()[:5])
+        return text, miss
+    t = arr.type.value_type if pa.types.is_dictionary(arr.type) else arr.type
+    numeric_ok = (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+                  or pa.types.is_boolean(t) or pa.types.is_null(t))
+    if spec.kind in ("numeric", "bool") and not numeric_ok:
+        sample = [v for v in pc.unique(arr.drop_null()).to_pylist()[:3]]
+        raise DataError(f"Column '{spec.name}' in {shown} held numbers at fit time but now has "
+                        f"{t} values such as {', '.join(repr(v) for v in sample)}; fix the "
+                        "column or refit")
+    try:
+        return column_values(arr, spec)
+    except (pa.ArrowInvalid, ValueError):
+        raise DataError(f"Column '{spec.name}' in {shown} has values that are not numbers; "
+                        "fix the column or refit") from None

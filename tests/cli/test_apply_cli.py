@@ -1,0 +1,155 @@
+"""transform, predict and the machine formats, end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from l1select.cli import app
+
+REPO = Path(__file__).resolve().parents[2]
+HOUSING = REPO / "sample_data" / "housing.csv"
+runner = CliRunner()
+
+
+def run(*args, input=None):
+    return runner.invoke(app, [str(a) for a in args], input=input)
+
+
+@pytest.fixture(scope="module")
+def result_json(tmp_path_factory):
+    path = tmp_path_factory.mktemp("fit") / "result.json"
+    r = run("fit", HOUSING, "-t", "price", "--format", "json", "-o", path, "-q")
+    assert r.exit_code == 0, r.stderr
+    return path
+
+
+def _csv(text: str) -> pa.Table:
+    return pacsv.read_csv(pa.BufferReader(text.encode()))
+
+
+def test_transform_keeps_selected_columns_in_original_order_and_values(result_json):
+    doc = json.loads(result_json.read_text())
+    r = run("transform", HOUSING, "--selection", result_json, "--keep", "listing_id")
+    assert r.exit_code == 0, r.stderr
+    header = r.stdout.splitlines()[0].split(",")
+    source_header = HOUSING.read_text().splitlines()[0].split(",")
+    selected_columns = {f["column"] for f in doc["features"] if f["selected"]}
+    expected = [c for c in source_header
+                if c in selected_columns | {"price", "listing_id"}]
+    assert header == expected
+    # Values are the file's own text, cell for cell.
+    src = [ln.split(",") for ln in HOUSING.read_text().splitlines()]
+    idx = [source_header.index(c) for c in expected]
+    want = "\n".join(",".join(row[i] for i in idx) for row in src) + "\n"
+    assert r.stdout == want
+
+
+def test_transform_then_fit_selects_the_same_features(tmp_path, result_json):
+    doc = json.loads(result_json.read_text())
+    reduced = tmp_path / "reduced.csv"
+    assert run("transform", HOUSING, "-s", result_json, "-o", reduced).exit_code == 0
+    again = run("fit", reduced, "-t", "price", "--format", "json", "-q")
+    assert again.exit_code == 0, again.stderr
+    new = json.loads(again.stdout)
+    assert new["selected"] == doc["selected"]
+    old = {f["name"]: f["coef"] for f in doc["features"] if f["selected"]}
+    got = {f["name"]: f["coef"] for f in new["features"] if f["selected"]}
+    for name, coef in old.items():
+        # Solver tolerance (duality gap 1e-10 relative) on both fits.
+        assert got[name] == pytest.approx(coef, rel=1e-6)
+
+
+def test_transform_to_parquet_and_from_stdin(tmp_path, result_json):
+    out = tmp_path / "reduced.parquet"
+    r = run("transform", "-", "-s", result_json, "-o", out, input=HOUSING.read_bytes())
+    assert r.exit_code == 0, r.stderr
+    table = pq.read_table(out)
+    assert table.num_rows == 3000 and "price" in table.column_names
+
+
+def test_predict_reproduces_the_in_sample_predictions(tmp_path, result_json):
+    from l1select.prepare import design_matrix
+    from l1select.select import predict
+    from l1select.types import ColumnSpec, FeatureSpec, Recipe
+
+    doc = json.loads(result_json.read_text())
+    r = run("predict", HOUSING, "--model", result_json, "--keep", "listing_id")
+    assert r.exit_code == 0, r.stderr
+    out = _csv(r.stdout)
+    assert out.column_names == ["prediction", "listing_id"]
+    assert out.num_rows == 3000  # every row, even those without a price
+    rec = doc["recipe"]
+    recipe = Recipe(
+        target=rec["target"],
+        columns=tuple(ColumnSpec(c["name"], c["kind"], tuple(c["levels"] or ()))
+                      for c in rec["columns"]),
+        features=tuple(FeatureSpec(f["name"], f["column"], f["kind"], f["level"])
+                       for f in rec["features"]),
+    )
+    table = pacsv.read_csv(HOUSING)
+    X = design_matrix(table, recipe)
+    coef = np.array([f["coef"] for f in doc["features"]])
+    impute = np.array([f["impute"] for f in rec["features"]])
+    expected = predict(X, coef, doc["intercept"], impute)
+    got = np.array(out.column("prediction").to_pylist())
+    np.testing.assert_array_equal(got, expected)  # exactly: same design, same product
+
+
+def test_predict_without_the_target_and_with_unseen_levels(tmp_path, result_json):
+    lines = HOUSING.read_text().splitlines()
+    header = lines[0].split(",")
+    price = header.index("price")
+    hood = header.index("neighborhood")
+    rows = [ln.split(",") for ln in lines[1:6]]
+    rows[0][hood] = "Atlantis"
+    text = "\n".join(",".join(c for i, c in enumerate(r) if i != price)
+                     for r in [header] + rows) + "\n"
+    r = run("predict", "-", "-m", result_json, input=text.encode())
+    assert r.exit_code == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 6
+    assert "Atlantis" in r.stderr and "not seen at fit time" in r.stderr
+
+
+@pytest.mark.parametrize(("edit", "needle"), [
+    (lambda h, r: (h, [x[:3] + x[4:] for x in r], 3), "lacks"),
+    (lambda h, r: (h, [x[:3] + ["big"] + x[4:] for x in r], None), "held numbers at fit time"),
+])
+def test_predict_errors(tmp_path, result_json, edit, needle):
+    lines = HOUSING.read_text().splitlines()
+    header = lines[0].split(",")
+    rows = [ln.split(",") for ln in lines[1:20]]
+    h, rows, drop = edit(header, rows)
+    if drop is not None:
+        h = h[:drop] + h[drop + 1:]
+    path = tmp_path / "bad.csv"
+    path.write_text("\n".join(",".join(x) for x in [h] + rows) + "\n")
+    r = run("predict", path, "-m", result_json, "-o", tmp_path / "p.csv")
+    assert r.exit_code == 1
+    assert r.stdout == "" and needle in r.stderr and r.stderr.startswith("Error:")
+    assert not (tmp_path / "p.csv").exists()
+    assert not list(tmp_path.glob(".p.csv*"))
+
+
+def test_model_file_errors(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    for model in (bad, tmp_path / "missing.json"):
+        r = run("predict", HOUSING, "-m", model)
+        assert r.exit_code == 1 and r.stdout == "" and "result" in r.stderr
+
+
+def test_names_and_ndjson(result_json):
+    doc = json.loads(result_json.read_text())
+    names = run("fit", HOUSING, "-t", "price", "--format", "names", "-q")
+    assert names.stdout.splitlines() == doc["selected"]
+    nd = run("fit", HOUSING, "-t", "price", "--format", "ndjson", "-q")
+    rows = [json.loads(line) for line in nd.stdout.splitlines()]
+    assert rows == doc["features"]
