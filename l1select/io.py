@@ -372,12 +372,16 @@ def _csv_options(source: Source, header: Header, columns: list[str],
         return "error"
 
     read_options = pacsv.ReadOptions(column_names=header.names, encoding=encoding,
-                                     use_threads=False, block_size=4 * CSV_BLOCK)
+                                     use_threads=False, block_size=1 << 30)
     parse_options = pacsv.ParseOptions(delimiter=source.delimiter,
                                        invalid_row_handler=on_invalid)
+    # Arrow matches include_columns against the header name by name (quadratic: minutes for
+    # 20,000 columns); for wide files read every column and select afterwards instead.
+    if len(header.names) > 1000 or len(columns) == len(header.names):
+        columns = []
     if text:  # every cell exactly as written
         convert_options = pacsv.ConvertOptions(
-            include_columns=columns, column_types={c: pa.string() for c in columns},
+            include_columns=columns, column_types={c: pa.string() for c in header.names},
             null_values=[], strings_can_be_null=False, quoted_strings_can_be_null=False,
         )
     else:
@@ -389,16 +393,18 @@ def _csv_options(source: Source, header: Header, columns: list[str],
     return read_options, parse_options, convert_options, bad_row
 
 
-def _raw_blocks(path: str, compression: str | None, data: bytes | None, digest):
+def _raw_blocks(path: str, compression: str | None, data: bytes | None, digest,
+                size: int | None = None):
     """The decompressed bytes of one file in blocks, hashing the stored bytes on the way."""
+    size = size or CSV_BLOCK
     if data is not None:
         data = data.lstrip(b"\xef\xbb\xbf")
-        for i in range(0, len(data), CSV_BLOCK):
-            yield data[i:i + CSV_BLOCK]
+        for i in range(0, len(data), size):
+            yield data[i:i + size]
         return
     inflate = zlib.decompressobj(wbits=47) if compression == "gzip" else None
     with _open(path) as fh:
-        while block := fh.read(CSV_BLOCK):
+        while block := fh.read(size):
             if digest is not None:
                 digest.update(block)
             if inflate is None:
@@ -451,12 +457,15 @@ def _first_types(source: Source, header: Header, columns: list[str], data: bytes
         schema = pacsv.read_csv(pa.BufferReader(head), ro, po, co).schema if head else None
     except pa.ArrowInvalid as exc:
         raise _csv_error(source, source.files[0], exc, bad, data) from None
+    # Every column gets an explicit type, so no later block can infer another one.
     types = {}
     for f in schema or []:
         if pa.types.is_integer(f.type):
             types[f.name] = pa.float64()
         elif pa.types.is_null(f.type):
             types[f.name] = pa.string()
+        else:
+            types[f.name] = f.type
     for name in columns:
         if schema is None or name not in schema.names:
             types[name] = pa.string()
@@ -544,8 +553,13 @@ def _csv_batches(source: Source, header: Header, columns: list[str], data: bytes
     ro, po, co, bad = _csv_options(source, header, columns, types, encoding, text)
     names = header.names  # Arrow numbers columns in the file's order, read or not
 
+    wanted = set(columns)
+    ordered = [n for n in header.names if n in wanted]
+
     def parse(chunk: bytes) -> list[pa.RecordBatch]:
         table = pacsv.read_csv(pa.BufferReader(chunk), ro, po, co)
+        if table.num_columns != len(ordered):
+            table = table.select(ordered)
         return table.combine_chunks().to_batches(max_chunksize=table.num_rows or 1)
 
     digest = hashlib.sha256() if data is None else None
@@ -565,8 +579,11 @@ def _csv_batches(source: Source, header: Header, columns: list[str], data: bytes
     path = source.files[0]
     try:
         try:
+            # Each block should hold a few hundred rows at least, or the per-column cost of a
+            # parse call dominates on wide files.
+            size = max(CSV_BLOCK, 256 * sum(len(n) + 1 for n in header.names))
             for path in source.files:
-                blocks = _raw_blocks(path, source.compression, data, digest)
+                blocks = _raw_blocks(path, source.compression, data, digest, size)
                 for chunk in _line_chunks(blocks, check_header(path)):
                     pending.append(pool.submit(parse, chunk))
                     if len(pending) < 3:
@@ -594,7 +611,7 @@ def _csv_batches(source: Source, header: Header, columns: list[str], data: bytes
 
 
 def _checked(batch: pa.RecordBatch, encoding: str) -> pa.RecordBatch:
-    if encoding == "utf8" and any(pa.types.is_binary(t) for t in batch.schema.types):
+    if encoding == "utf8" and pa.binary() in set(batch.schema.types):
         raise Retype("", pa.binary())
     return batch
 
