@@ -25,29 +25,34 @@ Duality gap and stopping rule (both solvers): with ``a = alpha * l1_ratio``,
     dual   = -s^2 / 2 (r^T r / n + b sum_j pf_j w_j^2) + s r^T yc / n
     gap    = primal - dual
 
-Unpenalized features take no part in ``nu``: the dual constraint for them
-(``XtA_j = 0``) cannot be met by scaling, and coordinate descent leaves their partial
-gradient at zero up to the current coordinate change. For ``alpha = 0`` (ordinary
-least squares) the gap is ``sum_j XtA_j^2``, scikit-learn's first-order fallback. At
-each alpha, iteration stops once ``gap <= tol * yty`` and no feature outside the working
+The dual point is feasible for an unpenalized feature (pf_j = 0) only if
+``Xs_j^T r = 0``, which no scaling can arrange; so before every gap evaluation the
+unpenalized coefficients are refitted jointly by least squares (an exact block
+minimization, which only lowers the objective), after which ``gap >= P(w) - P*`` holds
+again. For ``alpha = 0`` (least squares) the gap is ``sum_j XtA_j^2``, scikit-learn's
+first-order fallback. At each alpha, iteration stops once ``gap <= tol * yty``
+(confirmed on a freshly computed ``G w`` or residual) and no feature outside the working
 set violates its KKT condition ``|Xs_j^T r / n| <= a * pf_j``, or after ``max_iter``
-epochs (passes over the working set).
+epochs. The gap is evaluated when the largest coordinate change of an epoch falls to
+``tol * max|w|`` or every ``_GAP_EVERY`` epochs.
 """
 
 import numpy as np
 from numba import njit
 
 # Epochs between two gap evaluations while coordinates still move by more than
-# tol * max|w|: the gap costs about one epoch in cd_data_path, so checking every
-# tenth epoch costs at most ~10% and stops at most 9 epochs late.
+# tol * max|w| (cd_gram_path, and cd_data_path's sweeps on the data): a gap costs about
+# one epoch there, so checking every tenth costs at most ~10% and stops at most 9 late.
 _GAP_EVERY = 10
 
 
-# A threshold a * pf_j computed from alpha_max = |c_j| / (l1_ratio * pf_j) comes back
-# up to ~2 eps (four roundings) below |c_j|; |z| that close to the threshold counts as
-# on it, so the coefficients are exactly zero at alpha_max instead of ~1e-16. Treating
-# such a coordinate as zero moves it by at most 8 eps * threshold / G_jj.
-_THRESHOLD_RTOL = 8.0 * 2.220446049250313e-16
+# |z| within this relative distance above the threshold a * pf_j counts as on it. The
+# caller computes alpha_max = |c_j| / (l1_ratio * pf_j) from its own statistics, and
+# a * pf_j comes back a few ulps below the kernel's |c_j| (four roundings, plus, for
+# cd_data_path, a different summation order of c_j: ~1e-14 relative); without the slack
+# the top feature would get a coefficient of ~1e-16 at alpha_max instead of exactly
+# zero. Setting such a coordinate to zero moves it by at most 1e-12 * threshold / G_jj.
+_THRESHOLD_RTOL = 1e-12
 
 
 @njit(cache=True, fastmath=False)
@@ -186,6 +191,24 @@ _DEPENDENT_PIVOT = 1e-12
 
 
 @njit(cache=True, fastmath=False)
+def _row_dot(L, i, j, n):
+    """``sum(L[i, :n] * L[j, :n])`` with four running sums (see ``_col_dot``)."""
+    acc0 = 0.0
+    acc1 = 0.0
+    acc2 = 0.0
+    acc3 = 0.0
+    n4 = n - n % 4
+    for q in range(0, n4, 4):
+        acc0 += L[i, q] * L[j, q]
+        acc1 += L[i, q + 1] * L[j, q + 1]
+        acc2 += L[i, q + 2] * L[j, q + 2]
+        acc3 += L[i, q + 3] * L[j, q + 3]
+    for q in range(n4, n):
+        acc0 += L[i, q] * L[j, q]
+    return (acc0 + acc1) + (acc2 + acc3)
+
+
+@njit(cache=True, fastmath=False)
 def _cholesky_psd(A, L):
     """Lower Cholesky factor of the PSD matrix ``A``, skipping dependent columns.
 
@@ -201,17 +224,12 @@ def _cholesky_psd(A, L):
         for i in range(m):
             L[i, j] = 0.0
     for j in range(m):
-        s = A[j, j]
-        for q in range(j):
-            s -= L[j, q] * L[j, q]
+        s = A[j, j] - _row_dot(L, j, j, j)
         if s <= _DEPENDENT_PIVOT * max_diag:
             continue
         L[j, j] = np.sqrt(s)
         for i in range(j + 1, m):
-            s = A[i, j]
-            for q in range(j):
-                s -= L[i, q] * L[j, q]
-            L[i, j] = s / L[j, j]
+            L[i, j] = (A[i, j] - _row_dot(L, i, j, j)) / L[j, j]
 
 
 @njit(cache=True, fastmath=False)
@@ -317,8 +335,9 @@ def _gram_state(gram, xty, yty, coef, gw, grad):
 def _gram_product(gram, coef, gw):
     """Set ``gw = gram @ coef`` from the rows of the non-zero coefficients.
 
-    Mutates ``gw``. Done afresh at every alpha, as scikit-learn does per call, so that
-    the rounding of the incremental updates does not accumulate along the path.
+    Mutates ``gw``. Done afresh at every alpha (as scikit-learn does per call) and before
+    a gap is accepted, so that the rounding of the incremental updates cannot pass for
+    convergence.
     """
     n_features = gram.shape[0]
     for i in range(n_features):
@@ -352,15 +371,279 @@ def _gram_refit_unpenalized(gram, xty, coef, gw, unpen, chol, g_u, delta):
 
 
 @njit(cache=True, fastmath=False)
+def _solve_small(A, rhs):
+    """Solve the small system ``A x = rhs`` by Gaussian elimination with pivoting.
+
+    Mutates ``A`` and ``rhs`` (``rhs`` holds ``x`` on return). Returns False, leaving
+    them meaningless, when a pivot is not clearly non-zero relative to ``A``'s largest
+    entry (a (nearly) singular system: the caller skips the extrapolation).
+    """
+    m = A.shape[0]
+    scale = 0.0
+    for i in range(m):
+        for jj in range(m):
+            if abs(A[i, jj]) > scale:
+                scale = abs(A[i, jj])
+    if scale == 0.0:
+        return False
+    for col in range(m):
+        piv = col
+        for i in range(col + 1, m):
+            if abs(A[i, col]) > abs(A[piv, col]):
+                piv = i
+        if abs(A[piv, col]) <= 1e-14 * scale:
+            return False
+        if piv != col:
+            for jj in range(m):
+                tmp = A[col, jj]
+                A[col, jj] = A[piv, jj]
+                A[piv, jj] = tmp
+            tmp = rhs[col]
+            rhs[col] = rhs[piv]
+            rhs[piv] = tmp
+        for i in range(col + 1, m):
+            f = A[i, col] / A[col, col]
+            for jj in range(col, m):
+                A[i, jj] -= f * A[col, jj]
+            rhs[i] -= f * rhs[col]
+    for i in range(m - 1, -1, -1):
+        acc = rhs[i]
+        for jj in range(i + 1, m):
+            acc -= A[i, jj] * rhs[jj]
+        rhs[i] = acc / A[i, i]
+    return True
+
+
+# Anderson extrapolation of the coordinate-descent sweeps (Bertrand & Massias, "Anderson
+# acceleration of coordinate descent", AISTATS 2021; as in skglm): every _ANDERSON_K + 1
+# sweeps, the affine combination of the last iterates that best cancels their
+# differences is tried, and kept if it lowers the objective. In the nearly interpolating
+# tail of a wide path (hundreds of correlated non-zeros) plain coordinate descent needs
+# thousands of sweeps per alpha; this cuts them several-fold.
+_ANDERSON_K = 5
+
+
+@njit(cache=True, fastmath=False)
+def _gram_objective(xty, yty, coef, gw, penalty, a, b):
+    """``1/2 w^T G w - c^T w + yty/2 + penalty`` from ``gw = G w``."""
+    quad = 0.0
+    pen = 0.0
+    for j in range(coef.shape[0]):
+        w_j = coef[j]
+        quad += w_j * gw[j] - 2.0 * xty[j] * w_j
+        pen += penalty[j] * (a * abs(w_j) + 0.5 * b * w_j * w_j)
+    return 0.5 * (yty + quad) + pen
+
+
+@njit(cache=True, fastmath=False)
+def _anderson_gram(hist_w, gram, xty, yty, coef, gw, penalty, a, b, trial_w, trial_gw):
+    """Try the Anderson extrapolation of the iterates in ``hist_w`` (rows: sweeps).
+
+    The last row is the current iterate. ``G w`` of the trial point is computed afresh:
+    combining the stored ``G w`` instead would multiply their rounding by the size of the
+    combination weights, which is large when the sweeps have nearly stalled. Mutates
+    ``coef`` and ``gw`` when the trial point has a lower objective (and returns True),
+    and the scratch arrays ``trial_w`` and ``trial_gw`` either way.
+    """
+    m = coef.shape[0]
+    k = hist_w.shape[0] - 1
+    # Gram of the successive differences U_s = x_{s+1} - x_s.
+    uu = np.zeros((k, k))
+    for s1 in range(k):
+        for s2 in range(s1, k):
+            acc = 0.0
+            for t in range(m):
+                acc += (hist_w[s1 + 1, t] - hist_w[s1, t]) * (hist_w[s2 + 1, t] - hist_w[s2, t])
+            uu[s1, s2] = acc
+            uu[s2, s1] = acc
+    z = np.ones(k)
+    if not _solve_small(uu, z):
+        return False
+    z_sum = 0.0
+    for s in range(k):
+        z_sum += z[s]
+    if z_sum == 0.0 or not np.isfinite(z_sum):
+        return False
+    for t in range(m):
+        acc = 0.0
+        for s in range(k):
+            acc += z[s] * hist_w[s + 1, t]
+        trial_w[t] = acc / z_sum
+    _gram_product(gram, trial_w, trial_gw)
+    current = _gram_objective(xty, yty, coef, gw, penalty, a, b)
+    if _gram_objective(xty, yty, trial_w, trial_gw, penalty, a, b) >= current:
+        return False
+    for t in range(m):
+        coef[t] = trial_w[t]
+        gw[t] = trial_gw[t]
+    return True
+
+
+# In the tail of a wide path the non-zero coefficients are hundreds of nearly collinear
+# features and coordinate descent needs thousands of sweeps per alpha even with Anderson
+# extrapolation. Every _NEWTON_EVERY sweeps without convergence, the sweeps try the
+# exact minimizer on the current support and signs (one Cholesky factorization, which
+# costs about as much as this many sweeps at 400 non-zeros, so short solves never pay).
+_NEWTON_EVERY = 200
+
+
+@njit(cache=True, fastmath=False)
+def _newton_step(
+    gram, xty, yty, coef, gw, penalty, alpha, l1_ratio, n_unpen, idx, grad, trial_w, trial_gw
+):
+    """Try a step to the minimizer on the current support with the current signs.
+
+    On the support S (non-zero or unpenalized coefficients, the latter being the first
+    ``n_unpen``) with signs fixed, the objective is the quadratic with minimizer
+    ``(G_SS + b diag(pf_S)) w_S = c_S - a pf_S sign(w_S)``. The step goes there, or,
+    if a coefficient would change sign, only as far as the first one reaching zero
+    (which is set to zero): along that segment the objective decreases. Kept if the
+    objective or the duality gap is lower: near convergence on an ill-conditioned support
+    the objective no longer resolves the improvement, but the gap does (the factorization
+    leaves a residual near rounding where the sweeps leave ~1e-10), and a lower gap
+    bounds the objective all the same (``P(w) <= P* + gap``).
+
+    Mutates ``coef`` and ``gw`` when the step is kept (and returns True), and the
+    scratch arrays ``trial_w``, ``trial_gw`` and ``grad`` either way.
+    """
+    m = coef.shape[0]
+    a = alpha * l1_ratio
+    b = alpha * (1.0 - l1_ratio)
+    support = np.empty(m, dtype=np.int64)
+    n_s = 0
+    for j in range(m):
+        if j < n_unpen or coef[j] != 0.0:
+            support[n_s] = j
+            n_s += 1
+    if n_s == 0:
+        return False
+    hess = np.empty((n_s, n_s))
+    rhs = np.empty(n_s)
+    for t in range(n_s):
+        j = support[t]
+        rhs[t] = xty[j]
+        if penalty[j] > 0.0:
+            rhs[t] -= a * penalty[j] * np.sign(coef[j])
+        for q in range(n_s):
+            hess[t, q] = gram[j, support[q]]
+        hess[t, t] += b * penalty[j]
+    chol = np.empty((n_s, n_s))
+    _cholesky_psd(hess, chol)
+    target = np.empty(n_s)
+    _cholesky_solve(chol, rhs, target)
+    step = 1.0
+    for t in range(n_s):
+        j = support[t]
+        if penalty[j] > 0.0 and coef[j] * target[t] <= 0.0:
+            step = min(step, coef[j] / (coef[j] - target[t]))
+    for j in range(m):
+        trial_w[j] = coef[j]
+    for t in range(n_s):
+        j = support[t]
+        w_new = coef[j] + step * (target[t] - coef[j])
+        # The coefficients that reach zero at this step length, and any that would
+        # cross it by rounding, stop at zero.
+        if penalty[j] > 0.0 and (coef[j] * target[t] <= 0.0 or coef[j] * w_new <= 0.0):
+            if coef[j] / (coef[j] - target[t]) <= step or coef[j] * w_new <= 0.0:
+                w_new = 0.0
+        trial_w[j] = w_new
+    _gram_product(gram, trial_w, trial_gw)
+    better = _gram_objective(xty, yty, trial_w, trial_gw, penalty, a, b) < _gram_objective(
+        xty, yty, coef, gw, penalty, a, b
+    )
+    if not better:
+        rr, ry = _gram_state(gram, xty, yty, coef, gw, grad)
+        gap = _dual_gap(coef, grad, penalty, idx, m, alpha, l1_ratio, rr, ry)
+        rr, ry = _gram_state(gram, xty, yty, trial_w, trial_gw, grad)
+        better = _dual_gap(trial_w, grad, penalty, idx, m, alpha, l1_ratio, rr, ry) < gap
+    if not better:
+        return False
+    for j in range(m):
+        coef[j] = trial_w[j]
+        gw[j] = trial_gw[j]
+    return True
+
+
+@njit(cache=True, fastmath=False)
+def _gram_solve(
+    gram, xty, yty, coef, gw, penalty, alpha, l1_ratio, gap_tol, max_epochs, n_unpen, chol
+):
+    """Coordinate descent on a small dense problem with every feature in play.
+
+    Sweeps all features cyclically, with Anderson extrapolation, until the duality gap
+    is ``<= gap_tol`` (confirmed on a fresh ``G w``) or ``max_epochs`` sweeps. The first
+    ``n_unpen`` features are the unpenalized ones, ``chol`` the factor of their Gram;
+    they are refitted before each gap evaluation.
+
+    Mutates ``coef`` and ``gw`` (``= gram @ coef`` on entry, kept so). Returns the
+    number of sweeps.
+    """
+    m = gram.shape[0]
+    a = alpha * l1_ratio
+    b = alpha * (1.0 - l1_ratio)
+    idx = np.arange(m)
+    unpen = np.arange(n_unpen)
+    grad = np.empty(m)
+    g_u = np.empty(n_unpen)
+    delta_u = np.empty(n_unpen)
+    hist_w = np.empty((_ANDERSON_K + 1, m))
+    trial_w = np.empty(m)
+    trial_gw = np.empty(m)
+    n_epochs = 0
+    n_hist = 0
+    while True:
+        if n_unpen > 0:
+            _gram_refit_unpenalized(gram, xty, coef, gw, unpen, chol, g_u, delta_u)
+        rr, ry = _gram_state(gram, xty, yty, coef, gw, grad)
+        gap = _dual_gap(coef, grad, penalty, idx, m, alpha, l1_ratio, rr, ry)
+        if gap <= gap_tol:
+            _gram_product(gram, coef, gw)
+            rr, ry = _gram_state(gram, xty, yty, coef, gw, grad)
+            if _dual_gap(coef, grad, penalty, idx, m, alpha, l1_ratio, rr, ry) <= gap_tol:
+                return n_epochs
+        if n_epochs >= max_epochs:
+            return n_epochs
+        _gram_epoch(gram, xty, penalty, coef, gw, idx, m, a, b)
+        n_epochs += 1
+        for t in range(m):
+            hist_w[n_hist, t] = coef[t]
+        n_hist += 1
+        if n_hist == _ANDERSON_K + 1:
+            _anderson_gram(hist_w, gram, xty, yty, coef, gw, penalty, a, b, trial_w, trial_gw)
+            n_hist = 0
+        if n_epochs % _NEWTON_EVERY == 0:
+            if _newton_step(
+                gram,
+                xty,
+                yty,
+                coef,
+                gw,
+                penalty,
+                alpha,
+                l1_ratio,
+                n_unpen,
+                idx,
+                grad,
+                trial_w,
+                trial_gw,
+            ):
+                n_hist = 0
+
+
+@njit(cache=True, fastmath=False)
 def cd_gram_path(gram, xty, yty, alphas, l1_ratio, penalty, coef, tol, max_iter):
     """Elastic-net path by coordinate descent with covariance updates.
 
-    Minimizes, for each ``alpha`` in ``alphas``,
-    ``1/2 w^T G w - c^T w + yty/2 + alpha * sum_j pf_j (l1_ratio |w_j| + (1 - l1_ratio)/2 w_j^2)``,
-    warm-started from the previous alpha. Each alpha solves on a working set (sequential
-    strong rule, plus every feature ever non-zero, plus unpenalized features), then checks
-    the KKT conditions of all features and re-solves with the violators until there are
-    none. See the module docstring for the duality gap and the stopping rule.
+    Minimizes, for each ``alpha`` in ``alphas``, warm-started from the previous one::
+
+        1/2 w^T G w - c^T w + yty / 2
+            + alpha * sum_j pf_j (l1_ratio |w_j| + (1 - l1_ratio) / 2 w_j^2)
+
+    Each alpha solves on a working set (sequential strong rule, plus every feature ever
+    non-zero, plus unpenalized features), then checks the KKT conditions of all features
+    and re-solves with the violators until there are none. Unpenalized coefficients are
+    refitted jointly by least squares before each gap evaluation. See the module
+    docstring for the duality gap and the stopping rule.
 
     Parameters
     ----------
@@ -433,16 +716,20 @@ def cd_gram_path(gram, xty, yty, alphas, l1_ratio, penalty, coef, tol, max_iter)
         _gram_product(gram, coef, gw)
         rr, ry = _gram_state(gram, xty, yty, coef, gw, grad)
         n_ws = _strong_working_set(
-            grad, penalty, diag, ever_active,
-            l1_ratio * (2.0 * alpha - alpha_prev), ws, in_ws,
+            grad,
+            penalty,
+            diag,
+            ever_active,
+            l1_ratio * (2.0 * alpha - alpha_prev),
+            ws,
+            in_ws,
         )
         n_iter = 0
         check = True
         while True:
             if check:
                 if n_unpen > 0:
-                    _gram_refit_unpenalized(gram, xty, coef, gw, unpen, chol, g_u,
-                                            delta_u)
+                    _gram_refit_unpenalized(gram, xty, coef, gw, unpen, chol, g_u, delta_u)
                 rr, ry = _gram_state(gram, xty, yty, coef, gw, grad)
                 gap = _dual_gap(coef, grad, penalty, ws, n_ws, alpha, l1_ratio, rr, ry)
                 if gap <= gap_tol:
@@ -450,8 +737,7 @@ def cd_gram_path(gram, xty, yty, alphas, l1_ratio, penalty, coef, tol, max_iter)
                     # ~1e-14 relative off, as large as the gap at a tight tol.
                     _gram_product(gram, coef, gw)
                     rr, ry = _gram_state(gram, xty, yty, coef, gw, grad)
-                    gap = _dual_gap(coef, grad, penalty, ws, n_ws, alpha, l1_ratio, rr,
-                                    ry)
+                    gap = _dual_gap(coef, grad, penalty, ws, n_ws, alpha, l1_ratio, rr, ry)
                 if gap <= gap_tol:
                     n_before = n_ws
                     n_ws = _add_kkt_violators(grad, penalty, diag, a, ws, n_ws, in_ws)
@@ -459,19 +745,14 @@ def cd_gram_path(gram, xty, yty, alphas, l1_ratio, penalty, coef, tol, max_iter)
                         break
             if n_iter >= max_iter:
                 if n_unpen > 0:
-                    _gram_refit_unpenalized(gram, xty, coef, gw, unpen, chol, g_u,
-                                            delta_u)
+                    _gram_refit_unpenalized(gram, xty, coef, gw, unpen, chol, g_u, delta_u)
                 _gram_product(gram, coef, gw)
                 rr, ry = _gram_state(gram, xty, yty, coef, gw, grad)
                 break
             d_w_max, w_max = _gram_epoch(gram, xty, penalty, coef, gw, ws, n_ws, a, b)
             n_iter += 1
-            check = (
-                w_max == 0.0 or d_w_max <= tol * w_max or n_iter % _GAP_EVERY == 0
-            )
-        dual_gaps[k] = _dual_gap(
-            coef, grad, penalty, all_idx, n_features, alpha, l1_ratio, rr, ry
-        )
+            check = w_max == 0.0 or d_w_max <= tol * w_max or n_iter % _GAP_EVERY == 0
+        dual_gaps[k] = _dual_gap(coef, grad, penalty, all_idx, n_features, alpha, l1_ratio, rr, ry)
         n_iters[k] = n_iter
         for j in range(n_features):
             coefs[j, k] = coef[j]
@@ -492,13 +773,12 @@ def cd_gram_path(gram, xty, yty, alphas, l1_ratio, penalty, coef, tol, max_iter)
 # resets r_ref, which makes the bounds tight again for the alphas that follow.
 _REFRESH_FRACTION = 0.05
 
-# Anderson extrapolation of the sweeps over the non-zero coefficients (Bertrand & Massias,
-# "Anderson acceleration of coordinate descent", AISTATS 2021, as in skglm): every
-# _ANDERSON_K + 1 sweeps, the affine combination of the last iterates that best cancels
-# their differences is tried and kept if it lowers the objective. In the nearly
-# interpolating tail of a wide path (hundreds of correlated non-zeros) plain coordinate
-# descent needs thousands of sweeps; this cuts them several-fold.
-_ANDERSON_K = 5
+# Most epochs on a wide path are sweeps over the non-zero coefficients. They run on the
+# Gram of those features (each entry computed from the data once and cached), where a
+# coordinate update costs O(n_active) instead of two passes over the training rows. The
+# cache holds at most this many features (8 bytes times its square: 128 MiB); a larger
+# active set is swept on the data.
+_GRAM_CACHE_MAX = 4096
 
 
 @njit(cache=True, fastmath=False)
@@ -549,25 +829,36 @@ def _col_axpy(X, rows, j, mean_j, inv_scale_j, has_nan_j, delta, r):
 
 
 @njit(cache=True, fastmath=False)
-def _col_col_dot(X, rows, j, k, x_mean, inv_scale):
+def _col_col_dot(X, rows, j, k, x_mean, inv_scale, has_nan):
     """Return ``Xs[:, j]^T Xs[:, k] / n`` over the training rows (NaN counts as 0)."""
-    acc = 0.0
+    n_samples = rows.shape[0]
     m_j = x_mean[j]
     m_k = x_mean[k]
-    for i in range(rows.shape[0]):
-        x_j = X[rows[i], j]
-        x_k = X[rows[i], k]
-        if x_j == x_j and x_k == x_k:
-            acc += (x_j - m_j) * (x_k - m_k)
-    return acc * inv_scale[j] * inv_scale[k] / rows.shape[0]
+    acc0 = 0.0
+    acc1 = 0.0
+    if has_nan[j] or has_nan[k]:
+        for i in range(n_samples):
+            x_j = X[rows[i], j]
+            x_k = X[rows[i], k]
+            if x_j == x_j and x_k == x_k:
+                acc0 += (x_j - m_j) * (x_k - m_k)
+    else:
+        # Two running sums, as in _col_dot.
+        n2 = n_samples - n_samples % 2
+        for i in range(0, n2, 2):
+            acc0 += (X[rows[i], j] - m_j) * (X[rows[i], k] - m_k)
+            acc1 += (X[rows[i + 1], j] - m_j) * (X[rows[i + 1], k] - m_k)
+        for i in range(n2, n_samples):
+            acc0 += (X[rows[i], j] - m_j) * (X[rows[i], k] - m_k)
+    return (acc0 + acc1) * inv_scale[j] * inv_scale[k] / n_samples
 
 
 @njit(cache=True, fastmath=False)
 def _data_residual(X, rows, x_mean, inv_scale, has_nan, yc, coef, r):
     """Set ``r = yc - Xs @ coef`` from the non-zero coefficients.
 
-    Mutates ``r``. Done afresh at every alpha so that the rounding of the incremental
-    updates does not accumulate along the path.
+    Mutates ``r``. Done afresh before every gap evaluation, so that the rounding of the
+    incremental updates cannot pass for convergence.
     """
     for i in range(r.shape[0]):
         r[i] = yc[i]
@@ -577,8 +868,7 @@ def _data_residual(X, rows, x_mean, inv_scale, has_nan, yc, coef, r):
 
 
 @njit(cache=True, fastmath=False)
-def _data_refit_unpenalized(X, rows, x_mean, inv_scale, has_nan, coef, r, unpen, chol,
-                            g_u, delta):
+def _data_refit_unpenalized(X, rows, x_mean, inv_scale, has_nan, coef, r, unpen, chol, g_u, delta):
     """Refit the unpenalized coefficients by least squares, the others fixed.
 
     ``chol`` is the factor of their Gram. Mutates ``coef``, ``r`` and the scratch arrays
@@ -625,8 +915,7 @@ def _data_setup(X, rows, x_mean, inv_scale, has_nan, diag):
 
 
 @njit(cache=True, fastmath=False)
-def _data_epoch(X, rows, x_mean, inv_scale, has_nan, diag, penalty, coef, r, idx, n_idx,
-                a, b):
+def _data_epoch(X, rows, x_mean, inv_scale, has_nan, diag, penalty, coef, r, idx, n_idx, a, b):
     """One cyclic pass of coordinate descent over ``idx[:n_idx]`` on the data matrix.
 
     Mutates ``coef`` and ``r`` (kept equal to ``yc - Xs @ coef``).
@@ -660,8 +949,25 @@ def _data_epoch(X, rows, x_mean, inv_scale, has_nan, diag, penalty, coef, r, idx
 
 
 @njit(cache=True, fastmath=False)
-def _screen_outside(X, rows, x_mean, inv_scale, has_nan, diag, penalty, r, r_ref, grad,
-                    grad_ref, stamp, version, in_ws, level, strict, found):
+def _screen_outside(
+    X,
+    rows,
+    x_mean,
+    inv_scale,
+    has_nan,
+    diag,
+    penalty,
+    r,
+    r_ref,
+    grad,
+    grad_ref,
+    stamp,
+    version,
+    in_ws,
+    level,
+    strict,
+    found,
+):
     """Find the features outside the working set with ``|grad_j| >= level * pf_j``.
 
     With ``strict`` the test is the KKT violation ``|grad_j| > level * pf_j`` (up to
@@ -701,9 +1007,7 @@ def _screen_outside(X, rows, x_mean, inv_scale, has_nan, diag, penalty, r, r_ref
             if diag[j] == 0.0:
                 grad[j] = 0.0
             else:
-                grad[j] = _col_dot(
-                    X, rows, j, x_mean[j], inv_scale[j], has_nan[j], r
-                ) / n_samples
+                grad[j] = _col_dot(X, rows, j, x_mean[j], inv_scale[j], has_nan[j], r) / n_samples
             grad_ref[j] = grad[j]
             stamp[j] = version
         for i in range(n_samples):
@@ -713,9 +1017,7 @@ def _screen_outside(X, rows, x_mean, inv_scale, has_nan, diag, penalty, r, r_ref
             if in_ws[j] or diag[j] == 0.0 or stamp[j] == version:
                 continue
             if abs(grad_ref[j]) + np.sqrt(diag[j]) * drift >= factor * penalty[j]:
-                grad[j] = _col_dot(
-                    X, rows, j, x_mean[j], inv_scale[j], has_nan[j], r
-                ) / n_samples
+                grad[j] = _col_dot(X, rows, j, x_mean[j], inv_scale[j], has_nan[j], r) / n_samples
                 stamp[j] = version
 
     n_found = 0
@@ -732,111 +1034,162 @@ def _screen_outside(X, rows, x_mean, inv_scale, has_nan, diag, penalty, r, r_ref
 
 
 @njit(cache=True, fastmath=False)
-def _solve_small(A, rhs):
-    """Solve the small system ``A x = rhs`` by Gaussian elimination with pivoting.
+def _cache_add(
+    X, rows, x_mean, inv_scale, has_nan, diag, yc, f, slot, cache_feat, cache_g, cache_c, n_cached
+):
+    """Put feature ``f`` into the Gram cache at slot ``n_cached`` (capacity permitting).
 
-    Mutates ``A`` and ``rhs`` (``rhs`` holds ``x`` on return). Returns False, leaving
-    them meaningless, when a pivot is not clearly non-zero relative to ``A``'s largest
-    entry (a (nearly) singular system: the caller skips the extrapolation).
+    Fills its row and column of ``cache_g`` against every cached feature and
+    ``cache_c[slot] = Xs_f^T yc / n``. Mutates ``slot``, ``cache_feat``, ``cache_g`` and
+    ``cache_c``. Returns the new ``n_cached``.
     """
-    m = A.shape[0]
-    scale = 0.0
-    for i in range(m):
-        for jj in range(m):
-            if abs(A[i, jj]) > scale:
-                scale = abs(A[i, jj])
-    if scale == 0.0:
-        return False
-    for col in range(m):
-        piv = col
-        for i in range(col + 1, m):
-            if abs(A[i, col]) > abs(A[piv, col]):
-                piv = i
-        if abs(A[piv, col]) <= 1e-14 * scale:
-            return False
-        if piv != col:
-            for jj in range(m):
-                tmp = A[col, jj]
-                A[col, jj] = A[piv, jj]
-                A[piv, jj] = tmp
-            tmp = rhs[col]
-            rhs[col] = rhs[piv]
-            rhs[piv] = tmp
-        for i in range(col + 1, m):
-            f = A[i, col] / A[col, col]
-            for jj in range(col, m):
-                A[i, jj] -= f * A[col, jj]
-            rhs[i] -= f * rhs[col]
-    for i in range(m - 1, -1, -1):
-        acc = rhs[i]
-        for jj in range(i + 1, m):
-            acc -= A[i, jj] * rhs[jj]
-        rhs[i] = acc / A[i, i]
-    return True
+    s = n_cached
+    slot[f] = s
+    cache_feat[s] = f
+    for t in range(s):
+        g = _col_col_dot(X, rows, f, cache_feat[t], x_mean, inv_scale, has_nan)
+        cache_g[s, t] = g
+        cache_g[t, s] = g
+    cache_g[s, s] = diag[f]
+    cache_c[s] = _col_dot(X, rows, f, x_mean[f], inv_scale[f], has_nan[f], yc) / rows.shape[0]
+    return s + 1
 
 
 @njit(cache=True, fastmath=False)
-def _anderson_step(hist_w, hist_r, coef, r, penalty, act, n_act, a, b, trial_w, trial_r):
-    """Try the Anderson extrapolation of the iterates stored in ``hist_w`` / ``hist_r``.
+def _cache_resize(cache_feat, cache_g, cache_c, n_cached, capacity):
+    """Return copies of the cache arrays with room for ``capacity`` features."""
+    new_feat = np.empty(capacity, dtype=np.int64)
+    new_g = np.empty((capacity, capacity))
+    new_c = np.empty(capacity)
+    for s in range(n_cached):
+        new_feat[s] = cache_feat[s]
+        new_c[s] = cache_c[s]
+        for t in range(n_cached):
+            new_g[s, t] = cache_g[s, t]
+    return new_feat, new_g, new_c
 
-    Row ``s`` of ``hist_w`` holds ``coef[act[:n_act]]`` after sweep ``s`` and row ``s``
-    of ``hist_r`` the matching residual; the last row is the current iterate. The
-    residual of the combination is the same combination of the residuals, since it is
-    affine in ``coef``.
 
-    Mutates ``coef`` and ``r`` when the extrapolated point has a lower objective (and
-    returns True), and the scratch arrays ``trial_w`` and ``trial_r`` either way.
+@njit(cache=True, fastmath=False)
+def _active_features(coef, ws, n_ws, unpen, in_unpen, act):
+    """Fill ``act`` with the unpenalized features (first, in ``unpen`` order) and the
+    non-zero coefficients of the working set. Mutates ``act``; returns its length."""
+    n_act = 0
+    for t in range(unpen.shape[0]):
+        act[n_act] = unpen[t]
+        n_act += 1
+    for t in range(n_ws):
+        j = ws[t]
+        if coef[j] != 0.0 and not in_unpen[j]:
+            act[n_act] = j
+            n_act += 1
+    return n_act
+
+
+@njit(cache=True, fastmath=False)
+def _solve_active_on_gram(
+    X,
+    rows,
+    x_mean,
+    inv_scale,
+    has_nan,
+    diag,
+    yc,
+    yty,
+    coef,
+    penalty,
+    act,
+    n_act,
+    slot,
+    cache_feat,
+    cache_g,
+    cache_c,
+    n_cached,
+    alpha,
+    l1_ratio,
+    gap_tol,
+    max_epochs,
+    n_unpen,
+    chol,
+):
+    """Solve for the coefficients ``act[:n_act]`` alone, the others fixed at zero.
+
+    Brings the features into the Gram cache (growing it, or starting it over when it
+    would pass ``_GRAM_CACHE_MAX``), then runs :func:`_gram_solve` on their Gram to half
+    of ``gap_tol``: the check on the data that follows sees the same point through other
+    roundings, and must not bounce back for a hair. ``act`` starts with the ``n_unpen``
+    unpenalized features, ``chol`` the factor of their Gram.
+
+    Mutates ``coef`` (the residual is left behind), ``slot`` and the cache arrays.
+
+    Returns
+    -------
+    n_epochs : int
+    cache_feat, cache_g, cache_c : ndarray
+        The cache arrays, reallocated if they had to grow.
+    n_cached : int
     """
-    n_hist = hist_w.shape[0]
-    k = n_hist - 1
-    n_samples = r.shape[0]
-    # Gram of the successive differences U_s = x_{s+1} - x_s.
-    uu = np.zeros((k, k))
-    for s1 in range(k):
-        for s2 in range(s1, k):
-            acc = 0.0
-            for t in range(n_act):
-                acc += (hist_w[s1 + 1, t] - hist_w[s1, t]) * (hist_w[s2 + 1, t] - hist_w[s2, t])
-            uu[s1, s2] = acc
-            uu[s2, s1] = acc
-    z = np.ones(k)
-    if not _solve_small(uu, z):
-        return False
-    z_sum = 0.0
-    for s in range(k):
-        z_sum += z[s]
-    if z_sum == 0.0 or not np.isfinite(z_sum):
-        return False
+    n_new = 0
     for t in range(n_act):
-        acc = 0.0
-        for s in range(k):
-            acc += z[s] * hist_w[s + 1, t]
-        trial_w[t] = acc / z_sum
-    for i in range(n_samples):
-        acc = 0.0
-        for s in range(k):
-            acc += z[s] * hist_r[s + 1, i]
-        trial_r[i] = acc / z_sum
-    # Objective of the current and the trial point, over the non-zero coordinates only:
-    # the others are zero in both.
-    cur_pen = 0.0
-    trial_pen = 0.0
+        if slot[act[t]] < 0:
+            n_new += 1
+    if n_cached + n_new > _GRAM_CACHE_MAX:
+        for s in range(n_cached):
+            slot[cache_feat[s]] = -1
+        n_cached = 0
+        n_new = n_act
+    capacity = cache_feat.shape[0]
+    if n_cached + n_new > capacity:
+        capacity = min(max(2 * capacity, n_cached + n_new), _GRAM_CACHE_MAX)
+        cache_feat, cache_g, cache_c = _cache_resize(
+            cache_feat, cache_g, cache_c, n_cached, capacity
+        )
     for t in range(n_act):
-        j = act[t]
-        cur_pen += penalty[j] * (a * abs(coef[j]) + 0.5 * b * coef[j] * coef[j])
-        trial_pen += penalty[j] * (a * abs(trial_w[t]) + 0.5 * b * trial_w[t] * trial_w[t])
-    cur_rr = 0.0
-    trial_rr = 0.0
-    for i in range(n_samples):
-        cur_rr += r[i] * r[i]
-        trial_rr += trial_r[i] * trial_r[i]
-    if 0.5 * trial_rr / n_samples + trial_pen >= 0.5 * cur_rr / n_samples + cur_pen:
-        return False
+        if slot[act[t]] < 0:
+            n_cached = _cache_add(
+                X,
+                rows,
+                x_mean,
+                inv_scale,
+                has_nan,
+                diag,
+                yc,
+                act[t],
+                slot,
+                cache_feat,
+                cache_g,
+                cache_c,
+                n_cached,
+            )
+    g_act = np.empty((n_act, n_act))
+    c_act = np.empty(n_act)
+    w_act = np.empty(n_act)
+    pf_act = np.empty(n_act)
     for t in range(n_act):
-        coef[act[t]] = trial_w[t]
-    for i in range(n_samples):
-        r[i] = trial_r[i]
-    return True
+        s = slot[act[t]]
+        c_act[t] = cache_c[s]
+        w_act[t] = coef[act[t]]
+        pf_act[t] = penalty[act[t]]
+        for q in range(n_act):
+            g_act[t, q] = cache_g[s, slot[act[q]]]
+    gw_act = np.empty(n_act)
+    _gram_product(g_act, w_act, gw_act)
+    n_epochs = _gram_solve(
+        g_act,
+        c_act,
+        yty,
+        w_act,
+        gw_act,
+        pf_act,
+        alpha,
+        l1_ratio,
+        0.5 * gap_tol,
+        max_epochs,
+        n_unpen,
+        chol,
+    )
+    for t in range(n_act):
+        coef[act[t]] = w_act[t]
+    return n_epochs, cache_feat, cache_g, cache_c, n_cached
 
 
 @njit(cache=True, fastmath=False)
@@ -849,9 +1202,7 @@ def _ws_grads(X, rows, x_mean, inv_scale, has_nan, r, grad, stamp, version, ws, 
     for t in range(n_ws):
         j = ws[t]
         if stamp[j] != version:
-            grad[j] = _col_dot(
-                X, rows, j, x_mean[j], inv_scale[j], has_nan[j], r
-            ) / n_samples
+            grad[j] = _col_dot(X, rows, j, x_mean[j], inv_scale[j], has_nan[j], r) / n_samples
             stamp[j] = version
 
 
@@ -867,8 +1218,9 @@ def _rr_ry(r, yc):
 
 
 @njit(cache=True, fastmath=False)
-def cd_data_path(X, y, rows, x_mean, x_scale, y_mean, alphas, l1_ratio, penalty, coef,
-                 tol, max_iter):
+def cd_data_path(
+    X, y, rows, x_mean, x_scale, y_mean, alphas, l1_ratio, penalty, coef, tol, max_iter
+):
     """Elastic-net path by coordinate descent on the raw data matrix (wide data).
 
     Same objective, outputs, warm start and stopping rule as :func:`cd_gram_path`, with
@@ -878,11 +1230,15 @@ def cd_data_path(X, y, rows, x_mean, x_scale, y_mean, alphas, l1_ratio, penalty,
     is kept up to date.
 
     Each alpha solves on a working set (sequential strong rule, plus features ever
-    non-zero, plus unpenalized features), cycling over its non-zero coefficients and
-    sweeping the whole working set only when those have settled (glmnet's active-set
-    cycling). Once the gap on the working set is within tolerance, the features outside
-    it are checked for KKT violations (bounded first, computed exactly only where the
-    bound is not enough) and the violators are added, until there are none.
+    non-zero, plus unpenalized features). A sweep over the working set on the data lets
+    coefficients enter; the non-zero ones are then solved alone on their Gram (computed
+    from the data once per feature and cached), with Anderson extrapolation and, when
+    the sweeps drag on, Newton steps on the support (glmnet's active-set cycling, with
+    covariance updates). Once the gap on the working set is within tolerance, the
+    features outside it are checked for KKT violations (bounded first, computed exactly
+    only where the bound is not enough) and the violators are added, until there are
+    none. Unpenalized coefficients are refitted jointly by least squares before each gap
+    evaluation.
 
     Parameters
     ----------
@@ -954,9 +1310,7 @@ def cd_data_path(X, y, rows, x_mean, x_scale, y_mean, alphas, l1_ratio, penalty,
     grad = np.zeros(n_features)
     for j in range(n_features):
         if diag[j] > 0.0:
-            grad[j] = _col_dot(
-                X, rows, j, x_mean[j], inv_scale[j], has_nan[j], r
-            ) / n_samples
+            grad[j] = _col_dot(X, rows, j, x_mean[j], inv_scale[j], has_nan[j], r) / n_samples
     grad_ref = grad.copy()
     r_ref = r.copy()
     version = 0
@@ -964,24 +1318,28 @@ def cd_data_path(X, y, rows, x_mean, x_scale, y_mean, alphas, l1_ratio, penalty,
     ever_active = coef != 0.0
     in_ws = np.zeros(n_features, dtype=np.bool_)
     ws = np.empty(n_features, dtype=np.int64)
-    act = np.empty(n_features, dtype=np.int64)
     found = np.empty(n_features, dtype=np.int64)
     unpen = _unpenalized_features(penalty, diag)
     n_unpen = unpen.shape[0]
+    in_unpen = np.zeros(n_features, dtype=np.bool_)
     chol = np.zeros((n_unpen, n_unpen))
     if n_unpen > 0:
         g_uu = np.empty((n_unpen, n_unpen))
         for s in range(n_unpen):
+            in_unpen[unpen[s]] = True
             for t in range(s, n_unpen):
-                g_uu[s, t] = _col_col_dot(X, rows, unpen[s], unpen[t], x_mean, inv_scale)
+                g_uu[s, t] = _col_col_dot(X, rows, unpen[s], unpen[t], x_mean, inv_scale, has_nan)
                 g_uu[t, s] = g_uu[s, t]
         _cholesky_psd(g_uu, chol)
     g_u = np.zeros(n_unpen)
     delta_u = np.zeros(n_unpen)
-    hist_w = np.zeros((_ANDERSON_K + 1, n_features))
-    hist_r = np.zeros((_ANDERSON_K + 1, n_samples))
-    trial_w = np.zeros(n_features)
-    trial_r = np.zeros(n_samples)
+
+    act = np.empty(n_features, dtype=np.int64)
+    slot = np.full(n_features, -1, dtype=np.int64)
+    cache_feat = np.empty(min(n_features, 64), dtype=np.int64)
+    cache_g = np.empty((cache_feat.shape[0], cache_feat.shape[0]))
+    cache_c = np.empty(cache_feat.shape[0])
+    n_cached = 0
 
     alpha_prev = alphas[0] if n_alphas > 0 else 0.0
     for k in range(n_alphas):
@@ -996,10 +1354,25 @@ def cd_data_path(X, y, rows, x_mean, x_scale, y_mean, alphas, l1_ratio, penalty,
                 ws[n_ws] = j
                 n_ws += 1
         # Sequential strong rule, at the solution for the previous alpha.
+        level = l1_ratio * (2.0 * alpha - alpha_prev)
         n_found = _screen_outside(
-            X, rows, x_mean, inv_scale, has_nan, diag, penalty, r, r_ref, grad,
-            grad_ref, stamp, version, in_ws, l1_ratio * (2.0 * alpha - alpha_prev),
-            False, found,
+            X,
+            rows,
+            x_mean,
+            inv_scale,
+            has_nan,
+            diag,
+            penalty,
+            r,
+            r_ref,
+            grad,
+            grad_ref,
+            stamp,
+            version,
+            in_ws,
+            level,
+            False,
+            found,
         )
         for t in range(n_found):
             in_ws[found[t]] = True
@@ -1007,104 +1380,106 @@ def cd_data_path(X, y, rows, x_mean, x_scale, y_mean, alphas, l1_ratio, penalty,
             n_ws += 1
 
         n_iter = 0
-        n_act = 0
-        n_hist = 0
         check = True
-        full_sweep = True
-        small = False
-        # Coordinate changes below d_w_tol * max|w| trigger a full sweep and a gap
-        # check; tightened whenever such a check fails, so that a loose tol does not
-        # make every epoch a full sweep.
-        d_w_tol = tol
         gap = 0.0
         while True:
-            if check:
-                if n_unpen > 0 and _data_refit_unpenalized(
-                    X, rows, x_mean, inv_scale, has_nan, coef, r, unpen, chol, g_u,
-                    delta_u,
-                ):
-                    n_hist = 0
-                # A fresh residual: thousands of incremental updates leave it ~1e-14
-                # relative off, as large as the gap at a tight tol.
+            if check or n_iter >= max_iter:
+                # A fresh residual: the sweeps on the Gram leave it behind, and thousands
+                # of incremental updates would make it ~1e-14 relative off, as large as
+                # the gap at a tight tol.
                 _data_residual(X, rows, x_mean, inv_scale, has_nan, yc, coef, r)
-                version += 1
-                _ws_grads(X, rows, x_mean, inv_scale, has_nan, r, grad, stamp, version,
-                          ws, n_ws)
-                rr, ry = _rr_ry(r, yc)
-                gap = _dual_gap(coef, grad, penalty, ws, n_ws, alpha, l1_ratio, rr, ry)
-                if gap <= gap_tol:
-                    n_found = _screen_outside(
-                        X, rows, x_mean, inv_scale, has_nan, diag, penalty, r, r_ref,
-                        grad, grad_ref, stamp, version, in_ws, a, True, found,
+                if n_unpen > 0:
+                    _data_refit_unpenalized(
+                        X, rows, x_mean, inv_scale, has_nan, coef, r, unpen, chol, g_u, delta_u
                     )
-                    if n_found == 0:
-                        # Every outside feature meets its KKT condition, so the gap on
-                        # the working set is the gap of the full problem.
-                        break
+                version += 1
+                converged = False
+                if n_iter < max_iter:
+                    _ws_grads(
+                        X, rows, x_mean, inv_scale, has_nan, r, grad, stamp, version, ws, n_ws
+                    )
+                    rr, ry = _rr_ry(r, yc)
+                    gap = _dual_gap(coef, grad, penalty, ws, n_ws, alpha, l1_ratio, rr, ry)
+                    converged = gap <= gap_tol
+                if converged or n_iter >= max_iter:
+                    # KKT check of the outside features. Converged and none violating: the
+                    # gap on the working set is the gap of the full problem. Out of epochs:
+                    # the violators (zero coefficients) join so that the gap covers them.
+                    n_found = _screen_outside(
+                        X,
+                        rows,
+                        x_mean,
+                        inv_scale,
+                        has_nan,
+                        diag,
+                        penalty,
+                        r,
+                        r_ref,
+                        grad,
+                        grad_ref,
+                        stamp,
+                        version,
+                        in_ws,
+                        a,
+                        True,
+                        found,
+                    )
                     for t in range(n_found):
                         in_ws[found[t]] = True
                         ws[n_ws] = found[t]
                         n_ws += 1
-                    full_sweep = True
-                elif small:
-                    d_w_tol *= 0.25
-            if n_iter >= max_iter:
-                # Not converged: the gap must still cover every feature, so bring in
-                # the KKT violators (zero coefficients) before computing it.
-                if n_unpen > 0:
-                    _data_refit_unpenalized(X, rows, x_mean, inv_scale, has_nan, coef,
-                                            r, unpen, chol, g_u, delta_u)
-                _data_residual(X, rows, x_mean, inv_scale, has_nan, yc, coef, r)
-                version += 1
-                n_found = _screen_outside(
-                    X, rows, x_mean, inv_scale, has_nan, diag, penalty, r, r_ref, grad,
-                    grad_ref, stamp, version, in_ws, a, True, found,
-                )
-                for t in range(n_found):
-                    in_ws[found[t]] = True
-                    ws[n_ws] = found[t]
-                    n_ws += 1
-                _ws_grads(X, rows, x_mean, inv_scale, has_nan, r, grad, stamp, version,
-                          ws, n_ws)
-                rr, ry = _rr_ry(r, yc)
-                gap = _dual_gap(coef, grad, penalty, ws, n_ws, alpha, l1_ratio, rr, ry)
-                break
-            if not full_sweep and n_act == 0:
-                full_sweep = True
-            if full_sweep:
-                d_w_max, w_max = _data_epoch(
-                    X, rows, x_mean, inv_scale, has_nan, diag, penalty, coef, r, ws,
-                    n_ws, a, b,
-                )
-                n_act = 0
-                for t in range(n_ws):
-                    if coef[ws[t]] != 0.0:
-                        act[n_act] = ws[t]
-                        n_act += 1
-                # The extrapolation needs iterates over one fixed set of coordinates.
-                n_hist = 0
-            else:
-                d_w_max, w_max = _data_epoch(
-                    X, rows, x_mean, inv_scale, has_nan, diag, penalty, coef, r, act,
-                    n_act, a, b,
-                )
-                for t in range(n_act):
-                    hist_w[n_hist, t] = coef[act[t]]
-                for i in range(n_samples):
-                    hist_r[n_hist, i] = r[i]
-                n_hist += 1
+                    if n_iter >= max_iter:
+                        _ws_grads(
+                            X, rows, x_mean, inv_scale, has_nan, r, grad, stamp, version, ws, n_ws
+                        )
+                        rr, ry = _rr_ry(r, yc)
+                        gap = _dual_gap(coef, grad, penalty, ws, n_ws, alpha, l1_ratio, rr, ry)
+                        break
+                    if n_found == 0:
+                        break
+
+            # A sweep over the whole working set on the data lets zero coefficients enter.
+            d_w_max, w_max = _data_epoch(
+                X, rows, x_mean, inv_scale, has_nan, diag, penalty, coef, r, ws, n_ws, a, b
+            )
             n_iter += 1
             if d_w_max > 0.0:
                 version += 1
-            if n_hist == _ANDERSON_K + 1:
-                if _anderson_step(hist_w, hist_r, coef, r, penalty, act, n_act, a, b,
-                                  trial_w, trial_r):
-                    version += 1
-                n_hist = 0
-            small = w_max == 0.0 or d_w_max <= d_w_tol * w_max
-            check = (full_sweep and small) or n_iter % _GAP_EVERY == 0
-            # Settle the non-zero coefficients before sweeping the whole set again.
-            full_sweep = small
+            n_act = _active_features(coef, ws, n_ws, unpen, in_unpen, act)
+            if n_act == 0 or n_act > _GRAM_CACHE_MAX or n_iter >= max_iter:
+                check = w_max == 0.0 or d_w_max <= tol * w_max or n_iter % _GAP_EVERY == 0
+                continue
+
+            # Then sweeps over the non-zero coefficients alone, on their cached Gram.
+            n_epochs, cache_feat, cache_g, cache_c, n_cached = _solve_active_on_gram(
+                X,
+                rows,
+                x_mean,
+                inv_scale,
+                has_nan,
+                diag,
+                yc,
+                yty,
+                coef,
+                penalty,
+                act,
+                n_act,
+                slot,
+                cache_feat,
+                cache_g,
+                cache_c,
+                n_cached,
+                alpha,
+                l1_ratio,
+                gap_tol,
+                max_iter - n_iter,
+                n_unpen,
+                chol,
+            )
+            n_iter += n_epochs
+            # r is now behind coef; the check recomputes it.
+            check = True
+
         dual_gaps[k] = gap
         n_iters[k] = n_iter
         for j in range(n_features):

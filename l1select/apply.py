@@ -86,7 +86,8 @@ def load_model(path: str) -> Model:
 
 
 def _require(names: list[str], wanted: list[str], source: str, what: str) -> None:
-    missing = [c for c in wanted if c not in names]
+    have = set(names)
+    missing = [c for c in wanted if c not in have]
     if missing:
         hint = did_you_mean(missing[0], names)
         raise DataError(f"{source} lacks {what} {list_names(missing)}"
@@ -96,7 +97,8 @@ def _require(names: list[str], wanted: list[str], source: str, what: str) -> Non
 def _stream(opened, columns: list[str], writer: l1io.TableWriter, make_batch, text: bool):
     """Read ``columns`` of the data batch by batch and write what ``make_batch`` returns."""
     source, header, data = opened
-    ordered = [c for c in header.names if c in set(columns)]
+    wanted = set(columns)
+    ordered = [c for c in header.names if c in wanted]
     overrides: dict = {}
     encoding = "utf8"
     while True:
@@ -131,7 +133,8 @@ def transform(data_path: str, model: Model, keep: tuple[str, ...] = (),
         wanted = set(model.selected_columns) | set(keep)
         if model.target in header.names:
             wanted.add(model.target)
-        absent = [c for c in model.selected_columns if c not in header.names]
+        names = set(header.names)
+        absent = [c for c in model.selected_columns if c not in names]
         if absent:
             _require(header.names, absent, source.display, "selected columns")
         columns = [c for c in header.names if c in wanted]
@@ -185,7 +188,8 @@ def predict(data_path: str, model: Model, keep: tuple[str, ...] = (),
         source, header, _ = opened
         _require(header.names, needed, source.display, "columns the model uses:")
         _require(header.names, list(keep), source.display, "the --keep columns")
-        present = [c for c in dict.fromkeys(model.feature_columns) if c in header.names]
+        names = set(header.names)
+        present = [c for c in dict.fromkeys(model.feature_columns) if c in names]
         columns = list(dict.fromkeys(present + needed + list(keep)))
         _, schema = _stream(opened, columns, writer, make, text=False)
         writer.close(schema or pa.schema([("prediction", pa.float64())]))

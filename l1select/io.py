@@ -353,8 +353,9 @@ def open_header(path: str) -> tuple[Source, Header, bytes | None]:
 
 def _check_same_header(path: str, names: list[str], header: Header, source: Source) -> None:
     if names != header.names:
-        missing = [n for n in header.names if n not in names]
-        extra = [n for n in names if n not in header.names]
+        have, expected = set(names), set(header.names)
+        missing = [n for n in header.names if n not in have]
+        extra = [n for n in names if n not in expected]
         what = (f"lacks {', '.join(missing[:5])}" if missing else
                 f"has extra {', '.join(extra[:5])}" if extra else "orders them differently")
         raise InputError(f"{path}: its columns differ from {source.files[0]} ({what}); every "
@@ -467,7 +468,7 @@ def _first_types(source: Source, header: Header, columns: list[str], data: bytes
         else:
             types[f.name] = f.type
     for name in columns:
-        if schema is None or name not in schema.names:
+        if name not in types:
             types[name] = pa.string()
     return types
 
