@@ -102,6 +102,7 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
         recipe=_recipe_dict(out.recipe, out.scaling),
         test=test_report,
         engine=out.engine,
+        coef_path=chosen.coef_path,
     )
 
 

@@ -48,6 +48,7 @@ def to_dict(result: SelectionResult) -> dict[str, Any]:
         "test": result.test,
         "warnings": [w.to_dict() for w in result.warnings],
         "recipe": result.recipe,
+        "coef_path": result.coef_path,
     }
     bad: list[str] = []
     doc = _clean(doc, "", bad)

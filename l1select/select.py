@@ -21,6 +21,7 @@ class Selection:
     coef: np.ndarray
     chosen: int  # index of the chosen l1_ratio's fit
     i_alpha: int
+    coef_path: dict[str, Any] | None = None
 
 
 def back_transform(coef_std: np.ndarray, scaling: Scaling) -> tuple[np.ndarray, float]:
@@ -101,7 +102,22 @@ def select(fits: list[PathFit], scaling: Scaling, rule: str,
             "path": path_rows,
         }
     return Selection(alpha=alpha, cv=cv, intercept=intercept, features=results,
-                     selected=tuple(selected), coef=coef, chosen=chosen, i_alpha=i_alpha)
+                     selected=tuple(selected), coef=coef, chosen=chosen, i_alpha=i_alpha,
+                     coef_path=coef_path(fit, scaling, names))
+
+
+def coef_path(fit: PathFit, scaling: Scaling, names: list[str]) -> dict[str, Any]:
+    """The all-rows coefficient path of the chosen l1_ratio on the original scale, compactly:
+    only the features that are non-zero somewhere on it."""
+    coefs = fit.coefs / scaling.x_scale[:, None]
+    intercepts = scaling.y_mean - scaling.x_mean @ coefs
+    live = np.flatnonzero(np.any(fit.coefs != 0.0, axis=1))
+    return {
+        "l1_ratio": float(fit.l1_ratio),
+        "alphas": [float(a) for a in fit.alphas],
+        "intercept": [float(b) for b in intercepts],
+        "coefs": {names[j]: [float(v) for v in coefs[j]] for j in live},
+    }
 
 
 def predict(X: np.ndarray, coef: np.ndarray, intercept: float, x_mean: np.ndarray) -> np.ndarray:

@@ -166,6 +166,7 @@ class SelectionResult:
     recipe: dict[str, Any] = field(default_factory=dict)
     test: dict[str, Any] | None = None
     engine: str = "reference"
+    coef_path: dict[str, Any] | None = None
 
     @property
     def sparsity(self) -> dict[str, Any]:

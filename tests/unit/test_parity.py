@@ -146,3 +146,16 @@ def test_no_standardize_matches_sklearn_on_raw_features(tmp_path):
             mse[i, k] = np.mean((y[te] - m.predict(X[te])) ** 2)
     w = np.bincount(folds) / y.size
     np.testing.assert_allclose([r["mean"] for r in res.cv["path"]], mse @ w, rtol=RTOL)
+
+
+def test_coef_path_holds_the_chosen_fit(tmp_path):
+    X, y, _ = make_regression(n=100, p=6, seed=12)
+    path = write_csv(tmp_path / "d.csv", X, y)
+    res = select_features(str(path), FitParams(target="y", n_alphas=20))
+    cp = res.coef_path
+    i = cp["alphas"].index(res.alpha["chosen"])
+    for f in res.features:
+        got = cp["coefs"][f.name][i] if f.name in cp["coefs"] else 0.0
+        assert got == f.coef  # the same numbers, not recomputed
+    assert cp["intercept"][i] == pytest.approx(res.intercept, rel=1e-12)
+    assert all(v == 0.0 for vals in cp["coefs"].values() for v in vals[:1])  # at alpha_max
