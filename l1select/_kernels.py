@@ -965,16 +965,15 @@ def _screen_outside(
     version,
     in_ws,
     level,
-    strict,
     found,
 ):
-    """Find the features outside the working set with ``|grad_j| >= level * pf_j``.
+    """Find the features outside the working set with ``|grad_j| > level * pf_j``.
 
-    With ``strict`` the test is the KKT violation ``|grad_j| > level * pf_j`` (up to
-    ``_THRESHOLD_RTOL``), otherwise the strong rule's ``>=``. ``grad_j = Xs_j^T r / n``
-    at the current residual. Exact gradients are computed only where the bound on
-    ``|grad_j|`` from ``(r_ref, grad_ref)`` does not settle the test, or for all
-    features in one pass when too many need it (``_REFRESH_FRACTION``).
+    ``grad_j = Xs_j^T r / n`` at the current residual; ``level`` is ``a`` (times
+    ``1 + _THRESHOLD_RTOL``) for the KKT check, or the strong rule's threshold. Exact
+    gradients are computed only where the bound on ``|grad_j|`` from
+    ``(r_ref, grad_ref)`` does not settle the test, or for all features in one pass when
+    too many need it (``_REFRESH_FRACTION``).
 
     Mutates ``grad`` and ``stamp`` (``stamp[j] == version`` marks ``grad[j]`` as exact at
     the current residual), ``r_ref`` and ``grad_ref`` when it does the full pass, and
@@ -991,16 +990,12 @@ def _screen_outside(
         d = r[i] - r_ref[i]
         drift += d * d
     drift = np.sqrt(drift / n_samples)
-    if strict:
-        factor = level * (1.0 + _THRESHOLD_RTOL)
-    else:
-        factor = level
 
     n_cand = 0
     for j in range(n_features):
         if in_ws[j] or diag[j] == 0.0 or stamp[j] == version:
             continue
-        if abs(grad_ref[j]) + np.sqrt(diag[j]) * drift >= factor * penalty[j]:
+        if abs(grad_ref[j]) + np.sqrt(diag[j]) * drift > level * penalty[j]:
             n_cand += 1
     if n_cand > _REFRESH_FRACTION * n_features:
         for j in range(n_features):
@@ -1016,7 +1011,7 @@ def _screen_outside(
         for j in range(n_features):
             if in_ws[j] or diag[j] == 0.0 or stamp[j] == version:
                 continue
-            if abs(grad_ref[j]) + np.sqrt(diag[j]) * drift >= factor * penalty[j]:
+            if abs(grad_ref[j]) + np.sqrt(diag[j]) * drift > level * penalty[j]:
                 grad[j] = _col_dot(X, rows, j, x_mean[j], inv_scale[j], has_nan[j], r) / n_samples
                 stamp[j] = version
 
@@ -1025,9 +1020,7 @@ def _screen_outside(
         # A feature without a current exact gradient was cleared by its bound.
         if in_ws[j] or diag[j] == 0.0 or stamp[j] != version:
             continue
-        g = abs(grad[j])
-        t = factor * penalty[j]
-        if g > t or (not strict and g == t):
+        if abs(grad[j]) > level * penalty[j]:
             found[n_found] = j
             n_found += 1
     return n_found
@@ -1135,7 +1128,7 @@ def _solve_active_on_gram(
     if n_cached + n_new > _GRAM_CACHE_MAX:
         for s in range(n_cached):
             slot[cache_feat[s]] = -1
-        n_cached = 0
+        n_cached = np.int64(0)
         n_new = n_act
     capacity = cache_feat.shape[0]
     if n_cached + n_new > capacity:
@@ -1313,7 +1306,9 @@ def cd_data_path(
             grad[j] = _col_dot(X, rows, j, x_mean[j], inv_scale[j], has_nan[j], r) / n_samples
     grad_ref = grad.copy()
     r_ref = r.copy()
-    version = 0
+    # np.int64(0) rather than 0 here and below: a literal 0 passed on would compile the
+    # helpers a second time, for the literal type.
+    version = np.int64(0)
     stamp = np.zeros(n_features, dtype=np.int64)
     ever_active = coef != 0.0
     in_ws = np.zeros(n_features, dtype=np.bool_)
@@ -1339,7 +1334,7 @@ def cd_data_path(
     cache_feat = np.empty(min(n_features, 64), dtype=np.int64)
     cache_g = np.empty((cache_feat.shape[0], cache_feat.shape[0]))
     cache_c = np.empty(cache_feat.shape[0])
-    n_cached = 0
+    n_cached = np.int64(0)
 
     alpha_prev = alphas[0] if n_alphas > 0 else 0.0
     for k in range(n_alphas):
@@ -1347,7 +1342,7 @@ def cd_data_path(
         a = alpha * l1_ratio
         b = alpha * (1.0 - l1_ratio)
 
-        n_ws = 0
+        n_ws = np.int64(0)
         for j in range(n_features):
             in_ws[j] = diag[j] > 0.0 and (ever_active[j] or penalty[j] == 0.0)
             if in_ws[j]:
@@ -1371,7 +1366,6 @@ def cd_data_path(
             version,
             in_ws,
             level,
-            False,
             found,
         )
         for t in range(n_found):
@@ -1420,8 +1414,7 @@ def cd_data_path(
                         stamp,
                         version,
                         in_ws,
-                        a,
-                        True,
+                        a * (1.0 + _THRESHOLD_RTOL),
                         found,
                     )
                     for t in range(n_found):
