@@ -9,10 +9,12 @@ Each job writes into ``OUTPUT_DIR/NAME/``:
 
 - ``result.json``: what ``fit --format json`` prints;
 - ``coefficients.csv``: what ``fit --format csv`` prints;
+- ``report.html``: the self-contained HTML report (what ``fit --report`` writes);
 - ``config.yaml``: the job, resolved (``l1select fit --config`` reruns it);
 - ``job.log``: source, timing, warnings, and the error if the job failed.
 
-``OUTPUT_DIR/summary.json`` lists every job with its status, error, time and folder.
+``OUTPUT_DIR/summary.json`` lists every job with its status, error, time and folder;
+``OUTPUT_DIR/index.html`` shows the same, linked to each job's report.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from l1select.errors import ConfigError, L1SelectError, did_you_mean, list_names
 from l1select.files import write_atomic
 
 SUMMARY_VERSION = 1
-RESULT_FILES = ("result.json", "coefficients.csv")
+RESULT_FILES = ("result.json", "coefficients.csv", "report.html")
 
 # Job statuses: "ok" and "failed" after a run; "skipped" when --fail-fast stopped the batch
 # first; "interrupted" when the batch was; "ready" and "flagged" in a dry run.
@@ -167,8 +169,12 @@ def _choose(batch: BatchConfig, only: list[str], shown: str) -> list[JobSpec]:
 def _write_summary(report: BatchReport) -> None:
     import json
 
+    from l1select.html_report import render_index
+
+    summary = report.summary()
     write_atomic(report.output_dir / "summary.json",
-                 json.dumps(report.summary(), indent=2, ensure_ascii=False) + "\n")
+                 json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(report.output_dir / "index.html", render_index(summary))
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,8 +271,9 @@ def run_job(job: JobSpec, output: str | Path, origin: str | None = None,
     An :class:`L1SelectError` is the job's failure, recorded with its message. Anything else
     is a bug: it fails this job only, and its traceback goes to ``job.log``.
     """
+    from l1select.html_report import render_report
     from l1select.pipeline import select_features
-    from l1select.report import render_csv, render_json
+    from l1select.report import render_csv, render_json, to_dict
 
     folder = Path(output)
     folder.mkdir(parents=True, exist_ok=True)
@@ -282,7 +289,8 @@ def run_job(job: JobSpec, output: str | Path, origin: str | None = None,
            f"started: {started}"]
     try:
         result = select_features(job.source, params)
-        texts = {"result.json": render_json(result), "coefficients.csv": render_csv(result)}
+        texts = {"result.json": render_json(result), "coefficients.csv": render_csv(result),
+                 "report.html": render_report(to_dict(result))}
         for name, text in texts.items():
             write_atomic(folder / name, text)
     except L1SelectError as exc:

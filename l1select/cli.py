@@ -22,10 +22,12 @@ from l1select.errors import EXIT_INTERRUPTED, L1SelectError
 from l1select.files import write_atomic
 from l1select.options import (
     CV,
+    Adaptive,
     Alpha,
     Alphas,
     BatchFileArg,
     ConfigFile,
+    CorrThreshold,
     Data,
     DataOut,
     Debug,
@@ -37,6 +39,7 @@ from l1select.options import (
     FailFast,
     Features,
     FoldColumn,
+    Force,
     FormatOpt,
     Jobs,
     Keep,
@@ -53,16 +56,28 @@ from l1select.options import (
     Output,
     OutputDir,
     OutputFormat,
+    PenaltyFactor,
+    PlotDir,
+    PlotFormat,
+    PlotFormatOpt,
+    PlotOnly,
+    PlotsOpt,
     Quiet,
+    RefitOpt,
+    ReportOpt,
+    ResultFile,
     RuleOpt,
     SchemaKind,
     SchemaKindOpt,
     Seed,
     Selection,
+    Stability,
+    StabilityThreshold,
     Standardize,
     TestSize,
     Threads,
     _floats,
+    _penalty_factors,
 )
 
 
@@ -162,7 +177,8 @@ def _progress(console: Console):
 
         def update(stage: str, done: int, total: int | None) -> None:
             if stage not in tasks:
-                label = "reading rows" if stage == "read" else "solving paths"
+                label = {"read": "reading rows",
+                         "stability": "half-sample fits"}.get(stage, "solving paths")
                 tasks[stage] = bar.add_task(label, total=total)
             if total is not None and done > total:
                 total = done
@@ -207,10 +223,19 @@ def fit(
     missing: MissingOpt = "mean",  # type: ignore[assignment]
     max_levels: MaxLevels = 20,
     test_size: TestSize = None,
+    stability: Stability = None,
+    stability_threshold: StabilityThreshold = 0.8,
+    corr_threshold: CorrThreshold = 0.9,
+    force: Force = None,
+    penalty_factor: PenaltyFactor = None,
+    adaptive: Adaptive = False,
+    refit: RefitOpt = None,
     format: FormatOpt = OutputFormat.table,
     output: Output = None,
     engine: EngineOpt = Engine.auto,
     threads: Threads = None,
+    plots: PlotsOpt = None,
+    report: ReportOpt = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -223,10 +248,12 @@ def fit(
 
         ratios = _floats(l1_ratio, "--l1-ratio")
         grid = _floats(alphas, "--alphas")
+        factors = _penalty_factors(penalty_factor)
         if config is not None:
             from l1select.config import load_job
 
-            given = _given_options(ctx, source=data, l1_ratio=ratios, alphas=grid)
+            given = _given_options(ctx, source=data, l1_ratio=ratios, alphas=grid,
+                                   penalty_factor=dict(factors or ()))
             job = load_job(config, given)
             data, params = job.source, job.params
         else:
@@ -240,8 +267,12 @@ def fit(
                 standardize=standardize, missing=getattr(missing, "value", missing),
                 max_levels=max_levels, features=tuple(features or ()),
                 exclude=tuple(exclude or ()), test_size=test_size, engine=engine.value,
-                threads=threads,
+                threads=threads, stability=stability, stability_threshold=stability_threshold,
+                corr_threshold=corr_threshold, force=tuple(force or ()),
+                penalty_factors=tuple(factors or ()), adaptive=adaptive,
+                refit=getattr(refit, "value", refit),
             )
+        _check_destinations(plots, report)
         with _progress(err) as progress:
             result = select_features(data, params, progress)
         for w in result.warnings:
@@ -257,6 +288,8 @@ def fit(
             buf = _io.StringIO()
             render_table(result, Console(file=buf, width=100, no_color=True, highlight=False))
             write_output(buf.getvalue(), output)
+        if plots is not None or report is not None:
+            _pictures(result, plots, report, err)
 
 
 def _require(ctx: typer.Context, **values: object) -> None:
@@ -272,7 +305,9 @@ def _require(ctx: typer.Context, **values: object) -> None:
 # fit's options that a job file may hold, under the same name (DATA is the job's source).
 _CONFIG_KEYS = ("target", "features", "exclude", "model", "l1_ratio", "cv", "fold_column",
                 "seed", "rule", "n_alphas", "eps", "alphas", "alpha", "standardize", "missing",
-                "max_levels", "test_size", "engine", "threads")
+                "max_levels", "test_size", "engine", "threads", "stability",
+                "stability_threshold", "corr_threshold", "force", "penalty_factor", "adaptive",
+                "refit")
 
 
 def _given_options(ctx: typer.Context, **parsed: object) -> dict[str, object]:
@@ -288,6 +323,59 @@ def _given_options(ctx: typer.Context, **parsed: object) -> dict[str, object]:
         value = parsed.get(name, value)
         given[name] = getattr(value, "value", value)
     return given
+
+
+def _check_destinations(plots: Path | None, report: Path | None) -> None:
+    """Fail before the fit, not after it, when --plots or --report cannot be written."""
+    if plots is not None:
+        from l1select.plots import check_output_dir
+
+        check_output_dir(plots)
+    if report is not None:
+        from l1select.html_report import check_destination
+
+        check_destination(report)
+
+
+def _pictures(result, plots: Path | None, report: Path | None, err: Console) -> None:
+    """``fit --plots DIR`` and ``fit --report FILE``: one library call each."""
+    from l1select.report import to_dict
+
+    doc = to_dict(result)
+    if plots is not None:
+        from l1select.plots import write_plots
+
+        _say_plots(write_plots(doc, plots), err)
+    if report is not None:
+        from l1select.html_report import write_report
+
+        err.print(f"wrote {write_report(doc, report)}", highlight=False)
+
+
+def _say_plots(outcome, err: Console) -> None:
+    for name, why in outcome.skipped:
+        err.print(f"[yellow]warning:[/] no {name} plot: {why}", markup=True, highlight=False,
+                  soft_wrap=True)
+    if outcome.written:
+        err.print(f"wrote {', '.join(str(p) for p in outcome.written)}", highlight=False,
+                  soft_wrap=True)
+
+
+@app.command()
+def plot(
+    result: ResultFile,
+    output: PlotDir,
+    format: PlotFormatOpt = PlotFormat.png,
+    only: PlotOnly = None,
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Draw a result's pictures: CV curve, coefficient path, selected coefficients."""
+    err = _err_console(quiet)
+    with handle_errors(debug):
+        from l1select.plots import load_result, write_plots
+
+        _say_plots(write_plots(load_result(result), output, format.value, only), err)
 
 
 @app.command()

@@ -162,6 +162,7 @@ MODELS = ("lasso", "elasticnet")
 RULES = ("1se", "min")
 MISSING = ("mean", "drop", "error")
 ENGINES = ("auto", "gram", "data", "reference")
+REFITS = ("ols",)
 
 # Bounds shown to editors through the JSON Schema. pipeline.validate enforces them (it is the
 # one source of truth); tests/unit/test_config.py checks that the two agree.
@@ -172,7 +173,11 @@ SCHEMA_BOUNDS: dict[str, dict[str, float]] = {
     "alpha": {"exclusiveMinimum": 0},
     "test_size": {"exclusiveMinimum": 0, "exclusiveMaximum": 1},
     "max_levels": {"minimum": 1},
+    "stability": {"minimum": 1},
 }
+# Bounds of the thresholds (inclusive maximum), checked by pipeline.validate too.
+_THRESHOLD_BOUNDS = {"stability_threshold": {"exclusiveMinimum": 0.5, "maximum": 1},
+                     "corr_threshold": {"exclusiveMinimum": 0, "maximum": 1}}
 _RATIO_BOUNDS = {"exclusiveMinimum": 0, "maximum": 1}
 _ALPHA_ITEM = {"type": "number", "exclusiveMinimum": 0}
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -240,6 +245,23 @@ class Options(BaseModel):
         "gram (streaming statistics), data (in memory, wide data), reference (scikit-learn), "
         "or auto (default).")
     threads: int | None = _opt("Threads for the numeric libraries (default 1).", ge=1)
+    stability: int | None = _opt(
+        "Stability selection: this many complementary pairs of half-samples (e.g. 50).",
+        "stability")
+    stability_threshold: float | None = Field(
+        None, description="Selection probability of the stable set, in (0.5, 1] (default 0.8).",
+        json_schema_extra=_THRESHOLD_BOUNDS["stability_threshold"])
+    corr_threshold: float | None = Field(
+        None, description="Unselected features correlated at least this much (|r|) with a "
+        "selected one are listed as its alternates (default 0.9).",
+        json_schema_extra=_THRESHOLD_BOUNDS["corr_threshold"])
+    force: _Names | None = _opt("Keep these columns in the model, unpenalized.")
+    penalty_factor: dict[str, float] | None = _opt(
+        "Weigh a column's penalty: {column: factor} (glmnet's penalty.factor; 0 = force).")
+    adaptive: bool | None = _opt("Adaptive lasso: penalty factors from an initial OLS or ridge "
+                                 "fit (default false).")
+    refit: Literal[REFITS] | None = _opt(
+        "ols: also report least-squares coefficients on the selected features.")
 
 
 _JOB_NAME = ("A name for the job, unique in the file; its output goes to OUTPUT_DIR/NAME/. "
@@ -271,7 +293,7 @@ class BatchFile(BaseModel):
 
 OPTION_KEYS = tuple(k for k in Options.model_fields if k != "source")
 JOB_KEYS = ("name", "source", *OPTION_KEYS)
-_FLOAT_KEYS = {"eps", "alpha", "test_size"}
+_FLOAT_KEYS = {"eps", "alpha", "test_size", "stability_threshold", "corr_threshold"}
 _FIT_DEFAULTS = {f.name: f.default for f in dataclasses.fields(FitParams)}
 
 # What a key expects, for type errors.
@@ -284,6 +306,10 @@ _EXPECTS = {
     "alpha": "a number", "standardize": "true or false", "missing": "one of " + ", ".join(MISSING),
     "max_levels": "a whole number", "test_size": "a number",
     "engine": "one of " + ", ".join(ENGINES), "threads": "a whole number", "name": "a job name",
+    "stability": "a whole number", "stability_threshold": "a number",
+    "corr_threshold": "a number", "force": "a column name or a list",
+    "penalty_factor": "a mapping of column: factor", "adaptive": "true or false",
+    "refit": "ols",
     "defaults": "a mapping of options (key: value)", "jobs": "a list of jobs (- name: …)",
 }
 _ITEM_EXPECTS = {"int_type": "a whole number", "float_type": "a number",
@@ -345,6 +371,10 @@ class JobSpec:
             "alphas": None if p.alphas is None else list(p.alphas), "alpha": p.alpha,
             "standardize": p.standardize, "missing": p.missing, "max_levels": p.max_levels,
             "test_size": p.test_size, "engine": p.engine, "threads": p.threads,
+            "stability": p.stability, "stability_threshold": p.stability_threshold,
+            "corr_threshold": p.corr_threshold, "force": list(p.force),
+            "penalty_factor": dict(p.penalty_factors), "adaptive": p.adaptive,
+            "refit": p.refit,
         }
 
 
@@ -563,7 +593,8 @@ class _Checker:
             what = "every job needs a name" if key == "name" else "required"
             return loc, f"missing ({what})"
         if kind == "literal_error":
-            choices = {"model": MODELS, "rule": RULES, "missing": MISSING, "engine": ENGINES}
+            choices = {"model": MODELS, "rule": RULES, "missing": MISSING, "engine": ENGINES,
+                       "refit": REFITS}
             options = list(choices.get(key, ()))
             hint = did_you_mean(str(value), options) if isinstance(value, str) else ""
             return loc, (f"must be one of {', '.join(options)}, not {_show(value)}"
@@ -701,7 +732,12 @@ def _params(values: dict[str, Any]) -> FitParams:
         alpha=get("alpha"), standardize=get("standardize"), missing=get("missing"),
         max_levels=get("max_levels"), features=tuple(values.get("features") or ()),
         exclude=tuple(values.get("exclude") or ()), test_size=get("test_size"),
-        engine=get("engine"), threads=get("threads"),
+        engine=get("engine"), threads=get("threads"), stability=get("stability"),
+        stability_threshold=get("stability_threshold"), corr_threshold=get("corr_threshold"),
+        force=tuple(values.get("force") or ()),
+        penalty_factors=tuple((str(k), float(v))
+                              for k, v in (values.get("penalty_factor") or {}).items()),
+        adaptive=get("adaptive"), refit=get("refit"),
     )
 
 

@@ -91,6 +91,51 @@ EngineOpt = Annotated[Engine, typer.Option(
     "reference: scikit-learn; auto: gram unless the data is wide.")]
 Threads = Annotated[int | None, typer.Option(
     "--threads", help="Threads for the numeric libraries (default: 1 during the pass).")]
+
+
+# Selection you can trust: stability, alternates, penalty control, refit
+class Refit(StrEnum):
+    ols = "ols"
+
+
+def _penalty_factors(values: list[str] | None) -> list[tuple[str, float]] | None:
+    """``COL=W`` pairs (the last ``=`` splits, so a column name may hold one)."""
+    if not values:
+        return None
+    out = []
+    for text in values:
+        name, sep, weight = text.rpartition("=")
+        try:
+            if not (sep and name):
+                raise ValueError
+            out.append((name, float(weight)))
+        except ValueError:
+            raise typer.BadParameter(f"'{text}' is not COL=WEIGHT, e.g. sqft=0.5",
+                                     param_hint="'--penalty-factor'") from None
+    return out
+
+
+Stability = Annotated[int | None, typer.Option(
+    "--stability", help="Stability selection: fit this many complementary pairs of "
+    "half-samples (e.g. 50) and report each feature's selection probability.",
+    show_default=False)]
+StabilityThreshold = Annotated[float, typer.Option(
+    "--stability-threshold", help="Selection probability of the stable set, in (0.5, 1].")]
+CorrThreshold = Annotated[float, typer.Option(
+    "--corr-threshold", help="List unselected features correlated at least this much (|r|) "
+    "with a selected one as its alternates.")]
+Force = Annotated[list[str] | None, typer.Option(
+    "--force", metavar="COL", help="Keep this column in the model, unpenalized (repeatable).",
+    show_default=False)]
+PenaltyFactor = Annotated[list[str] | None, typer.Option(
+    "--penalty-factor", metavar="COL=W", help="Weigh COL's penalty by W (glmnet's "
+    "penalty.factor; 0 = --force; repeatable).", show_default=False)]
+Adaptive = Annotated[bool, typer.Option(
+    "--adaptive", help="Adaptive lasso: penalty factors 1/|b| from an initial OLS (or ridge) "
+    "fit on all training rows.")]
+RefitOpt = Annotated[Refit | None, typer.Option(
+    "--refit", help="ols: also report least-squares coefficients on the selected features "
+    "(post-selection estimates).", show_default=False)]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 
@@ -137,3 +182,25 @@ ModelFile = Annotated[str, typer.Option(
 DataOut = Annotated[str | None, typer.Option(
     "--output", "-o", help="Write to this .csv/.tsv/.parquet file (atomically); '-' or "
     "nothing: CSV on stdout.")]
+
+# Pictures and the HTML report: ``plot``, ``fit --plots`` and ``fit --report``
+class PlotFormat(StrEnum):
+    png = "png"
+    svg = "svg"
+
+
+ResultFile = Annotated[str, typer.Argument(
+    metavar="RESULT", help="The result JSON of 'l1select fit … --format json'.")]
+PlotDir = Annotated[Path, typer.Option(
+    "--output", "-o", help="Write the pictures into this folder (made if missing), as "
+    "cv.png, path.png and coefficients.png.")]
+PlotFormatOpt = Annotated[PlotFormat, typer.Option("--format", help="Image format.")]
+PlotOnly = Annotated[list[str] | None, typer.Option(
+    "--only", help="Only these pictures: cv, path, coefficients (repeatable, or "
+    "comma-separated).", show_default=False)]
+PlotsOpt = Annotated[Path | None, typer.Option(
+    "--plots", help="Also draw the pictures (cv, path, coefficients) as PNG into this folder.",
+    show_default=False)]
+ReportOpt = Annotated[Path | None, typer.Option(
+    "--report", help="Also write a self-contained HTML report (summary, tables, pictures, "
+    "warnings, how to reproduce) to this file.", show_default=False)]

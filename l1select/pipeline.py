@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from l1select import io as l1io
 from l1select.errors import ConfigError
 from l1select.path import explicit_grid
 from l1select.prepare import needed_columns
-from l1select.select import select
+from l1select.select import alternates, diagnostics, refit_ols, select, stability_summary
 from l1select.types import FitParams, Recipe, SelectionResult, Warn
 
 
@@ -41,6 +43,29 @@ def validate(params: FitParams) -> FitParams:
         problems.append(f"--rule must be 1se or min, not '{params.rule}'")
     if params.missing not in ("mean", "drop", "error"):
         problems.append(f"--missing must be mean, drop or error, not '{params.missing}'")
+    if params.stability is not None and params.stability < 1:
+        problems.append(f"--stability must be at least 1 (pairs of half-samples), not "
+                        f"{params.stability}")
+    if not (0.5 < params.stability_threshold <= 1.0):
+        problems.append("--stability-threshold must be in (0.5, 1] (the bound on false "
+                        f"selections needs more than 0.5), not {params.stability_threshold}")
+    if not (0.0 < params.corr_threshold <= 1.0):
+        problems.append(f"--corr-threshold must be in (0, 1], not {params.corr_threshold}")
+    bad = [f"{n}={w}" for n, w in params.penalty_factors if not (w >= 0 and np.isfinite(w))]
+    if bad:
+        problems.append(f"--penalty-factor weights must be finite and at least 0, not "
+                        f"{', '.join(bad)}")
+    both = sorted({n for n, _ in params.penalty_factors} & set(params.force))
+    if both:
+        problems.append(f"--force and --penalty-factor both name {', '.join(both)}: "
+                        "give one of them")
+    if params.refit not in (None, "ols"):
+        problems.append(f"--refit must be ols, not '{params.refit}'")
+    if params.engine == "reference" and (params.force or params.penalty_factors
+                                         or params.adaptive):
+        problems.append("--force, --penalty-factor and --adaptive need penalty factors, which "
+                        "the reference engine (scikit-learn) does not have; use --engine gram "
+                        "or --engine data")
     if params.alphas is not None:
         explicit_grid(params.alphas)
     if problems:
@@ -64,16 +89,20 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
     engine = _engine(params.engine, len(columns), n_rows)
     # One BLAS thread unless asked: the pass is many small products, and on a busy 2-core
     # machine a second BLAS thread fighting Arrow's parser slows it down several times.
+    reporter = _Progress(progress, n_rows) if progress else None
     with threadpool_limits(limits=params.threads or 1):
-        out = engine.run(source, header, data, columns, params,
-                         _Progress(progress, n_rows) if progress else None)
-    chosen = select(list(out.fits), out.scaling, params.rule, list(out.recipe.features),
-                    list(out.alpha_max))
-    if not all(f.converged for f in out.fits):
+        out = engine.run(source, header, data, columns, params, reporter)
+        features = list(out.recipe.features)
+        chosen = select(list(out.fits), out.scaling, params.rule, features,
+                        list(out.alpha_max), out.penalty)
+        extra = _trust(out, chosen, params, reporter)
+    halves_converged = extra.pop("converged")
+    if not (all(f.converged for f in out.fits) and halves_converged):
         warnings.append(Warn(
             "not_converged", f"The solver stopped at {params.max_iter} epochs before reaching "
             f"the duality-gap tolerance {params.tol:g} at some alphas; the results there are "
             "approximate (highly correlated features slow it down: consider --exclude)"))
+    warnings.extend(extra.pop("warnings"))
     test_report = None
     if out.test_error is not None:
         n_test, mse, r2 = out.test_error(chosen.coef, chosen.intercept)
@@ -96,14 +125,97 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
         alpha=chosen.alpha,
         cv=cv,
         intercept=chosen.intercept,
-        features=chosen.features,
+        features=extra.pop("features"),
         selected=chosen.selected,
         warnings=tuple(warnings) + out.warnings,
         recipe=_recipe_dict(out.recipe, out.scaling),
         test=test_report,
         engine=out.engine,
         coef_path=chosen.coef_path,
+        **extra,
     )
+
+
+def _trust(out, chosen, params: FitParams, progress) -> dict:
+    """What tells the user how far to trust the selection: alternates, the OLS refit,
+    stability selection and the diagnostics; the features with those filled in."""
+    features = list(out.recipe.features)
+    names = [f.name for f in features]
+    results = {f.name: f for f in chosen.features}
+    fit = out.fits[chosen.chosen]
+    warnings: list[Warn] = []
+    forced = out.penalty is not None and bool((out.penalty == 0).any())
+    converged = True
+
+    alts = alternates(features, chosen.selected, out.problem, params.corr_threshold)
+    groups = [f"{n} ~ " + ", ".join(f"{k} ({r:+.2f})" for k, r in alts[n])
+              for n in chosen.selected if alts[n]]
+    if groups:
+        warnings.append(Warn("correlated_alternates", (
+            f"Some selected features have unselected alternates correlated at |r| >= "
+            f"{params.corr_threshold:g}; the lasso's pick within each group is arbitrary, "
+            f"another sample could pick the other: {'; '.join(groups)}. Keep the one you "
+            "prefer with --force, or check --stability")))
+    for n in names:
+        results[n] = replace(results[n], alternates=(
+            tuple(k for k, _ in alts[n]) if n in alts else None))
+
+    extra: dict = {"stability": None, "refit": None, "intercept_ols": None}
+    if params.refit == "ols":
+        coef, intercept, deficient = refit_ols(features, chosen.selected, out.problem,
+                                               out.scaling)
+        chosen_set = set(chosen.selected)
+        for j, n in enumerate(names):
+            results[n] = replace(results[n],
+                                 coef_ols=float(coef[j]) if n in chosen_set else None)
+        extra["intercept_ols"] = intercept
+        extra["refit"] = {
+            "method": "ols",
+            "note": ("post-selection estimates: unpenalized least squares on the selected "
+                     "features, fitted on the same rows that selected them; their standard "
+                     "errors and p-values would not be valid (the selection used the data)"),
+        }
+        if deficient:
+            warnings.append(Warn("refit_rank_deficient", (
+                "The selected features are linearly dependent (e.g. every level of a "
+                "categorical): coef_ols is the minimum-norm least-squares solution")))
+
+    if params.stability:
+        lam = np.asarray(fit.alphas)[:chosen.i_alpha + 1]
+        report = progress.stability if progress is not None else None
+        picks, converged, n_micro = out.halves(float(fit.l1_ratio), lam, report)
+        penalized = np.ones(len(names), dtype=bool) if out.penalty is None else out.penalty > 0
+        prob, q, bound, p = stability_summary(picks, params.stability_threshold, penalized)
+        order = sorted(range(len(names)), key=lambda j: (-prob[j], names[j]))
+        stable = [names[j] for j in order if prob[j] >= params.stability_threshold]
+        for j, n in enumerate(names):
+            results[n] = replace(results[n], stability=float(prob[j]))
+        extra["stability"] = {
+            "method": "complementary pairs stability selection (Shah & Samworth 2013)",
+            "pairs": int(params.stability),
+            "n_fits": int(picks.shape[0]),
+            "threshold": float(params.stability_threshold),
+            "l1_ratio": float(fit.l1_ratio),
+            "alphas": {"alpha_high": float(lam[0]), "alpha_low": float(lam[-1]),
+                       "n_alphas": int(lam.size)},
+            "q": q,
+            "n_features": p,
+            "bound": bound,
+            "stable": stable,
+            "micro_groups": int(n_micro),
+        }
+
+    extra["penalty"] = None
+    if out.penalty is not None:
+        extra["penalty"] = {
+            "rescaled_to": len(names),
+            "forced": [n for n, w in zip(names, out.penalty, strict=True) if w == 0],
+            "adaptive": out.adaptive,
+        }
+    warnings += diagnostics(chosen, fit, params, len(names), out.n_used, out.n_target_values,
+                            forced)
+    return {**extra, "features": tuple(results[n] for n in names), "warnings": warnings,
+            "converged": converged}
 
 
 # The Gram route keeps K+2 matrices of (p+1)² float64: past ~3,000 features they outgrow the
@@ -158,3 +270,6 @@ class _Progress:
 
     def path(self, done: int, total: int) -> None:
         self.callback("path", done, total)
+
+    def stability(self, done: int, total: int) -> None:
+        self.callback("stability", done, total)

@@ -40,7 +40,10 @@ def to_dict(result: SelectionResult) -> dict[str, Any]:
         "intercept": result.intercept,
         "features": [
             {"name": f.name, "column": f.column, "coef": f.coef, "coef_std": f.coef_std,
-             "selected": f.selected}
+             "selected": f.selected, "fold_frequency": f.fold_frequency,
+             "stability": f.stability, "penalty_factor": f.penalty_factor,
+             "alternates": None if f.alternates is None else list(f.alternates),
+             "coef_ols": f.coef_ols}
             for f in result.features
         ],
         "selected": list(result.selected),
@@ -49,6 +52,10 @@ def to_dict(result: SelectionResult) -> dict[str, Any]:
         "warnings": [w.to_dict() for w in result.warnings],
         "recipe": result.recipe,
         "coef_path": result.coef_path,
+        "stability": result.stability,
+        "refit": result.refit,
+        "intercept_ols": result.intercept_ols,
+        "penalty": result.penalty,
     }
     bad: list[str] = []
     doc = _clean(doc, "", bad)
@@ -67,11 +74,21 @@ def render_json(result: SelectionResult) -> str:
 def render_csv(result: SelectionResult) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["name", "column", "coef", "coef_std", "selected"])
+    # The five columns are a contract; the opt-in analyses add theirs after them.
+    extra = [(key, get) for key, get, on in (
+        ("stability", lambda f: f.stability, result.stability is not None),
+        ("penalty_factor", lambda f: f.penalty_factor, result.penalty is not None),
+        ("coef_ols", lambda f: f.coef_ols, result.refit is not None)) if on]
+    writer.writerow(["name", "column", "coef", "coef_std", "selected", *(k for k, _ in extra)])
     for f in result.features:
         writer.writerow([f.name, f.column, repr(f.coef), repr(f.coef_std),
-                         "true" if f.selected else "false"])
+                         "true" if f.selected else "false", *(_cell(get(f)) for _, get in extra)])
     return buf.getvalue()
+
+
+def _cell(value: float | None) -> str:
+    """A CSV cell: full precision, empty for a missing or non-finite value."""
+    return "" if value is None or not math.isfinite(value) else repr(value)
 
 
 def render_names(result: SelectionResult) -> str:
@@ -112,14 +129,20 @@ def render_table(result: SelectionResult, console) -> None:
     table.add_column("coef", justify="right")
     table.add_column("coef (std)", justify="right")
     table.add_column("", no_wrap=True)
+    folds = any(f.fold_frequency is not None for f in result.features)
+    if folds:
+        table.add_column("folds", justify="right")
+    span = 12 if folds else 20  # leaves room for the folds column in 80 characters
     for name in result.selected:
         f = by_name[name]
-        width = int(round(20 * abs(f.coef_std) / top)) if top > 0 else 0
+        width = int(round(span * abs(f.coef_std) / top)) if top > 0 else 0
         bar = ("[green]" if f.coef_std > 0 else "[red]") + "█" * max(width, 1) + "[/]"
-        table.add_row(name, _fmt(f.coef, 6), _fmt(f.coef_std, 4), bar)
+        table.add_row(name, _fmt(f.coef, 6), _fmt(f.coef_std, 4), bar,
+                      *([_pct(f.fold_frequency)] if folds else []))
     if not result.selected:
-        table.add_row("(none selected)", "", "", "")
+        table.add_row("(none selected)", "", "", "", *([""] if folds else []))
     console.print(table)
+    _trust_table(result, console)
 
     sp = result.sparsity
     a = result.alpha
@@ -148,4 +171,75 @@ def render_table(result: SelectionResult, console) -> None:
                     + (f", {inp['n_rows_test']} held out" if inp.get("n_rows_test") else "")
                     + f" of {inp['n_rows']} read")
     summary.add_row("intercept", _fmt(result.intercept, 6))
+    _trust_summary(result, summary)
     console.print(summary)
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+def _trust_table(result: SelectionResult, console) -> None:
+    """A second table when there is more to say per feature: stability, penalty factors, the
+    OLS refit, alternates. With stability it lists the selected features and every other one
+    that reaches 10%; with alternates alone, the features that have some."""
+    from rich.table import Table
+
+    cols = _trust_columns(result)
+    if not cols:
+        return
+    by_name = {f.name: f for f in result.features}
+    names = list(result.selected)
+    if [t for t, _ in cols] == ["alternates"]:
+        names = [n for n in names if by_name[n].alternates]
+    others = []
+    if result.stability is not None:
+        others = [f for f in result.features if f.name not in result.selected
+                  and (f.stability or 0.0) >= 0.1]
+        others.sort(key=lambda f: (-(f.stability or 0.0), f.name))
+    if not names and not others:
+        return
+    only_alternates = [t for t, _ in cols] == ["alternates"]
+    table = Table(title="Correlated alternates" if only_alternates else "More on the selection",
+                  title_justify="left")
+    table.add_column("feature")
+    if others:
+        table.add_column("selected")
+    for title, _ in cols:
+        table.add_column(title, justify="left" if title == "alternates" else "right")
+    for f in [by_name[n] for n in names] + others:
+        table.add_row(f.name, *(["yes" if f.selected else "no"] if others else []),
+                      *(cell(f) for _, cell in cols))
+    console.print(table)
+
+
+def _trust_columns(result: SelectionResult) -> list[tuple[str, Any]]:
+    """The second table's columns: (title, cell of a feature), those that have values."""
+    feats = result.features
+    cols: list[tuple[str, Any]] = []
+    if result.stability is not None:
+        cols.append(("stability", lambda f: "—" if f.stability is None
+                     else f"{f.stability:.2f}"))
+    if result.penalty is not None:
+        cols.append(("penalty", lambda f: "forced" if f.penalty_factor == 0
+                     else _fmt(f.penalty_factor, 3)))
+    if result.refit is not None:
+        cols.append(("coef (OLS)", lambda f: _fmt(f.coef_ols, 6)))
+    if any(f.alternates for f in feats):
+        cols.append(("alternates", lambda f: ", ".join(f.alternates or ())))
+    return cols
+
+
+def _trust_summary(result: SelectionResult, summary) -> None:
+    st = result.stability
+    if st is not None:
+        stable = ", ".join(st["stable"]) or "(none)"
+        summary.add_row("stability", f"{st['pairs']} complementary pairs · threshold "
+                        f"{st['threshold']:g} · alphas {_fmt(st['alphas']['alpha_high'])}…"
+                        f"{_fmt(st['alphas']['alpha_low'])}")
+        summary.add_row("", f"stable: {stable}")
+        summary.add_row("", f"expected false selections ≤ {_fmt(st['bound'], 3)} "
+                            f"(q = {st['q']:.2f} of {st['n_features']} features)")
+    if result.refit is not None:
+        summary.add_row("OLS refit", f"intercept {_fmt(result.intercept_ols, 6)}; "
+                                     f"{result.refit['note']}")

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from l1select.cv import CVCurve, choose, cv_curve
-from l1select.types import FeatureResult, FeatureSpec, PathFit, Scaling
+from l1select.path import ols_refit
+from l1select.types import AllRows, FeatureResult, FeatureSpec, PathFit, Scaling, Warn
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Selection:
     chosen: int  # index of the chosen l1_ratio's fit
     i_alpha: int
     coef_path: dict[str, Any] | None = None
+    curve: CVCurve | None = None  # the chosen l1_ratio's CV curve
 
 
 def back_transform(coef_std: np.ndarray, scaling: Scaling) -> tuple[np.ndarray, float]:
@@ -41,10 +43,13 @@ def _order(names: list[str], coef_std: np.ndarray) -> list[str]:
 
 
 def select(fits: list[PathFit], scaling: Scaling, rule: str,
-           features: list[FeatureSpec], alpha_max: list[float]) -> Selection:
+           features: list[FeatureSpec], alpha_max: list[float],
+           penalty: np.ndarray | None = None) -> Selection:
     """Choose the (l1_ratio, alpha) pair and report the all-rows fit there.
 
-    Without CV (one fixed alpha) the single fit is taken as it is.
+    Without CV (one fixed alpha) the single fit is taken as it is. Each feature's
+    ``fold_frequency`` is the fraction of the CV training folds whose fit has it non-zero at
+    the chosen alpha; ``penalty`` (n_features,) the penalty factors the paths were solved with.
     """
     curves: list[CVCurve | None] = []
     for fit in fits:
@@ -69,9 +74,15 @@ def select(fits: list[PathFit], scaling: Scaling, rule: str,
     names = [f.name for f in features]
     selected = _order(names, coef_std)
     chosen_set = set(selected)
+    freq = None
+    if fit.fold_coefs is not None and curve is not None:
+        freq = np.mean(np.asarray(fit.fold_coefs)[:, :, i_alpha] != 0.0, axis=0)
+    pf = np.ones(len(features)) if penalty is None else penalty
     results = tuple(
         FeatureResult(name=f.name, column=f.column, coef=float(coef[j]),
-                      coef_std=float(coef_std[j]), selected=f.name in chosen_set)
+                      coef_std=float(coef_std[j]), selected=f.name in chosen_set,
+                      fold_frequency=None if freq is None else float(freq[j]),
+                      penalty_factor=float(pf[j]))
         for j, f in enumerate(features)
     )
     alpha = {
@@ -103,7 +114,7 @@ def select(fits: list[PathFit], scaling: Scaling, rule: str,
         }
     return Selection(alpha=alpha, cv=cv, intercept=intercept, features=results,
                      selected=tuple(selected), coef=coef, chosen=chosen, i_alpha=i_alpha,
-                     coef_path=coef_path(fit, scaling, names))
+                     coef_path=coef_path(fit, scaling, names), curve=curve)
 
 
 def coef_path(fit: PathFit, scaling: Scaling, names: list[str]) -> dict[str, Any]:
@@ -124,3 +135,142 @@ def predict(X: np.ndarray, coef: np.ndarray, intercept: float, x_mean: np.ndarra
     """Predictions of the refit model; a missing value is imputed with its training mean."""
     filled = np.where(np.isnan(X), x_mean, X)
     return intercept + filled @ coef
+
+
+# --------------------------------------------------------------------------------------------
+# Selection you can trust: alternates, the OLS refit, stability, diagnostics
+# --------------------------------------------------------------------------------------------
+
+
+def alternates(features: list[FeatureSpec], selected: tuple[str, ...], problem: AllRows,
+               threshold: float) -> dict[str, list[tuple[str, float]]]:
+    """For each selected feature, the unselected features whose absolute correlation with it
+    on all training rows is at least ``threshold``, with that correlation, largest first.
+
+    The correlation is the all-rows Gram normalized by its diagonal (the standardized
+    Gram itself when standardizing). Levels of the same categorical column are never each
+    other's alternates: transform keeps or drops the column as a whole.
+    """
+    names = [f.name for f in features]
+    index = {n: j for j, n in enumerate(names)}
+    sel = np.array([index[n] for n in selected], dtype=np.int64)
+    out: dict[str, list[tuple[str, float]]] = {n: [] for n in selected}
+    if sel.size == 0:
+        return out
+    diag = np.asarray(problem.gram_diag, dtype=np.float64)
+    cols = np.asarray(problem.gram_cols(sel), dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = cols / np.sqrt(np.outer(diag, diag[sel]))
+    corr = np.clip(np.nan_to_num(corr, nan=0.0), -1.0, 1.0)
+    chosen = np.zeros(len(names), dtype=bool)
+    chosen[sel] = True
+    for t, j in enumerate(sel):
+        r = corr[:, t]
+        hits = [k for k in np.flatnonzero((np.abs(r) >= threshold) & ~chosen)
+                if features[k].column != features[j].column]
+        hits.sort(key=lambda k: (-abs(r[k]), names[k]))
+        out[names[j]] = [(names[k], float(r[k])) for k in hits]
+    return out
+
+
+def refit_ols(features: list[FeatureSpec], selected: tuple[str, ...], problem: AllRows,
+              scaling: Scaling) -> tuple[np.ndarray, float, bool]:
+    """Unpenalized least squares on the selected features, from the all-rows statistics
+    (the relaxed lasso's refit at phi = 0): coefficients on the original scale (0 for the
+    others), the intercept, and whether the selected Gram was rank deficient (then the
+    minimum-norm solution)."""
+    index = {f.name: j for j, f in enumerate(features)}
+    sel = np.array([index[n] for n in selected], dtype=np.int64)
+    beta = np.zeros(len(features))
+    deficient = False
+    if sel.size:
+        G = np.asarray(problem.gram_cols(sel), dtype=np.float64)[sel]
+        b, deficient = ols_refit(G, np.asarray(problem.xty)[sel])
+        beta[sel] = b
+    coef, intercept = back_transform(beta, scaling)
+    return coef, intercept, deficient
+
+
+def stability_summary(chosen: np.ndarray, threshold: float, penalized: np.ndarray
+                      ) -> tuple[np.ndarray, float, float, int]:
+    """Stability selection from the half-sample fits (Meinshausen & Bühlmann 2010; with
+    complementary pairs, Shah & Samworth 2013).
+
+    Parameters
+    ----------
+    chosen : ndarray of shape (n_fits, n_features, n_alphas), bool
+        Whether half-sample fit ``h`` selects feature ``k`` at alpha ``a`` of ``Λ``.
+    threshold : float in (0.5, 1]
+    penalized : ndarray of shape (n_features,), bool
+        The features the bound is about (forced features are not a selection).
+
+    Returns
+    -------
+    prob : (n_features,) ``max over Λ`` of the fraction of fits selecting the feature
+    q : the mean over the fits of the number of penalized features selected anywhere on Λ
+    bound : ``q² / ((2·threshold − 1)·p)``, the bound on the expected number of falsely
+        selected features (p the number of penalized features)
+    p : that number
+    """
+    prob = chosen.mean(axis=0).max(axis=1) if chosen.shape[2] else np.zeros(chosen.shape[1])
+    ever = chosen.any(axis=2)[:, penalized]
+    q = float(ever.sum(axis=1).mean()) if ever.size else 0.0
+    p = int(penalized.sum())
+    bound = q * q / ((2.0 * threshold - 1.0) * p) if p else 0.0
+    return prob, q, bound, p
+
+
+# The CV curve counts as flat when its range is within this fraction of its minimum.
+FLAT_RTOL = 0.01
+
+
+def diagnostics(sel: Selection, fit: PathFit, params, n_features: int, n_rows: int,
+                n_target_values: int | None, forced: bool) -> list[Warn]:
+    """Warnings about the choice itself: the chosen alpha at an edge of the grid, a flat CV
+    curve, more features than rows, a binary target."""
+    out: list[Warn] = []
+    curve = sel.curve
+    alphas = np.asarray(fit.alphas)
+    explicit = params.alphas is not None
+    if curve is not None and alphas.size > 1:
+        last = alphas.size - 1
+        base = "the model of the forced features alone" if forced else \
+            "the null model (the mean of the target)"
+        if sel.i_alpha == 0:
+            todo = ("extend --alphas upward" if explicit else
+                    "the features may not predict the target linearly: try other features, "
+                    "more rows, or --rule min")
+            out.append(Warn("alpha_at_grid_edge", (
+                f"The chosen alpha ({alphas[0]:.4g}) is the top of the grid: nothing beats "
+                f"{base} by more than the CV noise, so no feature is selected by the data; "
+                f"{todo}")))
+        if sel.i_alpha == last or curve.i_min == last:
+            which = "chosen alpha" if sel.i_alpha == last else "CV minimum"
+            todo = ("extend --alphas downward" if explicit else
+                    f"lower --eps (now {params.eps:g}) to extend the grid")
+            out.append(Warn("alpha_at_grid_edge", (
+                f"The {which} ({alphas[last]:.4g}) is the bottom of the grid: the best alpha "
+                f"may lie below it; {todo}")))
+        mean = curve.mean
+        lo, hi = float(mean.min()), float(mean.max())
+        spread = hi - lo
+        within_se = spread <= float(curve.se[curve.i_min])
+        if spread <= FLAT_RTOL * lo or within_se:
+            out.append(Warn("flat_cv_curve", (
+                f"The CV error curve is flat: from {lo:.4g} to {hi:.4g} over the grid "
+                f"({spread / lo if lo > 0 else 0.0:.2%}), within "
+                f"{'one standard error of its minimum' if within_se else '1%'}: the data "
+                "barely prefer one alpha, so the selection is weakly determined; check "
+                "fold_frequency, or run --stability")))
+    if n_features > n_rows:
+        out.append(Warn("more_features_than_rows", (
+            f"There are more features ({n_features}) than rows ({n_rows}): the lasso selects "
+            f"at most {n_rows} of them, and many selections fit about equally well; check "
+            "fold_frequency, or run --stability")))
+    if n_target_values == 2:
+        out.append(Warn("binary_target", (
+            f"The target '{params.target}' takes only two values: a linear model of a 0/1 "
+            "target is a linear probability model (its predictions can leave [0, 1]); the "
+            "selection is still informative, but a logistic model (glmnet's "
+            "family='binomial') is the usual choice")))
+    return out

@@ -84,6 +84,14 @@ class FitParams:
     tol: float = 1e-10
     max_iter: int = 100_000
     threads: int | None = None
+    # Selection you can trust (README "Stability, alternates, penalty control")
+    stability: int | None = None  # complementary pairs of half-samples; None: off
+    stability_threshold: float = 0.8
+    corr_threshold: float = 0.9
+    force: tuple[str, ...] = ()
+    penalty_factors: tuple[tuple[str, float], ...] = ()  # (column or feature name, factor)
+    adaptive: bool = False
+    refit: str | None = None  # "ols": unpenalized least squares on the selected set
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,6 +118,13 @@ class FitParams:
             "engine": self.engine,
             "tol": self.tol,
             "max_iter": self.max_iter,
+            "stability": None if self.stability is None else {
+                "pairs": self.stability, "threshold": self.stability_threshold},
+            "corr_threshold": self.corr_threshold,
+            "force": list(self.force),
+            "penalty_factor": {name: w for name, w in self.penalty_factors},
+            "adaptive": self.adaptive,
+            "refit": self.refit,
         }
 
 
@@ -144,11 +159,27 @@ class Scaling:
 
 @dataclass(frozen=True)
 class FeatureResult:
+    """One candidate feature in the result.
+
+    ``fold_frequency``: the fraction of CV training folds whose fit selects it at the chosen
+    alpha (None without CV); ``stability``: its selection probability over the half-sample
+    fits (None without ``--stability``); ``penalty_factor``: the factor its penalty was
+    weighed by (rescaled to average 1; 0 when forced); ``alternates``: for a selected
+    feature, the unselected features correlated with it at least ``--corr-threshold`` (None
+    when not selected); ``coef_ols``: the post-selection least-squares coefficient (None
+    unless ``--refit ols`` and selected).
+    """
+
     name: str
     column: str
     coef: float
     coef_std: float
     selected: bool
+    fold_frequency: float | None = None
+    stability: float | None = None
+    penalty_factor: float = 1.0
+    alternates: tuple[str, ...] | None = None
+    coef_ols: float | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +198,10 @@ class SelectionResult:
     test: dict[str, Any] | None = None
     engine: str = "reference"
     coef_path: dict[str, Any] | None = None
+    stability: dict[str, Any] | None = None
+    refit: dict[str, Any] | None = None
+    intercept_ols: float | None = None
+    penalty: dict[str, Any] | None = None
 
     @property
     def sparsity(self) -> dict[str, Any]:
@@ -180,7 +215,11 @@ class EngineOutput:
     """What an engine hands to ``select``: the paths, and what the report needs to know.
 
     ``test_error(coef, intercept)`` gives the test-set (n_rows, mse, r2) of a model on the
-    original scale, or is None without a test split.
+    original scale, or is None without a test split. ``penalty`` (n_features,) holds the
+    penalty factors the paths were solved with (None: all 1), ``adaptive`` how the adaptive
+    weights were made. ``halves(l1_ratio, alphas, progress)``, with ``--stability``, solves
+    the complementary half-sample paths (see ``engines/stability.py``).
+    ``n_target_values`` is the number of distinct target values, counted up to 3.
     """
 
     engine: str
@@ -197,3 +236,22 @@ class EngineOutput:
     n_folds: int
     fold_labels: tuple[str, ...] = ()
     test_error: Any = None
+    penalty: Any = None
+    adaptive: dict[str, Any] | None = None
+    problem: AllRows | None = None
+    halves: Any = None
+    n_target_values: int | None = None
+
+
+@dataclass(frozen=True)
+class AllRows:
+    """The all-rows problem on the scale the path was solved on (``Scaling.x_scale``).
+
+    ``gram_cols(idx)`` gives the columns ``idx`` of ``G = Xsᵀ Xs / n``, shape (n_features,
+    len(idx)); ``gram_diag`` (n_features,) its diagonal; ``xty`` (n_features,)
+    ``Xsᵀ yc / n``. The full Gram is never required: the data engine forms columns on demand.
+    """
+
+    gram_cols: Any
+    gram_diag: Any
+    xty: Any

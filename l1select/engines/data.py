@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from l1select.engines.memory import load, prepare_grids, test_error_fn
+from l1select.engines.memory import (
+    half_rows,
+    initial_data,
+    load,
+    n_values,
+    prepare_grids,
+    test_error_fn,
+)
+from l1select.engines.stability import MICRO_GROUPS
+from l1select.path import make_penalty
 from l1select.types import EngineOutput, FitParams, PathFit
 
 
@@ -24,20 +33,22 @@ def _fold_scaling(X: np.ndarray, rows: np.ndarray, standardize: bool):
     return mean, scale
 
 
-def _path(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio, params
+def _path(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio, params, penalty=None
           ) -> tuple[np.ndarray, bool]:
     from l1select._kernels import cd_data_path
 
     p = Xf.shape[1]
+    pf = np.ones(p) if penalty is None else np.ascontiguousarray(penalty, dtype=np.float64)
     coefs, _, n_iter = cd_data_path(Xf, y, rows, mean, scale, float(y_mean),
                                np.ascontiguousarray(alphas, dtype=np.float64), float(l1_ratio),
-                               np.ones(p), np.zeros(p), float(params.tol), int(params.max_iter))
+                               pf, np.zeros(p), float(params.tol), int(params.max_iter))
     return coefs, bool(np.all(n_iter < params.max_iter))
 
 
 def run(source, header, data, columns, params: FitParams, progress=None) -> EngineOutput:
     mem = load(source, header, data, columns, params)
-    scaling, grids, a_max = prepare_grids(mem, params)
+    prep = prepare_grids(mem, params)
+    scaling, grids, a_max, penalty = prep.scaling, prep.grids, prep.a_max, prep.penalty
     Xf = np.asfortranarray(mem.X)
     y = np.ascontiguousarray(mem.y)
     all_rows = np.arange(y.size, dtype=np.int64)
@@ -51,14 +62,15 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
     fits = []
     for l1_ratio, alphas in grids:
         coefs, converged = _path(Xf, y, all_rows, scaling.x_mean, scale_all, scaling.y_mean, alphas,
-                      l1_ratio, params)
+                      l1_ratio, params, penalty)
         mse_path = sizes = fold_coefs = None
         if folds:
             mse_path = np.empty((alphas.size, len(folds)))
             sizes = np.empty(len(folds))
             fold_coefs = np.empty((len(folds), coefs.shape[0], alphas.size))
             for k, (rows, mean, scale, y_mean, test) in enumerate(folds):
-                w, ok = _path(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio, params)
+                w, ok = _path(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio, params,
+                              penalty)
                 converged &= ok
                 safe = np.where(scale > 0, scale, 1.0)
                 Z = (mem.X[test] - mean) / safe
@@ -74,5 +86,38 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
         scaling=scaling, alpha_max=tuple(a_max), n_rows=mem.n_rows, n_used=int(y.size),
         n_test=int(mem.y_test.size), n_dropped=mem.n_dropped, sha256=mem.sha256,
         n_folds=mem.n_folds, fold_labels=mem.fold_labels,
-        test_error=test_error_fn(mem, scaling.x_mean),
+        test_error=test_error_fn(mem, scaling.x_mean), penalty=penalty,
+        adaptive=prep.adaptive, problem=prep.problem,
+        halves=_halves(mem, Xf, y, params, penalty) if params.stability else None,
+        n_target_values=n_values(y),
     )
+
+
+def _halves(mem, Xf: np.ndarray, y: np.ndarray, params: FitParams, penalty):
+    """The half-sample solver of stability selection on the data matrix: each half's rows,
+    imputed and standardized with the half's own means and scales, as a training fold."""
+    halves_rows = half_rows(mem, params)
+    p = Xf.shape[1]
+
+    def halves(l1_ratio: float, alphas: np.ndarray, progress=None):
+        chosen = np.zeros((len(halves_rows), p, alphas.size), dtype=bool)
+        converged = True
+        for i, rows in enumerate(halves_rows):
+            mean, scale = _fold_scaling(mem.X, rows, params.standardize)
+            y_mean = float(y[rows].mean())
+            pf = penalty
+            if params.adaptive:
+                safe = np.where(scale > 0, scale, 1.0)
+                Z = (mem.X[rows] - mean) / safe
+                Z[np.isnan(Z)] = 0.0
+                Z[:, scale == 0] = 0.0
+                pf, _ = make_penalty(mem.recipe.features, params,
+                                     lambda Z=Z, yc=y[rows] - y_mean: initial_data(Z, yc))
+            w, ok = _path(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio, params, pf)
+            converged &= ok
+            chosen[i] = w != 0.0
+            if progress is not None:
+                progress(i + 1, len(halves_rows))
+        return chosen, converged, MICRO_GROUPS
+
+    return halves

@@ -8,19 +8,22 @@ import numpy as np
 from l1select import io as l1io
 from l1select.cv import heldout_sse
 from l1select.engines.memory import check_folds, constant_features
+from l1select.engines.stability import check_groups, half_pairs, micro_count, micro_ids
 from l1select.errors import DataError
 from l1select.folds import Grouper
-from l1select.moments import Imputed, Layout, Moments, imputed
-from l1select.path import alpha_max, grids_for, solve_gram
+from l1select.moments import Imputed, Layout, Moments, imputed, merge_sum
+from l1select.path import adaptive_initial, alpha_max, grids_for, make_penalty, solve_gram
 from l1select.prepare import Y_SLOT, Profiler
-from l1select.types import EngineOutput, FitParams, PathFit, Scaling
+from l1select.types import AllRows, EngineOutput, FitParams, PathFit, Scaling
 
 
 def accumulate(source, header, data, columns, params: FitParams, progress=None):
     """The streaming pass: profile every batch and merge its per-group statistics.
 
-    Returns the profiler, the statistics, the grouper and the scan record. A CSV column
-    whose type changes after its first block is read again as text (a fresh pass).
+    Returns the profiler, the statistics, the grouper, the scan record, the micro-group
+    statistics (None without ``--stability``) and the number of distinct target values seen
+    (counted up to 3). A CSV column whose type changes after its first block is read again as
+    text (a fresh pass).
     """
     overrides: dict = {}
     encoding = "utf8"
@@ -29,6 +32,8 @@ def accumulate(source, header, data, columns, params: FitParams, progress=None):
         scan = l1io.Scan()
         prof = None
         stats = Moments(n_groups=1)
+        micro: Moments | None = None
+        y_values: set[float] = set()
         grouper = Grouper(0 if params.alpha is not None else params.cv, params.seed,
                           params.test_size, params.fold_column is not None
                           and params.alpha is None)
@@ -51,9 +56,21 @@ def accumulate(source, header, data, columns, params: FitParams, progress=None):
                 groups = grouper.groups(b.rows, labels)
                 stats.ensure_groups(grouper.n_groups)
                 stats.add(b.keys, b.U, groups, b.init)
+                if len(y_values) < 3 and b.U.shape[0]:
+                    y_values.update(np.unique(b.U[:, b.keys.index(Y_SLOT)])[:3].tolist())
+                if params.stability:
+                    # The half-samples' statistics, in the same pass: by micro-group, test
+                    # rows left out.
+                    if micro is None:
+                        micro = Moments(n_groups=micro_count(len(b.keys)))
+                    train = groups != 0
+                    micro.add(b.keys, b.U[train],
+                              micro_ids(b.rows[train], micro.n_groups, params.seed), b.init)
                 dead = prof.dead_slots()
                 if dead:
                     stats.drop(dead)
+                    if micro is not None:
+                        micro.drop(dead)
                 if progress is not None:
                     progress.read(batch.num_rows)
         except l1io.Retype as exc:
@@ -64,7 +81,7 @@ def accumulate(source, header, data, columns, params: FitParams, progress=None):
             continue
         if prof is None or scan.n_rows == 0:
             raise DataError(f"{source.display} has no data rows; give a file with data")
-        return prof, stats, grouper, scan
+        return prof, stats, grouper, scan, micro, min(len(y_values), 3)
 
 
 def _layout(stats: Moments, prof: Profiler, recipe, slots) -> Layout:
@@ -91,7 +108,8 @@ def _problem(st: Imputed, standardize: bool):
 
 
 def run(source, header, data, columns, params: FitParams, progress=None) -> EngineOutput:
-    prof, stats, grouper, scan = accumulate(source, header, data, columns, params, progress)
+    prof, stats, grouper, scan, micro, n_y = accumulate(source, header, data, columns, params,
+                                                        progress)
     recipe, warnings, slots = prof.recipe()
     layout = _layout(stats, prof, recipe, slots)
     order, fold_labels = grouper.label_order()
@@ -122,9 +140,12 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
                         "fold; CV needs at least two")
     if n_folds:
         check_folds(stats.n[order], int(n_train), n_folds, source.display)
-    a_max = [alpha_max(xty, r) for r in params.l1_ratios]
-    grids = grids_for(a_max, params)
     p = len(recipe.features)
+    penalty, adaptive = make_penalty(recipe.features, params,
+                                     lambda: _initial(gram, xty, n_train, usable))
+    unpen = None if penalty is None else gram[:, penalty == 0]
+    a_max = [alpha_max(xty, r, penalty, unpen) for r in params.l1_ratios]
+    grids = grids_for(a_max, params)
     fold_problems = []
     for g in order if n_folds else []:
         others = train_mask.copy()
@@ -135,14 +156,15 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
     fits = []
     total = len(grids) * (1 + len(fold_problems))
     for i, (l1_ratio, alphas) in enumerate(grids):
-        coefs, converged = solve_gram(gram, xty, yty, alphas, l1_ratio, usable, params)
+        coefs, converged = solve_gram(gram, xty, yty, alphas, l1_ratio, usable, params,
+                                      penalty)
         mse_path = sizes = fold_coefs = None
         if fold_problems:
             mse_path = np.empty((alphas.size, n_folds))
             sizes = np.empty(n_folds)
             fold_coefs = np.empty((n_folds, p, alphas.size))
             for k, (g, st, (G, c, yy, sc, _, ok)) in enumerate(fold_problems):
-                w, ok_k = solve_gram(G, c, yy, alphas, l1_ratio, ok, params)
+                w, ok_k = solve_gram(G, c, yy, alphas, l1_ratio, ok, params, penalty)
                 converged &= ok_k
                 beta = w / sc[:, None]
                 b = st.y_mean - st.x_mean @ beta
@@ -168,10 +190,59 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
             var = float(stats.com[0][layout.target, layout.target] / stats.n[0])
             return n_test, mse, (1.0 - mse / var) if var > 0 else None
 
+    halves = None
+    if params.stability:
+        halves = _halves(micro, stats, layout, recipe, params, penalty)
+
     return EngineOutput(
         engine="gram", recipe=recipe, warnings=tuple(warnings), fits=tuple(fits),
         scaling=scaling, alpha_max=tuple(a_max), n_rows=scan.n_rows, n_used=int(n_train),
         n_test=n_test, n_dropped=prof.n_missing_target + prof.n_missing_dropped,
         sha256=scan.sha256, n_folds=n_folds, fold_labels=tuple(fold_labels),
-        test_error=test_error,
+        test_error=test_error, penalty=penalty, adaptive=adaptive,
+        problem=AllRows(gram_cols=lambda idx: gram[:, idx], gram_diag=np.diag(gram).copy(),
+                        xty=xty),
+        halves=halves, n_target_values=n_y,
     )
+
+
+def _initial(gram: np.ndarray, xty: np.ndarray, n: float, usable: np.ndarray):
+    """The adaptive lasso's initial fit on the features that vary on these rows (the others
+    get a zero coefficient, hence the largest weight)."""
+    beta = np.zeros(xty.shape[0])
+    idx = np.flatnonzero(usable)
+    b, method, lam = adaptive_initial(gram[np.ix_(idx, idx)], xty[idx], n)
+    beta[idx] = b
+    return beta, method, lam
+
+
+def _halves(micro: Moments | None, stats: Moments, layout: Layout, recipe, params: FitParams,
+            penalty: np.ndarray | None):
+    """The half-sample solver of stability selection: each half's statistics are the merge
+    of its micro-groups, imputed and standardized exactly as a training fold's."""
+    assert micro is not None and micro.keys == stats.keys
+    check_groups(micro.n)
+    pairs = half_pairs(micro.n, params.stability, params.seed)
+    p = len(recipe.features)
+
+    def halves(l1_ratio: float, alphas: np.ndarray, progress=None):
+        """Selection indicators (2B, n_features, n_alphas), whether every fit converged, and
+        the number of micro-groups."""
+        chosen = np.zeros((2 * len(pairs), p, alphas.size), dtype=bool)
+        converged = True
+        for i, mask in enumerate(m for pair in pairs for m in pair):
+            n_h, mean_h, com_h = merge_sum(micro.n, micro.mean, micro.com, mask)
+            st = imputed(n_h, mean_h, com_h, layout)
+            G, c, yy, _, _, ok = _problem(st, params.standardize)
+            pf = penalty
+            if params.adaptive:
+                pf, _ = make_penalty(recipe.features, params,
+                                     lambda G=G, c=c, n=n_h, ok=ok: _initial(G, c, n, ok))
+            w, done = solve_gram(G, c, yy, alphas, l1_ratio, ok, params, pf)
+            converged &= done
+            chosen[i] = w != 0.0
+            if progress is not None:
+                progress(i + 1, 2 * len(pairs))
+        return chosen, converged, micro.n_groups
+
+    return halves

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from l1select import io as l1io
+from l1select.engines.stability import MICRO_GROUPS, check_groups, half_pairs, micro_ids
 from l1select.errors import DataError, list_names
 from l1select.folds import Grouper
-from l1select.path import alpha_max, grids_for
+from l1select.path import adaptive_initial_data, alpha_max, grids_for, make_penalty
 from l1select.prepare import Profiler, design_matrix
-from l1select.types import FitParams, Recipe, Scaling, Warn
+from l1select.types import AllRows, FitParams, Recipe, Scaling, Warn
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class InMemory:
     n_rows: int
     n_dropped: int
     sha256: str | None
+    rows: np.ndarray | None = None  # global row index of each fitting row (micro-groups)
 
 
 def scaling_of(X: np.ndarray, y: np.ndarray, standardize: bool) -> Scaling:
@@ -131,16 +133,67 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
                     fold_labels=tuple(fold_labels), X_test=X_all[test][:, kept],
                     y_test=y_all[test], recipe=recipe, warnings=tuple(warnings),
                     n_rows=read.n_rows, n_dropped=prof.n_missing_target + prof.n_missing_dropped,
-                    sha256=read.sha256)
+                    sha256=read.sha256, rows=batch.rows[~test])
 
 
-def prepare_grids(mem: InMemory, params: FitParams) -> tuple[Scaling, list, list[float]]:
-    """All-rows scaling, and the alpha grid of each l1_ratio."""
+@dataclass(frozen=True)
+class Prepared:
+    """The all-rows scaling, the alpha grid of each l1_ratio and their ``alpha_max``, the
+    penalty factors (None: all 1) and how adaptive weights were made, and the all-rows
+    problem (Gram columns formed on demand)."""
+
+    scaling: Scaling
+    grids: list
+    a_max: list[float]
+    penalty: np.ndarray | None
+    adaptive: dict | None
+    problem: AllRows
+
+
+def prepare_grids(mem: InMemory, params: FitParams) -> Prepared:
+    """All-rows scaling, penalty factors, and the alpha grid of each l1_ratio."""
     scaling = scaling_of(mem.X, mem.y, params.standardize)
     Xs = standardized(mem.X, scaling)
-    xty = Xs.T @ (mem.y - scaling.y_mean) / mem.y.size
-    a_max = [alpha_max(xty, r) for r in params.l1_ratios]
-    return scaling, grids_for(a_max, params), a_max
+    n = mem.y.size
+    yc = mem.y - scaling.y_mean
+    xty = Xs.T @ yc / n
+    penalty, adaptive = make_penalty(mem.recipe.features, params,
+                                     lambda: initial_data(Xs, yc))
+    unpen = None if penalty is None else Xs.T @ Xs[:, penalty == 0] / n
+    a_max = [alpha_max(xty, r, penalty, unpen) for r in params.l1_ratios]
+    diag = np.einsum("ij,ij->j", Xs, Xs) / n
+
+    def gram_cols(idx) -> np.ndarray:
+        # Formed again on demand: wide data does not keep a second n×p matrix alive.
+        Z = standardized(mem.X, scaling)
+        return Z.T @ Z[:, idx] / n
+
+    return Prepared(scaling, grids_for(a_max, params), a_max, penalty, adaptive,
+                    AllRows(gram_cols=gram_cols, gram_diag=diag, xty=xty))
+
+
+def initial_data(Xs: np.ndarray, yc: np.ndarray):
+    """The adaptive lasso's initial fit on the columns that vary (the others get 0)."""
+    usable = np.einsum("ij,ij->j", Xs, Xs) > 0
+    beta = np.zeros(Xs.shape[1])
+    b, method, lam = adaptive_initial_data(Xs[:, usable], yc)
+    beta[usable] = b
+    return beta, method, lam
+
+
+def n_values(y: np.ndarray) -> int:
+    """The number of distinct values of ``y``, counted up to 3."""
+    return int(min(np.unique(y).size, 3))
+
+
+def half_rows(mem: InMemory, params: FitParams) -> list[np.ndarray]:
+    """The fitting rows (positions in ``mem.y``) of each half-sample, pair by pair: the same
+    micro-groups and pairs as the statistics engine."""
+    ids = micro_ids(mem.rows, MICRO_GROUPS, params.seed)
+    counts = np.bincount(ids, minlength=MICRO_GROUPS)
+    check_groups(counts)
+    return [np.flatnonzero(mask[ids]).astype(np.int64)
+            for pair in half_pairs(counts, params.stability, params.seed) for mask in pair]
 
 
 def test_error_fn(mem: InMemory, x_mean: np.ndarray):

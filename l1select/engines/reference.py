@@ -9,12 +9,15 @@ from __future__ import annotations
 import numpy as np
 
 from l1select.engines.memory import (
+    half_rows,
     load,
+    n_values,
     prepare_grids,
     scaling_of,
     standardized,
     test_error_fn,
 )
+from l1select.engines.stability import MICRO_GROUPS
 from l1select.types import EngineOutput, FitParams, PathFit
 
 
@@ -33,7 +36,8 @@ def _path(Xs: np.ndarray, yc: np.ndarray, l1_ratio: float, alphas: np.ndarray,
 
 def run(source, header, data, columns, params: FitParams, progress=None) -> EngineOutput:
     mem = load(source, header, data, columns, params)
-    scaling, grids, a_max = prepare_grids(mem, params)
+    prep = prepare_grids(mem, params)
+    scaling, grids, a_max = prep.scaling, prep.grids, prep.a_max
     X, y = mem.X, mem.y
     Xs = standardized(X, scaling)
     yc = y - scaling.y_mean
@@ -65,5 +69,27 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
         scaling=scaling, alpha_max=tuple(a_max), n_rows=mem.n_rows, n_used=int(y.size),
         n_test=int(mem.y_test.size), n_dropped=mem.n_dropped, sha256=mem.sha256,
         n_folds=mem.n_folds, fold_labels=mem.fold_labels,
-        test_error=test_error_fn(mem, scaling.x_mean),
+        test_error=test_error_fn(mem, scaling.x_mean), problem=prep.problem,
+        halves=_halves(mem, params) if params.stability else None,
+        n_target_values=n_values(y),
     )
+
+
+def _halves(mem, params: FitParams):
+    """Stability selection's half-sample fits on explicitly imputed and standardized halves
+    (penalty factors are not available here: pipeline.validate refuses them)."""
+    halves_rows = half_rows(mem, params)
+
+    def halves(l1_ratio: float, alphas: np.ndarray, progress=None):
+        chosen = np.zeros((len(halves_rows), mem.X.shape[1], alphas.size), dtype=bool)
+        for i, rows in enumerate(halves_rows):
+            X, y = mem.X[rows], mem.y[rows]
+            sc = scaling_of(X, y, params.standardize)
+            coefs = _path(standardized(X, sc), y - sc.y_mean, l1_ratio, alphas, params.tol,
+                          params.max_iter)
+            chosen[i] = coefs != 0.0
+            if progress is not None:
+                progress(i + 1, len(halves_rows))
+        return chosen, True, MICRO_GROUPS
+
+    return halves

@@ -24,7 +24,7 @@ from l1select import cli as cli_module
 from l1select import files as files_module
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
-JOB_FILES = ("config.yaml", "job.log", "result.json", "coefficients.csv")
+JOB_FILES = ("config.yaml", "job.log", "result.json", "coefficients.csv", "report.html")
 
 
 @pytest.fixture
