@@ -45,9 +45,12 @@ NULL_VALUES = [
     "#N/A", "#NA", "<NA>", "-1.#IND", "1.#QNAN", "-NaN", "#NULL!", "?", "-", "--", ".",
     "n.a.", "missing", "MISSING", "nil", "#VALUE!", "#DIV/0!", "#REF!", "#NUM!",
 ]  # fmt: skip
-# 1 MiB reads, re-cut at line ends: at most a few blocks are in flight, so memory stays small;
-# larger blocks cost memory without parsing faster.
-CSV_BLOCK = 1 << 20
+# CSV is read in blocks of at least 4 MiB and of about ROWS_PER_BLOCK rows (judged from the
+# header's width), re-cut at line ends: a parse call has a cost per column, so blocks of a few
+# hundred rows spend more on setup than on parsing; at most three blocks are in flight, so
+# memory stays small whatever the file's length.
+CSV_BLOCK = 1 << 22
+ROWS_PER_BLOCK = 2048
 # Parquet batches of about 16 MiB of float64 values whatever the width. Row groups are read
 # whole, so files written with huge row groups cost more memory to read.
 PARQUET_BATCH_VALUES = 1 << 21
@@ -421,7 +424,10 @@ def _raw_blocks(path: str, compression: str | None, data: bytes | None, digest,
 
 
 def _line_chunks(blocks, on_header=None):
-    """Re-cut blocks at line ends, and drop the header line (passed to ``on_header``)."""
+    """Re-cut blocks at line ends, and drop the header line (passed to ``on_header``).
+
+    Chunks are memoryviews of the blocks (Arrow reads them without a copy).
+    """
     carry = b""
     header_done = False
     for block in blocks:
@@ -432,7 +438,7 @@ def _line_chunks(blocks, on_header=None):
                 carry = buf
                 continue
             if on_header is not None:
-                on_header(buf[:nl])
+                on_header(bytes(buf[:nl]))
             buf = buf[nl + 1:]
             header_done = True
         cut = buf.rfind(b"\n")
@@ -441,7 +447,7 @@ def _line_chunks(blocks, on_header=None):
             continue
         carry = buf[cut + 1:]
         if cut > 0:
-            yield buf[:cut + 1]
+            yield memoryview(buf)[:cut + 1]
     if not header_done and carry.strip() and on_header is not None:
         on_header(carry)
     elif header_done and carry.strip():
@@ -563,7 +569,7 @@ def _csv_batches(source: Source, header: Header, columns: list[str], data: bytes
             table = table.select(ordered)
         return table.combine_chunks().to_batches(max_chunksize=table.num_rows or 1)
 
-    digest = hashlib.sha256() if data is None else None
+    digest = _ThreadedHash() if data is None else None
     start = 0
     pending: deque = deque()
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="l1select-csv")
@@ -582,7 +588,7 @@ def _csv_batches(source: Source, header: Header, columns: list[str], data: bytes
         try:
             # Each block should hold a few hundred rows at least, or the per-column cost of a
             # parse call dominates on wide files.
-            size = max(CSV_BLOCK, 256 * sum(len(n) + 1 for n in header.names))
+            size = max(CSV_BLOCK, ROWS_PER_BLOCK * sum(len(n) + 1 for n in header.names))
             for path in source.files:
                 blocks = _raw_blocks(path, source.compression, data, digest, size)
                 for chunk in _line_chunks(blocks, check_header(path)):
@@ -607,8 +613,31 @@ def _csv_batches(source: Source, header: Header, columns: list[str], data: bytes
         for fut in pending:
             fut.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
+        if digest is not None:
+            digest.close()
     scan.sha256 = digest.hexdigest() if digest is not None else None
     scan.n_rows = start
+
+
+class _ThreadedHash:
+    """A sha256 fed in order by one background thread (hashlib releases the GIL), so hashing
+    the file overlaps the parsing instead of adding to it."""
+
+    def __init__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._hash = hashlib.sha256()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="l1select-hash")
+
+    def update(self, block: bytes) -> None:
+        self._pool.submit(self._hash.update, block)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def hexdigest(self) -> str:
+        self.close()
+        return self._hash.hexdigest()
 
 
 def _checked(batch: pa.RecordBatch, encoding: str) -> pa.RecordBatch:

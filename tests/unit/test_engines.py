@@ -118,6 +118,7 @@ def test_results_do_not_depend_on_the_batch_size(tmp_path, monkeypatch):
     pd.read_csv(path).to_parquet(tmp_path / "d.parquet")
     whole = _fit(path, "gram", n_alphas=20)
     monkeypatch.setattr(l1io, "CSV_BLOCK", 2048)
+    monkeypatch.setattr(l1io, "ROWS_PER_BLOCK", 1)
     monkeypatch.setattr(l1io, "PARQUET_BATCH_VALUES", 37 * 8)
     for p in (path, tmp_path / "d.parquet"):
         small = _fit(p, "gram", n_alphas=20)
@@ -129,6 +130,7 @@ def test_results_do_not_depend_on_the_batch_size(tmp_path, monkeypatch):
 
 def test_a_numeric_column_that_turns_to_text_late_is_reread(tmp_path, monkeypatch):
     monkeypatch.setattr(l1io, "CSV_BLOCK", 1024)
+    monkeypatch.setattr(l1io, "ROWS_PER_BLOCK", 1)
     rng = np.random.default_rng(1)
     n = 300
     x = rng.normal(size=n)
