@@ -630,7 +630,7 @@ def _gram_solve(
                 n_hist = 0
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def cd_gram_path(gram, xty, yty, alphas, l1_ratio, penalty, coef, tol, max_iter):
     """Elastic-net path by coordinate descent with covariance updates.
 
@@ -1210,7 +1210,7 @@ def _rr_ry(r, yc):
     return rr / r.shape[0], ry / r.shape[0]
 
 
-@njit(cache=True, fastmath=False)
+@njit(cache=True, fastmath=False, nogil=True)
 def cd_data_path(
     X, y, rows, x_mean, x_scale, y_mean, alphas, l1_ratio, penalty, coef, tol, max_iter
 ):

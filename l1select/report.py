@@ -67,8 +67,14 @@ def to_dict(result: SelectionResult) -> dict[str, Any]:
     return doc
 
 
+# Indented JSON goes through Python's slow encoder (2 s for 20,000 features); past this many
+# candidate features the document is written compactly, by the C encoder.
+INDENT_MAX_FEATURES = 2000
+
+
 def render_json(result: SelectionResult) -> str:
-    return json.dumps(to_dict(result), indent=2, allow_nan=False) + "\n"
+    indent = 2 if len(result.features) <= INDENT_MAX_FEATURES else None
+    return json.dumps(to_dict(result), indent=indent, allow_nan=False) + "\n"
 
 
 def render_csv(result: SelectionResult) -> str:

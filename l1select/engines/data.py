@@ -7,6 +7,8 @@ where missing) and lets the kernel standardize and impute each training fold imp
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from l1select.engines.memory import (
@@ -31,6 +33,13 @@ def _fold_scaling(X: np.ndarray, rows: np.ndarray, standardize: bool):
     # A zero scale tells the kernel the feature is constant here: it stays at zero.
     scale = std if standardize else np.where(std > 0, 1.0, 0.0)
     return mean, scale
+
+
+def solve_threads(params: FitParams, n_jobs: int) -> int:
+    """Threads for independent path fits: --threads, else every core (at most one a fit)."""
+    import os
+
+    return max(1, min(n_jobs, params.threads or os.cpu_count() or 1))
 
 
 def _path(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio, params, penalty=None
@@ -61,16 +70,22 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
         folds.append((rows, mean, scale, float(y[rows].mean()), np.flatnonzero(test)))
     fits = []
     for l1_ratio, alphas in grids:
-        coefs, converged = _path(Xf, y, all_rows, scaling.x_mean, scale_all, scaling.y_mean, alphas,
-                      l1_ratio, params, penalty)
+        # The all-rows fit and the folds' are independent: the kernel releases the GIL, so
+        # they run side by side on the machine's cores (the numbers do not depend on it).
+        jobs = [(all_rows, scaling.x_mean, scale_all, scaling.y_mean)] + \
+            [(rows, mean, scale, y_mean) for rows, mean, scale, y_mean, _ in folds]
+        with ThreadPoolExecutor(max_workers=solve_threads(params, len(jobs))) as pool:
+            futures = [pool.submit(_path, Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio,
+                                   params, penalty) for rows, mean, scale, y_mean in jobs]
+            done = [f.result() for f in futures]
+        coefs, converged = done[0]
         mse_path = sizes = fold_coefs = None
         if folds:
             mse_path = np.empty((alphas.size, len(folds)))
             sizes = np.empty(len(folds))
             fold_coefs = np.empty((len(folds), coefs.shape[0], alphas.size))
-            for k, (rows, mean, scale, y_mean, test) in enumerate(folds):
-                w, ok = _path(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio, params,
-                              penalty)
+            for k, ((_, mean, scale, y_mean, test), (w, ok)) in enumerate(
+                    zip(folds, done[1:], strict=True)):
                 converged &= ok
                 safe = np.where(scale > 0, scale, 1.0)
                 Z = (mem.X[test] - mean) / safe
