@@ -67,6 +67,7 @@ from l1select.options import (
     ReportOpt,
     ResultFile,
     RuleOpt,
+    Scheduler,
     SchemaKind,
     SchemaKindOpt,
     Seed,
@@ -233,6 +234,7 @@ def fit(
     format: FormatOpt = OutputFormat.table,
     output: Output = None,
     engine: EngineOpt = Engine.auto,
+    scheduler: Scheduler = None,
     threads: Threads = None,
     plots: PlotsOpt = None,
     report: ReportOpt = None,
@@ -267,7 +269,8 @@ def fit(
                 standardize=standardize, missing=getattr(missing, "value", missing),
                 max_levels=max_levels, features=tuple(features or ()),
                 exclude=tuple(exclude or ()), test_size=test_size, engine=engine.value,
-                threads=threads, stability=stability, stability_threshold=stability_threshold,
+                scheduler=scheduler, threads=threads, stability=stability,
+                stability_threshold=stability_threshold,
                 corr_threshold=corr_threshold, force=tuple(force or ()),
                 penalty_factors=tuple(factors or ()), adaptive=adaptive,
                 refit=getattr(refit, "value", refit),
@@ -305,7 +308,7 @@ def _require(ctx: typer.Context, **values: object) -> None:
 # fit's options that a job file may hold, under the same name (DATA is the job's source).
 _CONFIG_KEYS = ("target", "features", "exclude", "model", "l1_ratio", "cv", "fold_column",
                 "seed", "rule", "n_alphas", "eps", "alphas", "alpha", "standardize", "missing",
-                "max_levels", "test_size", "engine", "threads", "stability",
+                "max_levels", "test_size", "engine", "scheduler", "threads", "stability",
                 "stability_threshold", "corr_threshold", "force", "penalty_factor", "adaptive",
                 "refit")
 

@@ -161,7 +161,7 @@ class _Document:
 MODELS = ("lasso", "elasticnet")
 RULES = ("1se", "min")
 MISSING = ("mean", "drop", "error")
-ENGINES = ("auto", "gram", "data", "reference")
+ENGINES = ("auto", "gram", "data", "reference", "dask")
 REFITS = ("ols",)
 
 # Bounds shown to editors through the JSON Schema. pipeline.validate enforces them (it is the
@@ -243,7 +243,10 @@ class Options(BaseModel):
         "Hold out this fraction of rows and report the test MSE and R².", "test_size")
     engine: Literal[ENGINES] | None = _opt(
         "gram (streaming statistics), data (in memory, wide data), reference (scikit-learn), "
-        "or auto (default).")
+        "dask (the statistics on a Dask cluster), or auto (default).")
+    scheduler: str | None = _opt(
+        "engine dask: the Dask scheduler's address, e.g. tcp://10.0.0.5:8786 (default: "
+        "DASK_SCHEDULER_ADDRESS, else a local cluster).")
     threads: int | None = _opt("Threads for the numeric libraries (default 1).", ge=1)
     stability: int | None = _opt(
         "Stability selection: this many complementary pairs of half-samples (e.g. 50).",
@@ -306,6 +309,7 @@ _EXPECTS = {
     "alpha": "a number", "standardize": "true or false", "missing": "one of " + ", ".join(MISSING),
     "max_levels": "a whole number", "test_size": "a number",
     "engine": "one of " + ", ".join(ENGINES), "threads": "a whole number", "name": "a job name",
+    "scheduler": "an address such as tcp://host:8786",
     "stability": "a whole number", "stability_threshold": "a number",
     "corr_threshold": "a number", "force": "a column name or a list",
     "penalty_factor": "a mapping of column: factor", "adaptive": "true or false",
@@ -370,7 +374,8 @@ class JobSpec:
             "seed": p.seed, "rule": p.rule, "n_alphas": p.n_alphas, "eps": p.eps,
             "alphas": None if p.alphas is None else list(p.alphas), "alpha": p.alpha,
             "standardize": p.standardize, "missing": p.missing, "max_levels": p.max_levels,
-            "test_size": p.test_size, "engine": p.engine, "threads": p.threads,
+            "test_size": p.test_size, "engine": p.engine, "scheduler": p.scheduler,
+            "threads": p.threads,
             "stability": p.stability, "stability_threshold": p.stability_threshold,
             "corr_threshold": p.corr_threshold, "force": list(p.force),
             "penalty_factor": dict(p.penalty_factors), "adaptive": p.adaptive,
@@ -732,7 +737,8 @@ def _params(values: dict[str, Any]) -> FitParams:
         alpha=get("alpha"), standardize=get("standardize"), missing=get("missing"),
         max_levels=get("max_levels"), features=tuple(values.get("features") or ()),
         exclude=tuple(values.get("exclude") or ()), test_size=get("test_size"),
-        engine=get("engine"), threads=get("threads"), stability=get("stability"),
+        engine=get("engine"), scheduler=get("scheduler"), threads=get("threads"),
+        stability=get("stability"),
         stability_threshold=get("stability_threshold"), corr_threshold=get("corr_threshold"),
         force=tuple(values.get("force") or ()),
         penalty_factors=tuple((str(k), float(v))

@@ -163,11 +163,17 @@ class Moments:
         self.n_groups = n_groups
 
     def add(self, keys: list[tuple], U: np.ndarray, groups: np.ndarray,
-            init: dict[tuple, float] | None = None) -> None:
+            init: dict[tuple, float] | None = None,
+            shift: dict[tuple, float] | None = None) -> None:
         """Accumulate the rows ``U`` (n_rows, len(keys)) whose slots are ``keys``.
 
         A key not seen before was constant on all earlier rows, at ``init[key]`` (default 0).
+        ``shift[key]`` moves a slot that was constant on all earlier rows by that much (its
+        co-moments are zero, so only its mean changes: exact).
         """
+        for key, value in (shift or {}).items():
+            if key in self._index:
+                self.mean[:, self._index[key]] += value
         new = [k for k in keys if k not in self._index]
         if new:
             self._extend(new, init or {})
@@ -182,6 +188,28 @@ class Moments:
         full_com = np.zeros((self.n_groups, d, d))
         full_mean[:, idx] = mean_b
         full_com[:, idx[:, None], idx[None, :]] = com_b
+        merge_into(self.n, self.mean, self.com, n_b, full_mean, full_com)
+
+    def merge(self, other: Moments) -> None:
+        """Merge the statistics of other rows (same groups), slots matched by key. A slot that
+        ``other`` lacks was 0 on its rows, and one that this lacks was 0 on these rows (as for
+        the empty parts of a distributed pass)."""
+        self.ensure_groups(other.n_groups)
+        new = [k for k in other.keys if k not in self._index]
+        if new:
+            self._extend(new, {})
+        d = len(self.keys)
+        idx = np.array([self._index[k] for k in other.keys], dtype=np.int64)
+        n_b = np.zeros(self.n_groups)
+        n_b[:other.n_groups] = other.n
+        if idx.size == d and np.array_equal(idx, np.arange(d)) and \
+                other.n_groups == self.n_groups:
+            merge_into(self.n, self.mean, self.com, n_b, other.mean, other.com)
+            return
+        full_mean = np.zeros((self.n_groups, d))
+        full_com = np.zeros((self.n_groups, d, d))
+        full_mean[:other.n_groups, idx] = other.mean
+        full_com[:other.n_groups, idx[:, None], idx[None, :]] = other.com
         merge_into(self.n, self.mean, self.com, n_b, full_mean, full_com)
 
     def drop(self, keys: list[tuple]) -> None:

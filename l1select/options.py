@@ -38,6 +38,7 @@ class Engine(StrEnum):
     reference = "reference"
     gram = "gram"
     data = "data"
+    dask = "dask"
 
 
 def _floats(value: str | None, option: str) -> list[float] | None:
@@ -88,7 +89,11 @@ Output = Annotated[Path | None, typer.Option(
     "--output", "-o", help="Write the output to this file (atomically) instead of stdout.")]
 EngineOpt = Annotated[Engine, typer.Option(
     "--engine", help="gram: streaming statistics; data: the data matrix in memory (wide data); "
-    "reference: scikit-learn; auto: gram unless the data is wide.")]
+    "reference: scikit-learn; dask: the statistics on a Dask cluster; auto: gram unless the "
+    "data is wide.")]
+Scheduler = Annotated[str | None, typer.Option(
+    "--scheduler", help="--engine dask: the Dask scheduler's address (default: "
+    "DASK_SCHEDULER_ADDRESS, else a local cluster).")]
 Threads = Annotated[int | None, typer.Option(
     "--threads", help="Threads for the numeric libraries (default: 1 during the pass).")]
 

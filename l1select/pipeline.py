@@ -66,6 +66,8 @@ def validate(params: FitParams) -> FitParams:
         problems.append("--force, --penalty-factor and --adaptive need penalty factors, which "
                         "the reference engine (scikit-learn) does not have; use --engine gram "
                         "or --engine data")
+    if params.scheduler is not None and params.engine != "dask":
+        problems.append("--scheduler applies to --engine dask; add --engine dask")
     if params.alphas is not None:
         explicit_grid(params.alphas)
     if problems:
@@ -236,6 +238,10 @@ def _engine(name: str, n_columns: int, n_rows: int | None):
         from l1select.engines import data
 
         return data
+    if name == "dask":
+        from l1select.engines import dask
+
+        return dask
     from l1select.engines import gram
 
     return gram

@@ -166,6 +166,7 @@ class _Column:
     fill: float = 0.0
     integral: bool = True
     step: float | None = None  # +1 / -1 while the values count rows, nan once they don't
+    head: float | None = None  # the first integer value tracked (to merge profiles)
     last: float | None = None
     number_ok: bool = True
     thousands_ok: bool = True
@@ -188,6 +189,10 @@ class Batch:
     init: dict[tuple, float]
     n_missing_target: int
     n_missing_dropped: int
+    # Value slots whose column is observed for the first time in this batch after earlier
+    # batches held only missing values there: those rows were filled with 0, and now count
+    # at the fill; add this to the slot's mean over all earlier rows (it was constant there).
+    shift: dict[tuple, float] = field(default_factory=dict)
 
 
 class Profiler:
@@ -227,7 +232,9 @@ class Profiler:
         self.missing_columns: set[str] = set()
         self.n_rows = 0
         self._seen_slots: set[tuple] = {Y_SLOT}
+        self._shift: dict[tuple, float] = {}
         self.target_values_seen = False
+        self.first_width: int | None = None  # slots emitted by the first batch
 
     # -- the target --------------------------------------------------------------------------
     def _target(self, arr) -> np.ndarray:
@@ -327,7 +334,10 @@ class Profiler:
         if not keep.all():
             U = U[keep]
         rows = np.flatnonzero(keep).astype(np.int64) + start
-        return Batch(keys=keys, U=U, rows=rows, init=init, n_missing_target=0,
+        if self.first_width is None:
+            self.first_width = len(keys)
+        shift, self._shift = self._shift, {}
+        return Batch(keys=keys, U=U, rows=rows, init=init, shift=shift, n_missing_target=0,
                      n_missing_dropped=0)
 
     def _numeric_block(self, numeric: list[_Column], M: np.ndarray, keep: np.ndarray,
@@ -355,6 +365,8 @@ class Profiler:
                 col.fill = float(M[first, j])
                 if ("x", col.name) not in self._seen_slots:
                     init[("x", col.name)] = col.fill
+                else:
+                    self._shift[("x", col.name)] = col.fill
             elif ("x", col.name) not in self._seen_slots:
                 init[("x", col.name)] = col.fill
         self._track_integers(numeric, M)
@@ -396,6 +408,8 @@ class Profiler:
         """Follow the steps between consecutive integer values (ID-like when always ±1)."""
         if obs.size == 0:
             return
+        if col.head is None:
+            col.head = float(obs[0])
         if col.step is None or not np.isnan(col.step):
             seq = obs if col.last is None else np.concatenate([[col.last], obs])
             diffs = np.unique(np.diff(seq))
@@ -415,6 +429,8 @@ class Profiler:
             # in scale, so the imputation algebra loses no digits to cancellation.
             col.observed = True
             col.fill = float(values[np.flatnonzero(valid)[0]])
+            if key in self._seen_slots:
+                self._shift[key] = col.fill
         keys.append(key)
         cols.append(np.where(valid, values, col.fill) if not valid.all() else values)
         if key not in self._seen_slots:
@@ -451,6 +467,41 @@ class Profiler:
                 cols.append(_floats(pc.equal(text, level).fill_null(False)))
                 if key not in self._seen_slots:
                     init[key] = 0.0
+
+    # -- profiles of parts of the data, merged (distributed engines) --------------------------
+    def merge(self, later: Profiler) -> None:
+        """Fold in the profile of the rows that follow this profile's rows in file order, so
+        that the result is the state one pass over both would have ended with.
+
+        Column kinds come from the first part's schema (as in one pass); a part whose reading
+        of a column differs is an error.
+        """
+        if later.target_kind != self.target_kind:
+            raise DataError(f"Target column '{self.target}' in {self.source} has different "
+                            "types in different files; give every file the same types")
+        self.n_rows += later.n_rows
+        self.n_missing_target += later.n_missing_target
+        self.n_missing_dropped += later.n_missing_dropped
+        self.missing_columns |= later.missing_columns
+        self._seen_slots |= later._seen_slots
+        if self.first_width is None:
+            self.first_width = later.first_width
+        for a, b in zip(self.columns, later.columns, strict=True):
+            if (a.name, a.kind) != (b.name, b.kind):
+                raise DataError(f"Column '{a.name}' in {self.source} has different types in "
+                                "different files; give every file the same types")
+            _merge_column(a, b, self.max_levels)
+
+    def seeded(self) -> Profiler:
+        """A copy of this (merged, whole-data) profile that emits, on any part of the data,
+        exactly the slots and fills that one pass would have ended with: every level, every
+        missing indicator, the global fills. Its counters start at zero."""
+        import copy
+
+        out = copy.deepcopy(self)
+        out.n_rows = out.n_missing_target = out.n_missing_dropped = 0
+        out.missing_columns = set()
+        return out
 
     # -- the outcome -------------------------------------------------------------------------
     def dead_slots(self) -> list[tuple]:
@@ -549,6 +600,44 @@ class Profiler:
     def fills(self) -> dict[str, float]:
         """The fill value of each column's missing values in the slot statistics."""
         return {c.name: c.fill for c in self.columns}
+
+
+def _merge_column(a: _Column, b: _Column, max_levels: int) -> None:
+    """Merge column profile ``b`` (later rows) into ``a`` (earlier rows)."""
+    if not a.observed and b.observed:
+        a.observed, a.fill = True, b.fill
+    a.has_missing |= b.has_missing
+    a.number_ok &= b.number_ok
+    a.thousands_ok &= b.thousands_ok
+    a.date_ok &= b.date_ok
+    if a.levels is not None and b.levels is not None:
+        for v in b.levels:
+            a.levels.setdefault(v, None)
+        if len(a.levels) > max_levels:
+            a.dropped_levels = list(a.levels)
+            a.levels = None
+    elif a.levels is not None:  # b overflowed: so does the union
+        a.dropped_levels = list(a.levels) + [v for v in b.dropped_levels if v not in a.levels]
+        a.levels = None
+    elif b.levels is None:
+        a.dropped_levels += [v for v in b.dropped_levels if v not in set(a.dropped_levels)]
+    # Integers counting rows in steps of ±1, across the boundary too.
+    if not (a.integral and b.integral):
+        a.integral = False
+        return
+    if b.last is None:
+        return
+    if a.last is None:
+        a.step, a.head, a.last = b.step, b.head, b.last
+        return
+    steps = {s for s in (a.step, b.step) if s is not None}
+    if any(np.isnan(s) for s in steps):
+        a.step, a.last = np.nan, b.last
+        return
+    d = float(b.head) - float(a.last)
+    steps.add(d)
+    a.step = steps.pop() if len(steps) == 1 and abs(d) == 1 else np.nan
+    a.last = b.last
 
 
 def _target_kind(t: pa.DataType, target: str, source: str) -> str:

@@ -92,6 +92,9 @@ class FitParams:
     penalty_factors: tuple[tuple[str, float], ...] = ()  # (column or feature name, factor)
     adaptive: bool = False
     refit: str | None = None  # "ols": unpenalized least squares on the selected set
+    # --engine dask: the scheduler's address (None: DASK_SCHEDULER_ADDRESS, else a local
+    # cluster). Where the statistics are computed, not what: not part of to_dict().
+    scheduler: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

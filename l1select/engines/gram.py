@@ -17,6 +17,57 @@ from l1select.prepare import Y_SLOT, Profiler
 from l1select.types import AllRows, EngineOutput, FitParams, PathFit, Scaling
 
 
+class Reduction:
+    """The per-batch reduction of the statistics pass, shared by every statistics engine: a
+    batch is profiled, its kept rows grouped into test/folds (and stability micro-groups), and
+    their statistics merged into ``stats`` (and ``micro``)."""
+
+    def __init__(self, prof: Profiler, grouper: Grouper, params: FitParams):
+        self.prof = prof
+        self.grouper = grouper
+        self.params = params
+        self.stats = Moments(n_groups=grouper.n_groups)
+        self.micro: Moments | None = None
+        self.y_values: set[float] = set()
+
+    def add(self, batch, start: int) -> None:
+        """Reduce one record batch whose first row has global index ``start``."""
+        params, prof, grouper, stats = self.params, self.prof, self.grouper, self.stats
+        b = prof.update(batch, start)
+        labels = None
+        if grouper.by_label:
+            col = batch.column(params.fold_column).take(b.rows - start)
+            if col.null_count:
+                raise DataError(f"Fold column '{params.fold_column}' in "
+                                f"{prof.source} has missing labels; give every "
+                                "row a fold")
+            labels = [str(v) for v in col.to_pylist()]
+        groups = grouper.groups(b.rows, labels)
+        stats.ensure_groups(grouper.n_groups)
+        stats.add(b.keys, b.U, groups, b.init, b.shift)
+        if len(self.y_values) < 3 and b.U.shape[0]:
+            self.y_values.update(np.unique(b.U[:, b.keys.index(Y_SLOT)])[:3].tolist())
+        if params.stability:
+            # The half-samples' statistics, in the same pass: by micro-group, test
+            # rows left out.
+            if self.micro is None:
+                self.micro = Moments(n_groups=micro_count(prof.first_width or len(b.keys)))
+            train = groups != 0
+            self.micro.add(b.keys, b.U[train],
+                           micro_ids(b.rows[train], self.micro.n_groups, params.seed), b.init,
+                           b.shift)
+        dead = prof.dead_slots()
+        if dead:
+            stats.drop(dead)
+            if self.micro is not None:
+                self.micro.drop(dead)
+
+
+def make_grouper(params: FitParams) -> Grouper:
+    return Grouper(0 if params.alpha is not None else params.cv, params.seed,
+                   params.test_size, params.fold_column is not None and params.alpha is None)
+
+
 def accumulate(source, header, data, columns, params: FitParams, progress=None):
     """The streaming pass: profile every batch and merge its per-group statistics.
 
@@ -30,47 +81,16 @@ def accumulate(source, header, data, columns, params: FitParams, progress=None):
     offset, label = (2, "line") if source.format == "csv" else (1, "row")
     while True:
         scan = l1io.Scan()
-        prof = None
-        stats = Moments(n_groups=1)
-        micro: Moments | None = None
-        y_values: set[float] = set()
-        grouper = Grouper(0 if params.alpha is not None else params.cv, params.seed,
-                          params.test_size, params.fold_column is not None
-                          and params.alpha is None)
+        red: Reduction | None = None
+        grouper = make_grouper(params)
         try:
             for batch, start in l1io.batches(source, header, columns, data, scan, overrides,
                                              encoding):
-                if prof is None:
-                    prof = Profiler(batch.schema, params.target, params.fold_column,
-                                    params.max_levels, params.missing, source.display,
-                                    offset, label)
-                b = prof.update(batch, start)
-                labels = None
-                if grouper.by_label:
-                    col = batch.column(params.fold_column).take(b.rows - start)
-                    if col.null_count:
-                        raise DataError(f"Fold column '{params.fold_column}' in "
-                                        f"{source.display} has missing labels; give every "
-                                        "row a fold")
-                    labels = [str(v) for v in col.to_pylist()]
-                groups = grouper.groups(b.rows, labels)
-                stats.ensure_groups(grouper.n_groups)
-                stats.add(b.keys, b.U, groups, b.init)
-                if len(y_values) < 3 and b.U.shape[0]:
-                    y_values.update(np.unique(b.U[:, b.keys.index(Y_SLOT)])[:3].tolist())
-                if params.stability:
-                    # The half-samples' statistics, in the same pass: by micro-group, test
-                    # rows left out.
-                    if micro is None:
-                        micro = Moments(n_groups=micro_count(len(b.keys)))
-                    train = groups != 0
-                    micro.add(b.keys, b.U[train],
-                              micro_ids(b.rows[train], micro.n_groups, params.seed), b.init)
-                dead = prof.dead_slots()
-                if dead:
-                    stats.drop(dead)
-                    if micro is not None:
-                        micro.drop(dead)
+                if red is None:
+                    red = Reduction(Profiler(batch.schema, params.target, params.fold_column,
+                                             params.max_levels, params.missing, source.display,
+                                             offset, label), grouper, params)
+                red.add(batch, start)
                 if progress is not None:
                     progress.read(batch.num_rows)
         except l1io.Retype as exc:
@@ -79,9 +99,10 @@ def accumulate(source, header, data, columns, params: FitParams, progress=None):
             else:
                 overrides[exc.column] = exc.type
             continue
-        if prof is None or scan.n_rows == 0:
+        if red is None or scan.n_rows == 0:
             raise DataError(f"{source.display} has no data rows; give a file with data")
-        return prof, stats, grouper, scan, micro, min(len(y_values), 3)
+        return (red.prof, red.stats, grouper, scan, red.micro,
+                min(len(red.y_values), 3))
 
 
 def _layout(stats: Moments, prof: Profiler, recipe, slots) -> Layout:
@@ -110,6 +131,14 @@ def _problem(st: Imputed, standardize: bool):
 def run(source, header, data, columns, params: FitParams, progress=None) -> EngineOutput:
     prof, stats, grouper, scan, micro, n_y = accumulate(source, header, data, columns, params,
                                                         progress)
+    return solve(source, params, prof, stats, grouper, scan, micro, n_y, progress)
+
+
+def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Grouper,
+          scan, micro: Moments | None, n_y: int, progress=None,
+          engine: str = "gram") -> EngineOutput:
+    """Everything after the pass: the recipe, the folds' problems, the paths, the test error,
+    from the whole data's profile and per-group statistics (whichever engine made them)."""
     recipe, warnings, slots = prof.recipe()
     layout = _layout(stats, prof, recipe, slots)
     order, fold_labels = grouper.label_order()
@@ -195,7 +224,7 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
         halves = _halves(micro, stats, layout, recipe, params, penalty)
 
     return EngineOutput(
-        engine="gram", recipe=recipe, warnings=tuple(warnings), fits=tuple(fits),
+        engine=engine, recipe=recipe, warnings=tuple(warnings), fits=tuple(fits),
         scaling=scaling, alpha_max=tuple(a_max), n_rows=scan.n_rows, n_used=int(n_train),
         n_test=n_test, n_dropped=prof.n_missing_target + prof.n_missing_dropped,
         sha256=scan.sha256, n_folds=n_folds, fold_labels=tuple(fold_labels),

@@ -141,3 +141,20 @@ def test_a_numeric_column_that_turns_to_text_late_is_reread(tmp_path, monkeypatc
     res = _fit(path, "gram", n_alphas=10)
     assert "code=other" in [f.name for f in res.features]
     assert_same(res, _fit(path, "reference", n_alphas=10))
+
+
+def test_a_column_missing_in_the_whole_first_batch(tmp_path, monkeypatch):
+    """Rows read before a column's first value are filled later than the rest: exact still."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    n = 400
+    z = rng.normal(size=n) + 50.0
+    x = rng.normal(size=n)
+    y = 0.5 * z + x + rng.normal(size=n)
+    z[:100] = np.nan
+    path = tmp_path / "late.parquet"
+    pq.write_table(pa.table({"x": x, "z": z, "y": y}), path, row_group_size=50)
+    monkeypatch.setattr(l1io, "PARQUET_BATCH_VALUES", 50 * 3)
+    assert_same(_fit(path, "gram", n_alphas=20), _fit(path, "reference", n_alphas=20))

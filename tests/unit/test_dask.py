@@ -1,0 +1,301 @@
+"""The Dask engine: the same folds and the same numbers as the gram engine, whatever the
+partitioning, on a local cluster of two worker processes (shared by the module: it is slow to
+start), also when a worker is lost mid-job."""
+
+from __future__ import annotations
+
+import builtins
+import textwrap
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from l1select import io as l1io
+from l1select.errors import ConfigError, DataError
+from l1select.pipeline import select_features
+from l1select.types import FitParams
+from tests.conftest import SAMPLE_CSV, SAMPLE_PARQUET, make_regression, write_csv
+
+distributed = pytest.importorskip(
+    "distributed", reason="dask[distributed] is not installed (pip install 'l1select[dask]')")
+
+from l1select.engines import dask as dask_engine  # noqa: E402
+
+RTOL = 1e-10
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0", silence_logs=50) as cluster:
+        yield cluster.scheduler_address
+
+
+def _fit(path, engine, scheduler=None, **kw):
+    kw.setdefault("target", "y")
+    kw.setdefault("n_alphas", 20)
+    params = FitParams(engine=engine, scheduler=scheduler if engine == "dask" else None, **kw)
+    return select_features(str(path), params)
+
+
+def assert_exact(a, b):
+    """The same numbers within 1e-10 relative (merge order changes only the last bits)."""
+    assert (a.cv is None) == (b.cv is None)
+    pa_, pb = (a.cv or {"path": []})["path"], (b.cv or {"path": []})["path"]
+    np.testing.assert_allclose([r["alpha"] for r in pa_], [r["alpha"] for r in pb], rtol=RTOL)
+    np.testing.assert_allclose([r["mean"] for r in pa_], [r["mean"] for r in pb], rtol=RTOL)
+    np.testing.assert_allclose([r["se"] for r in pa_], [r["se"] for r in pb], rtol=RTOL)
+    assert [r["n_nonzero"] for r in pa_] == [r["n_nonzero"] for r in pb]
+    assert [f.name for f in a.features] == [f.name for f in b.features]
+    ca = np.array([f.coef for f in a.features])
+    cb = np.array([f.coef for f in b.features])
+    np.testing.assert_allclose(ca, cb, rtol=RTOL, atol=RTOL * np.abs(cb).max())
+    assert a.intercept == pytest.approx(b.intercept, rel=RTOL)
+    assert a.selected == b.selected
+    assert a.alpha["chosen"] == pytest.approx(b.alpha["chosen"], rel=RTOL)
+    assert [w.code for w in a.warnings] == [w.code for w in b.warnings]
+    for key in ("n_rows", "n_rows_used", "n_rows_test", "n_rows_dropped"):
+        assert a.input[key] == b.input[key], key
+    assert (a.test is None) == (b.test is None)
+    if a.test is not None:
+        assert a.test["mse"] == pytest.approx(b.test["mse"], rel=RTOL)
+
+
+def _tricky(n=600, seed=0, missing=0.05):
+    """Missing values, a category level first seen late, a column first missing late, a
+    row counter (excluded as ID-like whatever the partitions), a boolean and numbers as text."""
+    X, y, _ = make_regression(n=n, p=4, seed=seed, missing=missing)
+    rng = np.random.default_rng(seed)
+    cat = np.where(np.arange(n) < n - 100, rng.choice(["a", "b"], n), rng.choice(["a", "c"], n))
+    late = rng.normal(size=n)
+    late[n - 50:n - 40] = np.nan
+    df = pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
+    df["y"] = y + (cat == "c") * 3.0
+    df["cat"] = cat
+    df["late"] = late
+    df["counter"] = np.arange(n) + 100
+    df["flag"] = rng.random(n) < 0.3
+    df["amount"] = [f"{v:,.2f}" for v in rng.uniform(500, 5000, n)]
+    return df
+
+
+@pytest.fixture(scope="module")
+def parts_folder(tmp_path_factory):
+    """A folder of Parquet parts with uneven row groups (sorted by name)."""
+    root = tmp_path_factory.mktemp("parts")
+    df = _tricky()
+    cuts = [0, 70, 250, 260, 600]
+    sizes = [25, 64, 3, 100]
+    for i, (lo, hi) in enumerate(zip(cuts[:-1], cuts[1:], strict=True)):
+        pq.write_table(pa.Table.from_pandas(df.iloc[lo:hi], preserve_index=False),
+                       root / f"part-{i:02d}.parquet", row_group_size=sizes[i])
+    return root
+
+
+@pytest.fixture(scope="module")
+def tricky_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("csv") / "d.csv"
+    _tricky().to_csv(path, index=False, float_format="%.17g")
+    return path
+
+
+@pytest.mark.parametrize("sample", [SAMPLE_CSV, SAMPLE_PARQUET], ids=["csv", "parquet"])
+def test_same_numbers_as_gram_on_the_sample(scheduler, monkeypatch, sample):
+    monkeypatch.setattr(dask_engine, "CSV_PARTITION_BYTES", 40_000)
+    a = _fit(sample, "dask", scheduler, target="price")
+    assert a.params["engine"] == "dask" and a.engine == "dask"
+    assert dask_engine.last_transfer["partitions"] > 1 or sample == SAMPLE_PARQUET
+    assert_exact(a, _fit(sample, "gram", target="price"))
+
+
+def test_folder_of_parts_with_uneven_row_groups(scheduler, parts_folder):
+    a = _fit(parts_folder, "dask", scheduler)
+    b = _fit(parts_folder, "gram")
+    assert_exact(a, b)
+    names = [f.name for f in a.features]
+    assert "cat=c" in names and "amount" in names and "counter" not in names
+    # Row groups: 70 rows by 25, 180 by 64, 10 by 3, 340 by 100.
+    assert dask_engine.last_transfer["partitions"] == 3 + 3 + 4 + 4
+
+
+@pytest.mark.parametrize("case", [dict(test_size=0.25), dict(missing="drop"),
+                                  dict(model="elasticnet", l1_ratios=(0.3, 0.9)),
+                                  dict(alpha=0.05)], ids=["test", "drop", "enet", "fixed"])
+def test_options_on_csv(scheduler, monkeypatch, tricky_csv, case):
+    monkeypatch.setattr(dask_engine, "CSV_PARTITION_BYTES", 7_000)
+    assert_exact(_fit(tricky_csv, "dask", scheduler, **case), _fit(tricky_csv, "gram", **case))
+
+
+def test_fold_column(scheduler, tmp_path, monkeypatch):
+    df = _tricky(n=400, seed=3)
+    # Labels first seen in the order c, a, b: folds are numbered by sorted label anyway.
+    df["fold"] = np.where(np.arange(400) < 150, "c", np.where(np.arange(400) % 2, "a", "b"))
+    path = tmp_path / "f.csv"
+    df.to_csv(path, index=False, float_format="%.17g")
+    monkeypatch.setattr(dask_engine, "CSV_PARTITION_BYTES", 6_000)
+    a = _fit(path, "dask", scheduler, fold_column="fold")
+    assert a.cv["fold_labels"] == ["a", "b", "c"]
+    assert_exact(a, _fit(path, "gram", fold_column="fold"))
+
+
+def test_partitionings_give_the_same_numbers(scheduler, monkeypatch, tricky_csv, parts_folder):
+    results = []
+    for size in (3_000, 20_000, 1 << 30):
+        monkeypatch.setattr(dask_engine, "CSV_PARTITION_BYTES", size)
+        results.append(_fit(tricky_csv, "dask", scheduler))
+    counts = [r.input["n_rows"] for r in results]
+    assert counts == [600] * 3
+    for r in results[1:]:
+        assert_exact(r, results[0])
+    monkeypatch.setattr(dask_engine, "PARQUET_GROUPS_PER_PARTITION", 3)
+    coarse = _fit(parts_folder, "dask", scheduler)
+    assert dask_engine.last_transfer["partitions"] == 1 + 1 + 2 + 2
+    assert_exact(coarse, results[0])  # the same rows, from CSV and from Parquet parts
+
+
+def test_a_column_that_turns_to_text_in_a_late_partition_is_reread(scheduler, monkeypatch,
+                                                                    tmp_path):
+    rng = np.random.default_rng(1)
+    n = 300
+    x = rng.normal(size=n)
+    code = [str(i % 3) for i in range(n - 1)] + ["other"]
+    path = tmp_path / "d.csv"
+    pd.DataFrame({"x": x, "code": code, "y": 2 * x + rng.normal(size=n)}).to_csv(path,
+                                                                                 index=False)
+    monkeypatch.setattr(dask_engine, "CSV_PARTITION_BYTES", 2_000)
+    monkeypatch.setattr(l1io, "CSV_BLOCK", 1024)  # the first block's types say a number
+    calls = []
+    first_types = l1io._first_types
+    monkeypatch.setattr(l1io, "_first_types", lambda *a: calls.append(1) or first_types(*a))
+    a = _fit(path, "dask", scheduler, n_alphas=10)
+    assert len(calls) == 2  # read again, with 'code' as text
+    assert "code=other" in [f.name for f in a.features]
+    assert_exact(a, _fit(path, "gram", n_alphas=10))
+
+
+def test_a_folder_of_csv_files_and_gzip(scheduler, monkeypatch, tmp_path):
+    df = _tricky(n=500, seed=7)
+    folder = tmp_path / "csvs"
+    folder.mkdir()
+    for i, (lo, hi) in enumerate([(0, 120), (120, 130), (130, 500)]):
+        df.iloc[lo:hi].to_csv(folder / f"p{i}.csv", index=False, float_format="%.17g")
+    monkeypatch.setattr(dask_engine, "CSV_PARTITION_BYTES", 4_000)
+    assert_exact(_fit(folder, "dask", scheduler), _fit(folder, "gram"))
+    gz = tmp_path / "d.csv.gz"
+    df.to_csv(gz, index=False, float_format="%.17g", compression="gzip")
+    a = _fit(gz, "dask", scheduler)
+    assert dask_engine.last_transfer["partitions"] == 1  # no seeking in gzip: one partition
+    assert_exact(a, _fit(gz, "gram"))
+
+
+def test_stability_halves(scheduler, monkeypatch, tricky_csv):
+    monkeypatch.setattr(dask_engine, "CSV_PARTITION_BYTES", 10_000)
+    a = _fit(tricky_csv, "dask", scheduler, stability=3)
+    b = _fit(tricky_csv, "gram", stability=3)
+    assert_exact(a, b)
+    assert a.stability["stable"] == b.stability["stable"]
+
+
+def test_errors_name_the_same_line(scheduler, monkeypatch, tmp_path):
+    df = _tricky(n=300, seed=5, missing=0.0)
+    df.loc[:, "late"] = 1.0
+    df.loc[250, "late"] = np.nan
+    path = tmp_path / "e.csv"
+    df.to_csv(path, index=False, float_format="%.17g")
+    monkeypatch.setattr(dask_engine, "CSV_PARTITION_BYTES", 5_000)
+    with pytest.raises(DataError) as local:
+        _fit(path, "gram", missing="error")
+    with pytest.raises(DataError) as remote:
+        _fit(path, "dask", scheduler, missing="error")
+    assert str(remote.value) == str(local.value)
+    assert "'late'" in str(remote.value) and "line 252" in str(remote.value)
+    assert dask_engine.last_transfer["partitions"] > 5  # from a late partition
+
+
+def test_a_worker_lost_mid_job_changes_nothing(scheduler, monkeypatch, tmp_path, parts_folder):
+    marker = tmp_path / "killed"
+    monkeypatch.setattr(dask_engine, "_KILL_ONCE", str(marker))
+    a = _fit(parts_folder, "dask", scheduler)
+    assert marker.exists()  # a worker did die, on its first attempt
+    assert_exact(a, _fit(parts_folder, "gram"))
+
+
+def test_the_address_from_the_environment(scheduler, monkeypatch, tricky_csv):
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", scheduler)
+    seen = []
+    real = distributed.Client
+
+    def client(*args, **kw):
+        seen.append(args[0] if args else kw.get("address"))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(distributed, "Client", client)
+    a = _fit(tricky_csv, "dask")
+    assert seen == [scheduler]
+    assert_exact(a, _fit(tricky_csv, "gram"))
+
+
+def test_without_an_address_a_local_cluster(monkeypatch, tricky_csv):
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    monkeypatch.setattr(dask_engine, "LOCAL_WORKERS", 2)
+    started = []
+    real = distributed.LocalCluster
+
+    def cluster(*args, **kw):
+        started.append(kw)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(distributed, "LocalCluster", cluster)
+    a = _fit(tricky_csv, "dask")
+    assert started and started[0]["n_workers"] == 2 and started[0]["processes"]
+    assert_exact(a, _fit(tricky_csv, "gram"))
+
+
+def test_without_dask_a_clear_message(monkeypatch, tmp_path):
+    real = builtins.__import__
+
+    def no_distributed(name, *args, **kw):
+        if name == "distributed" or name.startswith("distributed."):
+            raise ImportError("No module named 'distributed'")
+        return real(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_distributed)
+    X, y, _ = make_regression(n=50, p=3)
+    path = write_csv(tmp_path / "d.csv", X, y)
+    with pytest.raises(ConfigError, match=r"l1select\[dask\]"):
+        _fit(path, "dask")
+
+
+def test_scheduler_needs_the_dask_engine_and_batch_keys(tmp_path):
+    X, y, _ = make_regression(n=50, p=3)
+    path = write_csv(tmp_path / "d.csv", X, y)
+    with pytest.raises(ConfigError, match="--scheduler applies to --engine dask"):
+        select_features(str(path), FitParams(target="y", scheduler="tcp://127.0.0.1:1"))
+    from l1select.config import load_batch
+
+    (tmp_path / "b.yaml").write_text(textwrap.dedent("""
+        defaults: {target: y, engine: dask, scheduler: "tcp://10.0.0.5:8786"}
+        jobs:
+          - name: one
+            source: d.csv
+        """))
+    job = load_batch(tmp_path / "b.yaml", env={}).jobs[0]
+    assert job.params == replace(FitParams(target="y"), engine="dask",
+                                 scheduler="tcp://10.0.0.5:8786")
+
+
+def test_cli_engine_dask_with_scheduler(scheduler, tmp_path):
+    from tests.cli.cli_helpers import invoke
+
+    X, y, _ = make_regression(n=200, p=4)
+    path = write_csv(tmp_path / "d.csv", X, y)
+    res = invoke("fit", path, "--target", "y", "--engine", "dask", "--scheduler", scheduler,
+                 "--format", "json", "--n-alphas", "10")
+    assert res.exit_code == 0, res.stderr
+    import json
+
+    assert json.loads(res.stdout)["params"]["engine"] == "dask"
