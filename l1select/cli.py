@@ -122,6 +122,14 @@ class _StdoutConsole(Console):
         os.dup2(devnull, sys.stdout.fileno())
 
 
+def _print_warnings(err: Console, warnings) -> None:
+    from rich.markup import escape
+
+    for w in warnings:  # messages quote column names, which may hold [brackets]
+        err.print(f"[yellow]warning:[/] {escape(w.message)}", markup=True, highlight=False,
+                  soft_wrap=True)
+
+
 def _err_console(quiet: bool) -> Console:
     return Console(stderr=True, quiet=quiet, highlight=False)
 
@@ -278,9 +286,7 @@ def fit(
         _check_destinations(plots, report)
         with _progress(err) as progress:
             result = select_features(data, params, progress)
-        for w in result.warnings:
-            err.print(f"[yellow]warning:[/] {w.message}", markup=True, highlight=False,
-                      soft_wrap=True)
+        _print_warnings(err, result.warnings)
         if format != OutputFormat.table:
             write_output(render(format.value, result), output)
         elif output is None:
@@ -352,15 +358,19 @@ def _pictures(result, plots: Path | None, report: Path | None, err: Console) -> 
     if report is not None:
         from l1select.html_report import write_report
 
-        err.print(f"wrote {write_report(doc, report)}", highlight=False)
+        err.print(f"wrote {write_report(doc, report)}", highlight=False, markup=False)
 
 
 def _say_plots(outcome, err: Console) -> None:
+    from rich.markup import escape
+
     for name, why in outcome.skipped:
-        err.print(f"[yellow]warning:[/] no {name} plot: {why}", markup=True, highlight=False,
+        err.print(f"[yellow]warning:[/] no {name} plot: {escape(why)}", markup=True,
+                  highlight=False,
                   soft_wrap=True)
     if outcome.written:
         err.print(f"wrote {', '.join(str(p) for p in outcome.written)}", highlight=False,
+                  markup=False,
                   soft_wrap=True)
 
 
@@ -427,6 +437,7 @@ def _batch_progress(console: Console, dry_run: bool):
     if dry_run or console.quiet or not console.is_terminal:
         yield None
         return
+    from rich.markup import escape
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
@@ -444,7 +455,7 @@ def _batch_progress(console: Console, dry_run: bool):
             if task is not None:
                 bar.remove_task(task)
             mark = "[green]ok[/]" if record.status == "ok" else f"[red]{record.status}[/]"
-            tail = f": {record.error}" if record.error else ""
+            tail = f": {escape(record.error)}" if record.error else ""
             bar.console.print(f"{mark} {record.name} ({record.seconds or 0:.1f}s){tail}",
                               highlight=False, soft_wrap=True)
 
@@ -469,7 +480,7 @@ def transform(
         summary = run_transform(data, load_model(selection), tuple(keep or ()), output)
         if output not in (None, "-"):
             err.print(f"wrote {summary['rows']} rows × {len(summary['columns'])} columns to "
-                      f"{output}", highlight=False)
+                      f"{output}", highlight=False, markup=False)
 
 
 @app.command()
@@ -488,11 +499,10 @@ def predict(
         from l1select.apply import predict as run_predict
 
         summary, warnings = run_predict(data, load_model(model), tuple(keep or ()), output)
-        for w in warnings:
-            err.print(f"[yellow]warning:[/] {w.message}", markup=True, highlight=False,
-                      soft_wrap=True)
+        _print_warnings(err, warnings)
         if output not in (None, "-"):
-            err.print(f"wrote {summary['rows']} predictions to {output}", highlight=False)
+            err.print(f"wrote {summary['rows']} predictions to {output}", highlight=False,
+                      markup=False)
 
 
 @contextmanager

@@ -11,8 +11,9 @@ import tempfile
 from pathlib import Path
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` (UTF-8, newlines untranslated) to ``path`` atomically.
+def write_atomic(path: str | Path, text: str | bytes) -> None:
+    """Write ``text`` (UTF-8, newlines untranslated; or bytes as they are) to ``path``
+    atomically.
 
     The folder must exist. On any error, including an interrupt, the temporary file is removed
     and ``path`` is left as it was.
@@ -23,8 +24,12 @@ def write_atomic(path: str | Path, text: str) -> None:
     try:
         # mkstemp makes the file private (0600); give it the mode open() would have.
         os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        if isinstance(text, bytes):
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(text)
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):

@@ -17,7 +17,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from l1select.errors import ConfigError, InputError, did_you_mean
+from l1select.files import write_atomic
 
 PLOT_NAMES = ("cv", "path", "coefficients")
 FORMATS = ("png", "svg")
@@ -406,24 +406,8 @@ def write_plots(doc: dict[str, Any], output: str | Path, fmt: str = "png",
     for name, fig in figs.items():
         target = folder / f"{name}.{fmt}"
         try:
-            _write_bytes(target, figure_bytes(fig, fmt))
+            write_atomic(target, figure_bytes(fig, fmt))
         except OSError as exc:
             raise InputError(f"Cannot write {target} ({exc.strerror or exc})") from None
         outcome.written.append(target)
     return outcome
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    """``files.write_atomic`` for bytes: a temporary file in the same folder, renamed."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        mask = os.umask(0o022)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes it private; give it open()'s mode
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

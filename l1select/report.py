@@ -125,12 +125,17 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 
 
 def render_table(result: SelectionResult, console) -> None:
-    """Print the selected features and the sparsity report on a rich console."""
+    """Print the selected features and the sparsity report on a rich console.
+
+    Names come from the data: they are escaped, so ``[brackets]`` in them stay text.
+    """
+    from rich.markup import escape
     from rich.table import Table
 
     by_name = {f.name: f for f in result.features}
     top = max((abs(by_name[n].coef_std) for n in result.selected), default=0.0)
-    table = Table(title=f"Selected features for '{result.input['target']}'", title_justify="left")
+    table = Table(title=f"Selected features for '{escape(result.input['target'])}'",
+                  title_justify="left")
     table.add_column("feature")
     table.add_column("coef", justify="right")
     table.add_column("coef (std)", justify="right")
@@ -143,7 +148,7 @@ def render_table(result: SelectionResult, console) -> None:
         f = by_name[name]
         width = int(round(span * abs(f.coef_std) / top)) if top > 0 else 0
         bar = ("[green]" if f.coef_std > 0 else "[red]") + "█" * max(width, 1) + "[/]"
-        table.add_row(name, _fmt(f.coef, 6), _fmt(f.coef_std, 4), bar,
+        table.add_row(escape(name), _fmt(f.coef, 6), _fmt(f.coef_std, 4), bar,
                       *([_pct(f.fold_frequency)] if folds else []))
     if not result.selected:
         table.add_row("(none selected)", "", "", "", *([""] if folds else []))
@@ -189,6 +194,7 @@ def _trust_table(result: SelectionResult, console) -> None:
     """A second table when there is more to say per feature: stability, penalty factors, the
     OLS refit, alternates. With stability it lists the selected features and every other one
     that reaches 10%; with alternates alone, the features that have some."""
+    from rich.markup import escape
     from rich.table import Table
 
     cols = _trust_columns(result)
@@ -214,8 +220,8 @@ def _trust_table(result: SelectionResult, console) -> None:
     for title, _ in cols:
         table.add_column(title, justify="left" if title == "alternates" else "right")
     for f in [by_name[n] for n in names] + others:
-        table.add_row(f.name, *(["yes" if f.selected else "no"] if others else []),
-                      *(cell(f) for _, cell in cols))
+        table.add_row(escape(f.name), *(["yes" if f.selected else "no"] if others else []),
+                      *(escape(cell(f)) for _, cell in cols))
     console.print(table)
 
 
@@ -237,9 +243,11 @@ def _trust_columns(result: SelectionResult) -> list[tuple[str, Any]]:
 
 
 def _trust_summary(result: SelectionResult, summary) -> None:
+    from rich.markup import escape
+
     st = result.stability
     if st is not None:
-        stable = ", ".join(st["stable"]) or "(none)"
+        stable = escape(", ".join(st["stable"])) or "(none)"
         summary.add_row("stability", f"{st['pairs']} complementary pairs · threshold "
                         f"{st['threshold']:g} · alphas {_fmt(st['alphas']['alpha_high'])}…"
                         f"{_fmt(st['alphas']['alpha_low'])}")

@@ -153,3 +153,16 @@ def test_names_and_ndjson(result_json):
     nd = run("fit", HOUSING, "-t", "price", "--format", "ndjson", "-q")
     rows = [json.loads(line) for line in nd.stdout.splitlines()]
     assert rows == doc["features"]
+
+
+def test_names_with_brackets_stay_text_in_the_table(tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=200)
+    lines = ["[bold]x,size[m2],y"] + [
+        f"{a:.6f},{b:.6f},{2 * a + rng.normal():.6f}"
+        for a, b in zip(x, rng.normal(size=200), strict=True)]
+    path = tmp_path / "brackets.csv"
+    path.write_text("\n".join(lines) + "\n")
+    r = run("fit", path, "-t", "y", "--features", "*x", "--features", "size*")
+    assert r.exit_code == 0, r.stderr
+    assert "[bold]x" in r.stdout
