@@ -75,6 +75,11 @@ class Source:
     def is_stdin(self) -> bool:
         return self.path == "-"
 
+    @property
+    def decimal_comma(self) -> bool:
+        """Numbers in text may use a decimal comma: CSV whose delimiter is not a comma."""
+        return self.format == "csv" and self.delimiter != ","
+
     def with_(self, **kw) -> Source:
         return Source(**{**self.__dict__, **kw})
 

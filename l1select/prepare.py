@@ -32,6 +32,9 @@ from l1select.types import ColumnSpec, FeatureSpec, Recipe, Warn
 
 _NUMBER_RE = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 _THOUSANDS_RE = r"^\s*[-+]?\d{1,3}(,\d{3})+(\.\d+)?\s*$"
+# In files whose delimiter is not a comma (';' mostly), numbers are written the European way:
+# a decimal comma, and dots (if any) between thousands: 12,5 or 1.234,5.
+_DECIMAL_COMMA_RE = r"^\s*[-+]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?([eE][-+]?\d+)?\s*$"
 _DATE_RE = (r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})"
             r"([ T]\d{1,2}:\d{2}.*)?\s*$")
 _ID_NAME = re.compile(
@@ -148,11 +151,14 @@ def _matrix(batch, names: list[str]) -> np.ndarray:
     return np.column_stack([_floats(sub.column(i)) for i in range(len(names))])
 
 
-def parse_text_numbers(arr, thousands: bool) -> np.ndarray:
-    """Numbers written as text (optionally with thousands separators) as float64."""
+def parse_text_numbers(arr, mode: str) -> np.ndarray:
+    """Numbers written as text as float64. ``mode``: ``plain``, ``thousands`` (1,234.5) or
+    ``decimal_comma`` (1.234,5)."""
     s = pc.utf8_trim_whitespace(_text(arr))
-    if thousands:
+    if mode == "thousands":
         s = pc.replace_substring(s, ",", "")
+    elif mode == "decimal_comma":
+        s = pc.replace_substring(pc.replace_substring(s, ".", ""), ",", ".")
     return _floats(s.cast(pa.float64()))
 
 
@@ -200,8 +206,11 @@ class Profiler:
 
     def __init__(self, schema: pa.Schema, target: str, fold_column: str | None,
                  max_levels: int, missing: str, source: str, line_offset: int = 2,
-                 row_label: str = "line"):
+                 row_label: str = "line", decimal_comma: bool = False):
         self.target = target
+        # How grouped numbers are written: 1,234.5 in comma-delimited files, 1.234,5 else.
+        self.grouped = "decimal_comma" if decimal_comma else "thousands"
+        self._grouped_re = _DECIMAL_COMMA_RE if decimal_comma else _THOUSANDS_RE
         self.fold_column = fold_column
         self.max_levels = max_levels
         self.missing = missing
@@ -244,7 +253,7 @@ class Profiler:
             return np.full(len(arr), np.nan)
         values = _text(arr)
         ok = pc.match_substring_regex(values, _NUMBER_RE)
-        ok_th = pc.match_substring_regex(values, _THOUSANDS_RE)
+        ok_th = pc.match_substring_regex(values, self._grouped_re)
         bad = pc.invert(pc.or_kleene(ok, ok_th)).fill_null(False)
         if pc.any(bad).as_py():
             sample = pc.unique(values.filter(bad)).to_pylist()[:3]
@@ -252,7 +261,8 @@ class Profiler:
                 f"Target column '{self.target}' in {self.source} is not numeric (values such "
                 f"as {', '.join(repr(s) for s in sample)}); choose a numeric target column"
             )
-        return parse_text_numbers(values, thousands=True)
+        plain = pc.all(ok.fill_null(True)).as_py()
+        return parse_text_numbers(values, "plain" if plain else self.grouped)
 
     def _where(self, start: int, i: int) -> str:
         return f"{self.row_label} {start + i + self.line_offset}"
@@ -446,7 +456,7 @@ class Profiler:
                                      .as_py())
             if col.thousands_ok:
                 col.thousands_ok = bool(pc.all(pc.match_substring_regex(
-                    present, f"{_NUMBER_RE}|{_THOUSANDS_RE}")).as_py())
+                    present, f"{_NUMBER_RE}|{self._grouped_re}")).as_py())
             if col.date_ok:
                 col.date_ok = bool(pc.all(pc.match_substring_regex(present, _DATE_RE)).as_py())
             if col.levels is not None:
@@ -458,7 +468,7 @@ class Profiler:
         if col.number_ok or col.thousands_ok:
             values = np.full(len(text), np.nan)
             if len(present):
-                values = parse_text_numbers(text, thousands=not col.number_ok)
+                values = parse_text_numbers(text, "plain" if col.number_ok else self.grouped)
             self._emit_number(col, ("num", col.name), values, valid, keys, cols, init)
         if col.levels is not None:
             for level in col.levels:
@@ -531,7 +541,7 @@ class Profiler:
         if col.number_ok:
             return "numeric_text", ""
         if col.thousands_ok:
-            return "thousands", ""
+            return self.grouped, ""
         if col.date_ok:
             return "excluded", "date/time"
         if col.levels is not None:
@@ -655,10 +665,12 @@ def _target_kind(t: pa.DataType, target: str, source: str) -> str:
 
 def column_values(arr, spec: ColumnSpec) -> np.ndarray:
     """One source column as float64 (NaN for missing), read the way ``spec`` says."""
-    if spec.kind in ("thousands", "numeric_text"):
-        return parse_text_numbers(arr, thousands=spec.kind == "thousands")
+    if spec.kind in ("thousands", "decimal_comma"):
+        return parse_text_numbers(arr, spec.kind)
+    if spec.kind == "numeric_text":
+        return parse_text_numbers(arr, "plain")
     if spec.kind == "text":  # a target written as text
-        return parse_text_numbers(arr, thousands=True)
+        return parse_text_numbers(arr, "thousands")
     return _floats(arr)
 
 

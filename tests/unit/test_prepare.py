@@ -82,3 +82,27 @@ def test_feature_patterns():
     assert cols == ["a1", "y"]
     with pytest.raises(ConfigError, match="matches no column"):
         needed_columns(names, "y", ("zz*",), (), None, "t.csv")
+
+
+def test_decimal_commas_in_a_semicolon_file(tmp_path):
+    from l1select.pipeline import select_features
+    from l1select.types import FitParams
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=150)
+    z = rng.normal(size=150) * 1000
+    y = 2 * x + rng.normal(size=150)
+
+    def eu(v):  # 1.234,5 style
+        s = f"{v:,.3f}"
+        return s.replace(",", "_").replace(".", ",").replace("_", ".")
+
+    lines = ["x;z;y"] + [f"{eu(a)};{eu(b)};{eu(c)}" for a, b, c in zip(x, z, y, strict=True)]
+    path = tmp_path / "euro.csv"
+    path.write_text("\n".join(lines) + "\n")
+    res = select_features(str(path), FitParams(target="y", alpha=0.01))
+    coef = {f.name: f.coef for f in res.features}
+    # Read as 2.0-ish on x: a thousands reading would have scaled x or y by 1000.
+    assert 1.7 < coef["x"] < 2.3
+    kinds = {c["name"]: c["kind"] for c in res.recipe["columns"]}
+    assert kinds["x"] == "decimal_comma" and kinds["z"] == "decimal_comma"
