@@ -31,10 +31,13 @@ from l1select.errors import ConfigError, DataError, did_you_mean, list_names
 from l1select.types import ColumnSpec, FeatureSpec, Recipe, Warn
 
 _NUMBER_RE = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
-_THOUSANDS_RE = r"^\s*[-+]?\d{1,3}(,\d{3})+(\.\d+)?\s*$"
+# Grouped numbers may carry a currency sign ($1,234.50, 1.234,50 €), dropped when read.
+_CUR = r"[$€£¥]?"
+_THOUSANDS_RE = (rf"^\s*[-+]?{_CUR}\s*[-+]?(\d{{1,3}}(,\d{{3}})+|\d+)(\.\d+)?\s*{_CUR}\s*$")
 # In files whose delimiter is not a comma (';' mostly), numbers are written the European way:
 # a decimal comma, and dots (if any) between thousands: 12,5 or 1.234,5.
-_DECIMAL_COMMA_RE = r"^\s*[-+]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?([eE][-+]?\d+)?\s*$"
+_DECIMAL_COMMA_RE = (rf"^\s*[-+]?{_CUR}\s*[-+]?(\d{{1,3}}(\.\d{{3}})+|\d+)(,\d+)?"
+                     rf"([eE][-+]?\d+)?\s*{_CUR}\s*$")
 _DATE_RE = (r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})"
             r"([ T]\d{1,2}:\d{2}.*)?\s*$")
 _ID_NAME = re.compile(
@@ -155,6 +158,9 @@ def parse_text_numbers(arr, mode: str) -> np.ndarray:
     """Numbers written as text as float64. ``mode``: ``plain``, ``thousands`` (1,234.5) or
     ``decimal_comma`` (1.234,5)."""
     s = pc.utf8_trim_whitespace(_text(arr))
+    if mode != "plain":
+        s = pc.replace_substring_regex(s, r"[$€£¥\s]", "")
+        # A sign written before the currency ($-5 or -$5) ends up in front either way.
     if mode == "thousands":
         s = pc.replace_substring(s, ",", "")
     elif mode == "decimal_comma":

@@ -106,3 +106,14 @@ def test_decimal_commas_in_a_semicolon_file(tmp_path):
     assert 1.7 < coef["x"] < 2.3
     kinds = {c["name"]: c["kind"] for c in res.recipe["columns"]}
     assert kinds["x"] == "decimal_comma" and kinds["z"] == "decimal_comma"
+
+
+def test_currency_and_thousands_in_a_target_and_a_feature():
+    table = pa.table({"cost": ["$1,200.50", "$950", None, "-$3.25"],
+                      "price": ["$1,000,000", "$2,500.75", "$3,000", "$10"]})
+    recipe, _ = _recipe(table, target="price")
+    X = design_matrix(table, recipe)
+    np.testing.assert_array_equal(X[[0, 1, 3], 0], [1200.5, 950.0, -3.25])
+    prof = Profiler(table.schema, "price", None, 20, "mean", "t.csv")
+    b = prof.update(table, 0)
+    np.testing.assert_array_equal(b.U[:, 0], [1_000_000.0, 2500.75, 3000.0, 10.0])
