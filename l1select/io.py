@@ -382,7 +382,9 @@ def _csv_options(source: Source, header: Header, columns: list[str],
 
     read_options = pacsv.ReadOptions(column_names=header.names, encoding=encoding,
                                      use_threads=False, block_size=1 << 30)
-    parse_options = pacsv.ParseOptions(delimiter=source.delimiter,
+    # Each chunk is parsed as one Arrow block and ends at a record (_record_end), so quoted
+    # line breaks parse without newlines_in_values, which only slows Arrow's block splitting.
+    parse_options = pacsv.ParseOptions(delimiter=source.delimiter, newlines_in_values=False,
                                        invalid_row_handler=on_invalid)
     # Arrow matches include_columns against the header name by name (quadratic: minutes for
     # 20,000 columns); for wide files read every column and select afterwards instead.
@@ -446,7 +448,7 @@ def _line_chunks(blocks, on_header=None):
                 on_header(bytes(buf[:nl]))
             buf = buf[nl + 1:]
             header_done = True
-        cut = buf.rfind(b"\n")
+        cut = _record_end(buf)
         if cut < 0:
             carry = buf
             continue
@@ -457,6 +459,21 @@ def _line_chunks(blocks, on_header=None):
         on_header(carry)
     elif header_done and carry.strip():
         yield carry
+
+
+def _record_end(buf: bytes) -> int:
+    """The last line end of ``buf`` that closes a record: not one inside a quoted field (a
+    text cell may hold line breaks). ``buf`` starts at a record; -1 when no record ends."""
+    cut = buf.rfind(b"\n")
+    if cut < 0 or b'"' not in buf:
+        return cut
+    # An odd number of quotes before a line end leaves a quoted field open there.
+    quotes = buf.count(b'"', 0, cut)
+    while cut >= 0 and quotes % 2:
+        prev = buf.rfind(b"\n", 0, cut)
+        quotes -= buf.count(b'"', prev + 1, cut)
+        cut = prev
+    return cut
 
 
 def _first_types(source: Source, header: Header, columns: list[str], data: bytes | None,

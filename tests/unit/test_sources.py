@@ -105,3 +105,22 @@ def test_a_missing_filesystem_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_fsspec)
     with pytest.raises(ConfigError, match=r"l1select\[s3\]"):
         detect("s3://bucket/data.parquet")
+
+
+def test_quoted_line_breaks_across_blocks(tmp_path, monkeypatch):
+    from l1select import io as l1io
+
+    rng = np.random.default_rng(4)
+    rows = ["note,x,y"]
+    for i in range(300):
+        x = rng.normal()
+        note = f'"first line, {i}\nsecond ""quoted"" line"' if i % 7 == 0 else f"plain {i % 3}"
+        rows.append(f"{note},{x:.6f},{2 * x + rng.normal():.6f}")
+    path = tmp_path / "notes.csv"
+    path.write_text("\n".join(rows) + "\n")
+    whole = _fit(path)
+    monkeypatch.setattr(l1io, "CSV_BLOCK", 512)
+    monkeypatch.setattr(l1io, "ROWS_PER_BLOCK", 1)
+    small = _fit(path)
+    assert small.input["n_rows"] == whole.input["n_rows"] == 300
+    _same(small, whole)
