@@ -99,26 +99,18 @@ def _stream(opened, columns: list[str], writer: l1io.TableWriter, make_batch, te
     source, header, data = opened
     wanted = set(columns)
     ordered = [c for c in header.names if c in wanted]
-    overrides: dict = {}
-    encoding = "utf8"
-    while True:
-        scan = l1io.Scan()
-        try:
-            schema = None
-            for batch, start in l1io.batches(source, header, ordered, data, scan, overrides,
-                                             encoding, text=text and source.format == "csv"):
-                out = make_batch(batch, start, source.display)
-                schema = out.schema
-                writer.write(out)
-            return source, schema
-        except l1io.Retype as exc:
-            if writer.rows:  # a later block changed a column's type: write again from the top
-                writer.abort()
-                writer = l1io.TableWriter(writer.output)
-            if exc.column == "":
-                encoding = "latin1"
-            else:
-                overrides[exc.column] = exc.type
+    text = text and source.format == "csv"
+
+    def one_pass(overrides, encoding):
+        schema = None
+        for batch, start in l1io.batches(source, header, ordered, data, l1io.Scan(), overrides,
+                                         encoding, text=text):
+            out = make_batch(batch, start, source.display)
+            schema = out.schema
+            writer.write(out)
+        return source, schema
+
+    return l1io.with_retypes(one_pass, on_restart=writer.restart)
 
 
 def transform(data_path: str, model: Model, keep: tuple[str, ...] = (),

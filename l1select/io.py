@@ -749,24 +749,38 @@ def batches(source: Source, header: Header, columns: list[str], data: bytes | No
 def read(source: Source, header: Header, columns: list[str],
          data: bytes | None = None) -> ReadResult:
     """Read ``columns`` of the whole source into one in-memory table."""
-    overrides: dict[str, pa.DataType] = {}
-    encoding = "utf8"
-    while True:
+
+    def one_pass(overrides, encoding):
         scan = Scan()
-        try:
-            parts = [b for b, _ in batches(source, header, columns, data, scan, overrides,
-                                           encoding)]
-        except Retype as exc:
-            if exc.column == "":
-                encoding = "latin1"
-            else:
-                overrides[exc.column] = exc.type
-            continue
+        parts = [b for b, _ in batches(source, header, columns, data, scan, overrides,
+                                       encoding)]
         if parts:
             table = pa.Table.from_batches(parts).combine_chunks()
         else:
             table = pa.table({c: pa.array([], pa.string()) for c in columns})
         return ReadResult(table=table, sha256=scan.sha256, n_rows=scan.n_rows)
+
+    return with_retypes(one_pass)
+
+
+def with_retypes(one_pass, on_restart=None):
+    """Run ``one_pass(overrides, encoding)``, a pass over :func:`batches`, again from the top
+    each time a column needs another type (or the file another encoding); its result.
+
+    ``on_restart()`` runs before each new pass, to undo what the interrupted one did.
+    """
+    overrides: dict[str, pa.DataType] = {}
+    encoding = "utf8"
+    while True:
+        try:
+            return one_pass(overrides, encoding)
+        except Retype as exc:
+            if exc.column == "":
+                encoding = "latin1"
+            else:
+                overrides[exc.column] = exc.type
+            if on_restart is not None:
+                on_restart()
 
 
 def estimate_rows(source: Source, data: bytes | None) -> int | None:
@@ -868,6 +882,16 @@ class TableWriter:
         if self._tmp is not None:
             os.replace(self._tmp, self.output)
             self._tmp = None
+
+    def restart(self) -> None:
+        """Throw away what was written (a column changed type mid-file): start again."""
+        opened = self._csv is not None or self._pq is not None
+        if opened and self.output is None:
+            raise InputError("a column changed type after rows went to stdout; write to a "
+                             "file with --output, or fix the column")
+        self.abort()
+        self._fh = self._csv = self._pq = None
+        self.rows = 0
 
     def abort(self) -> None:
         try:

@@ -199,8 +199,6 @@ class Batch:
     U: np.ndarray
     rows: np.ndarray
     init: dict[tuple, float]
-    n_missing_target: int
-    n_missing_dropped: int
     # Value slots whose column is observed for the first time in this batch after earlier
     # batches held only missing values there: those rows were filled with 0, and now count
     # at the fill; add this to the slot's mean over all earlier rows (it was constant there).
@@ -292,7 +290,7 @@ class Profiler:
         n = batch.num_rows
         if n == 0:
             return Batch(keys=[Y_SLOT], U=np.empty((0, 1)), rows=np.empty(0, dtype=np.int64),
-                         init={}, n_missing_target=0, n_missing_dropped=0)
+                         init={})
         self.n_rows += n
         self._first_problem: tuple[int, DataError] | None = None
         y = self._target(batch.column(self.target))
@@ -353,8 +351,7 @@ class Profiler:
         if self.first_width is None:
             self.first_width = len(keys)
         shift, self._shift = self._shift, {}
-        return Batch(keys=keys, U=U, rows=rows, init=init, shift=shift, n_missing_target=0,
-                     n_missing_dropped=0)
+        return Batch(keys=keys, U=U, rows=rows, init=init, shift=shift)
 
     def _numeric_block(self, numeric: list[_Column], M: np.ndarray, keep: np.ndarray,
                        start: int, missing_any: np.ndarray, miss_cols: list,

@@ -76,34 +76,28 @@ def accumulate(source, header, data, columns, params: FitParams, progress=None):
     (counted up to 3). A CSV column whose type changes after its first block is read again as
     text (a fresh pass).
     """
-    overrides: dict = {}
-    encoding = "utf8"
     offset, label = (2, "line") if source.format == "csv" else (1, "row")
-    while True:
+
+    def one_pass(overrides, encoding):
         scan = l1io.Scan()
         red: Reduction | None = None
         grouper = make_grouper(params)
-        try:
-            for batch, start in l1io.batches(source, header, columns, data, scan, overrides,
-                                             encoding):
-                if red is None:
-                    red = Reduction(Profiler(batch.schema, params.target, params.fold_column,
-                                             params.max_levels, params.missing, source.display,
-                                             offset, label, source.decimal_comma),
-                                    grouper, params)
-                red.add(batch, start)
-                if progress is not None:
-                    progress.read(batch.num_rows)
-        except l1io.Retype as exc:
-            if exc.column == "":
-                encoding = "latin1"
-            else:
-                overrides[exc.column] = exc.type
-            continue
+        for batch, start in l1io.batches(source, header, columns, data, scan, overrides,
+                                         encoding):
+            if red is None:
+                red = Reduction(Profiler(batch.schema, params.target, params.fold_column,
+                                         params.max_levels, params.missing, source.display,
+                                         offset, label, source.decimal_comma),
+                                grouper, params)
+            red.add(batch, start)
+            if progress is not None:
+                progress.read(batch.num_rows)
         if red is None or scan.n_rows == 0:
             raise DataError(f"{source.display} has no data rows; give a file with data")
         return (red.prof, red.stats, grouper, scan, red.micro,
                 min(len(red.y_values), 3))
+
+    return l1io.with_retypes(one_pass)
 
 
 def _layout(stats: Moments, prof: Profiler, recipe, slots) -> Layout:

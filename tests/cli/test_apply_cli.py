@@ -166,3 +166,29 @@ def test_names_with_brackets_stay_text_in_the_table(tmp_path):
     r = run("fit", path, "-t", "y", "--features", "*x", "--features", "size*")
     assert r.exit_code == 0, r.stderr
     assert "[bold]x" in r.stdout
+
+
+def test_predict_to_a_file_when_a_column_turns_to_text_late(tmp_path, monkeypatch):
+    """The output is written again from the top, once, after the late type change."""
+    from l1select import io as l1io
+
+    monkeypatch.setattr(l1io, "CSV_BLOCK", 1024)
+    monkeypatch.setattr(l1io, "ROWS_PER_BLOCK", 1)
+    rng = np.random.default_rng(2)
+    n = 400
+    x = rng.normal(size=n)
+    code = [str(i % 2) if i % 5 else "x" for i in range(n)]  # a category: 0, 1 and x
+    train = tmp_path / "train.csv"
+    train.write_text("x,code,y\n" + "".join(
+        f"{a:.6f},{c},{2 * a + rng.normal():.6f}\n" for a, c in zip(x, code, strict=True)))
+    result = tmp_path / "r.json"
+    assert run("fit", train, "-t", "y", "--format", "json", "-o", result, "-q").exit_code == 0
+    late = [str(i % 2) for i in range(n - 1)] + ["x"]  # numbers-only until the last row
+    new = tmp_path / "new.csv"
+    new.write_text("x,code\n" + "".join(f"{a:.6f},{c}\n" for a, c in zip(x, late, strict=True)))
+    out = tmp_path / "p.csv"
+    r = run("predict", new, "-m", result, "-o", out)
+    assert r.exit_code == 0, r.stderr
+    lines = out.read_text().splitlines()
+    assert lines[0] == "prediction" and len(lines) == n + 1
+    assert not list(tmp_path.glob(".p.csv*"))
