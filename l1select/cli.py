@@ -79,10 +79,16 @@ class _Group(TyperGroup):
 
 class _Command(TyperCommand):
     """--help without type labels (``<bool>``, ``<str>``): a metavar says what a value is,
-    a flag takes none, and choices are shown as ``a|b``."""
+    a flag takes none, and choices are shown as ``a|b``. With panels, --help goes in the
+    last one."""
 
     def get_params(self, ctx):
-        return _plain_labels(super().get_params(ctx))
+        params = _plain_labels(super().get_params(ctx))
+        panels = [p.rich_help_panel for p in params if getattr(p, "rich_help_panel", None)]
+        help_option = self.get_help_option(ctx)
+        if panels and help_option is not None:  # not a panel of its own above the others
+            help_option.rich_help_panel = panels[-1]
+        return params
 
 
 def _plain_labels(params):
