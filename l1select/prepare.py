@@ -6,12 +6,16 @@ batch, emits the rows of the *slot* vector that the statistics are built from (s
 missing-value indicator, plus the target. What a column finally means is decided from what was
 seen in all batches, with rules that do not depend on where the batches break:
 
-- numbers are features, unless every value is an integer and the column is a row counter
-  (steps of exactly ±1) or has an ID-like name; booleans are 0/1;
+- numbers are features, unless every value is an integer and the column has an ID name
+  (:data:`_ID_NAME`) or counts the rows exactly (0…n−1 or 1…n in file order, no value
+  missing); booleans are 0/1;
 - text is a number when every value is written as one (thousands separators allowed); else a
   date when every value looks like one (excluded); else one-hot encoded when it has at most
   ``max_levels`` distinct values; else excluded (IDs, free text);
 - date/time, nested and binary columns, and columns with no values, are excluded.
+
+A column named exactly in ``--features`` (``explicit``) beats every guess: it is used when it
+can be read as a number or a category, and is an error (saying why) when it cannot.
 
 :meth:`Profiler.recipe` gives the final :class:`~l1select.types.Recipe`; :func:`design_matrix`
 applies a recipe to a table (NaN where a value is missing).
@@ -40,9 +44,11 @@ _DECIMAL_COMMA_RE = (rf"^\s*[-+]?{_CUR}\s*[-+]?(\d{{1,3}}(\.\d{{3}})+|\d+)(,\d+)
                      rf"([eE][-+]?\d+)?\s*{_CUR}\s*$")
 _DATE_RE = (r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})"
             r"([ T]\d{1,2}:\d{2}.*)?\s*$")
+# The names that make an integer column an ID (case-insensitive, surrounding blanks ignored):
+# id, index, row, rownum, a name ending in _id (or " id", "-id", ".id"), an empty header (read
+# as unnamed_N) or pandas' written index (Unnamed: 0).
 _ID_NAME = re.compile(
-    r"(^|[_\s.-])(id|uuid|guid|key|index|idx)$|^(id|index|row|rownum|unnamed_\d+)$",
-    re.IGNORECASE,
+    r"^(id|index|row|rownum|unnamed_\d+|unnamed: ?\d+)$|[_\s.-]id$", re.IGNORECASE,
 )
 Y_SLOT = ("y",)
 
@@ -177,8 +183,8 @@ class _Column:
     has_missing: bool = False
     fill: float = 0.0
     integral: bool = True
-    step: float | None = None  # +1 / -1 while the values count rows, nan once they don't
-    head: float | None = None  # the first integer value tracked (to merge profiles)
+    step: float | None = None  # +1 while the values count rows (steps of +1), nan once not
+    head: float | None = None  # the first value (a row counter starts at 0 or 1)
     last: float | None = None
     number_ok: bool = True
     thousands_ok: bool = True
@@ -210,8 +216,11 @@ class Profiler:
 
     def __init__(self, schema: pa.Schema, target: str, fold_column: str | None,
                  max_levels: int, missing: str, source: str, line_offset: int = 2,
-                 row_label: str = "line", decimal_comma: bool = False):
+                 row_label: str = "line", decimal_comma: bool = False,
+                 explicit: tuple[str, ...] = ()):
         self.target = target
+        # Columns named exactly in --features: used whatever the heuristics say.
+        self.explicit = frozenset(explicit)
         # How grouped numbers are written: 1,234.5 in comma-delimited files, 1.234,5 else.
         self.grouped = "decimal_comma" if decimal_comma else "thousands"
         self._grouped_re = _DECIMAL_COMMA_RE if decimal_comma else _THOUSANDS_RE
@@ -231,7 +240,9 @@ class Profiler:
                 col = _Column(f.name, "bool")
             elif _is_number(t):
                 col = _Column(f.name, "numeric")
-            elif _is_text(t) or pa.types.is_null(t):
+            elif _is_text(t) or pa.types.is_null(t) or (pa.types.is_temporal(t)
+                                                        and f.name in self.explicit):
+                # An explicit date/time column is read as its text: levels, if few enough.
                 col = _Column(f.name, "text")
             elif pa.types.is_temporal(t):
                 col = _Column(f.name, "excluded", "date/time")
@@ -389,7 +400,7 @@ class Profiler:
         return M
 
     def _track_integers(self, numeric: list[_Column], M: np.ndarray) -> None:
-        """Whether each column holds only integers, and counts rows in steps of ±1 (an ID)."""
+        """Whether each column holds only integers, and counts the rows (steps of +1)."""
         idx = [j for j, c in enumerate(numeric) if c.integral]
         if not idx:
             return
@@ -418,21 +429,22 @@ class Profiler:
             self.missing_columns.add(col.name)
 
     def _track_numbers(self, col: _Column, obs: np.ndarray) -> None:
-        """Follow the steps between consecutive integer values (ID-like when always ±1)."""
+        """Follow the steps between consecutive values: a row counter steps by +1 only.
+
+        Missing values are skipped here; a column with any is no row counter (see
+        :meth:`_decide`), so this only has to be right for complete columns.
+        """
         if obs.size == 0:
             return
         if col.head is None:
             col.head = float(obs[0])
         if col.step is None or not np.isnan(col.step):
             seq = obs if col.last is None else np.concatenate([[col.last], obs])
-            diffs = np.unique(np.diff(seq))
-            if diffs.size > 1 or (diffs.size == 1 and abs(diffs[0]) != 1):
+            diffs = np.diff(seq)
+            if diffs.size and not np.all(diffs == 1.0):
                 col.step = np.nan
-            elif diffs.size == 1:
-                if col.step is not None and col.step != diffs[0]:
-                    col.step = np.nan
-                else:
-                    col.step = float(diffs[0])
+            elif diffs.size:
+                col.step = 1.0
             col.last = float(obs[-1])
 
     def _emit_number(self, col: _Column, key: tuple, values: np.ndarray, valid: np.ndarray,
@@ -528,8 +540,30 @@ class Profiler:
             dead.extend(("lvl", col.name, lv) for lv in col.dropped_levels)
         return [k for k in dead if k in self._seen_slots]
 
+    def _counts_rows(self, col: _Column) -> bool:
+        """The column is 0…n−1 or 1…n in file order, with no value missing."""
+        return (col.integral and not col.has_missing and col.head in (0.0, 1.0)
+                and (col.step == 1.0 or (self.n_rows == 1 and col.step is None)))
+
     def _decide(self, col: _Column) -> tuple[str, str]:
         """(kind, reason) of a column after all batches."""
+        kind, reason = self._guess(col)
+        if kind != "excluded" or col.name not in self.explicit:
+            return kind, reason
+        if col.kind == "numeric" and reason.startswith("ID-like"):  # used as asked
+            return "numeric", ""
+        if col.kind == "text" and col.levels:  # dates with few values: one level each
+            return "categorical", ""
+        if col.kind == "text" and col.levels is None:
+            why = (f"more than {self.max_levels} distinct values; raise --max-levels to "
+                   "one-hot encode it, or")
+        else:
+            why = f"{reason}, which cannot be a feature;"
+        raise DataError(f"Column '{col.name}' in {self.source}, named in --features, has "
+                        f"{why} remove it from --features")
+
+    def _guess(self, col: _Column) -> tuple[str, str]:
+        """(kind, reason) of a column after all batches, by the heuristics alone."""
         if col.kind == "excluded":
             return "excluded", col.reason
         if not col.observed and col.kind != "text" or (col.kind == "text" and col.levels == {}):
@@ -537,9 +571,10 @@ class Profiler:
         if col.kind == "bool":
             return "bool", ""
         if col.kind == "numeric":
-            if col.integral and (_ID_NAME.search(col.name) or
-                                 (col.step is not None and not np.isnan(col.step))):
-                return "excluded", "ID-like (integer IDs or row numbers)"
+            if col.integral and _ID_NAME.search(col.name.strip()):
+                return "excluded", "ID-like (an ID name)"
+            if self._counts_rows(col):
+                return "excluded", "ID-like (row numbers)"
             return "numeric", ""
         if col.number_ok:
             return "numeric_text", ""
@@ -583,7 +618,11 @@ class Profiler:
         warnings = []
         for reason, names in excluded.items():
             code = "excluded_all_missing" if reason == "all values missing" else "excluded_column"
-            warnings.append(Warn(code, f"Excluded {reason}: {list_names(names, 20)}"))
+            hint = ""
+            if reason.startswith("ID-like"):
+                hint = (f"; pass --features {names[0]} to use it" if len(names) == 1
+                        else "; pass --features NAME to use one")
+            warnings.append(Warn(code, f"Excluded {reason}: {list_names(names, 20)}{hint}"))
         if self.n_missing_target:
             warnings.append(Warn("dropped_missing_target",
                                  f"Dropped {self.n_missing_target} rows with a missing target "
@@ -634,7 +673,7 @@ def _merge_column(a: _Column, b: _Column, max_levels: int) -> None:
         a.levels = None
     elif b.levels is None:
         a.dropped_levels += [v for v in b.dropped_levels if v not in set(a.dropped_levels)]
-    # Integers counting rows in steps of ±1, across the boundary too.
+    # Integers counting rows in steps of +1, across the boundary too.
     if not (a.integral and b.integral):
         a.integral = False
         return
@@ -649,7 +688,7 @@ def _merge_column(a: _Column, b: _Column, max_levels: int) -> None:
         return
     d = float(b.head) - float(a.last)
     steps.add(d)
-    a.step = steps.pop() if len(steps) == 1 and abs(d) == 1 else np.nan
+    a.step = steps.pop() if len(steps) == 1 and d == 1 else np.nan
     a.last = b.last
 
 

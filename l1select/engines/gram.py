@@ -87,7 +87,8 @@ def accumulate(source, header, data, columns, params: FitParams, progress=None):
             if red is None:
                 red = Reduction(Profiler(batch.schema, params.target, params.fold_column,
                                          params.max_levels, params.missing, source.display,
-                                         offset, label, source.decimal_comma),
+                                         offset, label, source.decimal_comma,
+                                         explicit=params.features),
                                 grouper, params)
             red.add(batch, start)
             if progress is not None:

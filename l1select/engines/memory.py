@@ -90,7 +90,8 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
     table = read.table
     offset, label = (2, "line") if source.format == "csv" else (1, "row")
     prof = Profiler(table.schema, params.target, params.fold_column, params.max_levels,
-                    params.missing, source.display, offset, label, source.decimal_comma)
+                    params.missing, source.display, offset, label, source.decimal_comma,
+                    explicit=params.features)
     batch = prof.update(table, 0)
     recipe, warnings, _ = prof.recipe()
     X_all = design_matrix(table, recipe)[batch.rows]
