@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +19,7 @@ from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
 from l1select import __version__
-from l1select.errors import EXIT_INTERRUPTED, L1SelectError
+from l1select.errors import EXIT_DATA, EXIT_INTERRUPTED, L1SelectError
 from l1select.files import write_atomic
 from l1select.options import (
     CV,
@@ -87,9 +88,15 @@ class _Group(TyperGroup):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
              **extra):
+        debug = "--debug" in (sys.argv[1:] if args is None else list(args))
         try:
-            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
-                              standalone_mode=False, **extra)
+            with warnings.catch_warnings():
+                if not debug:
+                    # Python warnings (numpy's floating-point ones above all) are for
+                    # developers: what a user must know comes as l1select's own warnings.
+                    warnings.simplefilter("ignore")
+                rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                                  standalone_mode=False, **extra)
         except ClickException as exc:
             hint = ""
             if exc.ctx is not None:  # type: ignore[attr-defined]
@@ -98,9 +105,25 @@ class _Group(TyperGroup):
             sys.exit(exc.exit_code)
         except typer.Abort:
             sys.exit(EXIT_INTERRUPTED)
+        except Exception as exc:  # the last line of defence: a bug, said in one line
+            if debug:
+                raise
+            sys.stderr.write(_internal_error(exc) + "\n")
+            sys.exit(EXIT_DATA)
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _internal_error(exc: BaseException) -> str:
+    """The one ``Error:`` line for an exception l1select did not expect."""
+    if isinstance(exc, MemoryError):
+        return ("Error: out of memory; give fewer rows or columns (--features, --exclude), "
+                "or run where more memory is free")
+    what = " ".join(f"{type(exc).__name__}: {exc}".split())
+    if len(what) > 300:
+        what = what[:300] + "…"
+    return f"Error: internal error: {what} (run again with --debug for the traceback)"
 
 
 app = typer.Typer(

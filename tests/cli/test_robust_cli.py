@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+import warnings
+
 import numpy as np
-from cli_helpers import REPO, fit_json, invoke, ok, strict_loads, write_csv
+import pytest
+from cli_helpers import REPO, assert_error, fit_json, invoke, ok, strict_loads, write_csv
 
 LONGLEY = REPO / "tests" / "data" / "longley.csv"
 LONGLEY_FEATURES = ["GNP_deflator", "GNP", "Unemployed", "Armed_Forces", "Population", "Year"]
@@ -49,3 +53,57 @@ def test_an_id_column_is_kept_when_named_in_features(tmp_path):
     doc = fit_json(path, "-t", "y", "-f", "order_id", "-f", "*")
     # order_id is named exactly: used; id only matches the glob: still excluded.
     assert [f["name"] for f in doc["features"]] == ["order_id", "x"]
+
+
+def _boom(*args, **kwargs):
+    raise ValueError("boom\nsecond line")
+
+
+@pytest.mark.parametrize("command,target,args", [
+    ("fit", "l1select.pipeline.select_features", ["{csv}", "-t", "y", "-o", "{out}"]),
+    ("transform", "l1select.apply.transform", ["{csv}", "--selection", "{result}",
+                                               "-o", "{out}"]),
+    ("predict", "l1select.apply.predict", ["{csv}", "--model", "{result}", "-o", "{out}"]),
+    ("batch", "l1select.batch.run_batch", ["{yaml}", "--output-dir", "{tmp}/runs"]),
+    ("plot", "l1select.plots.write_plots", ["{result}", "-o", "{tmp}/plots"]),
+    ("schema", "l1select.config.schema_text", []),
+])
+def test_an_unexpected_exception_is_one_internal_error_line(tmp_path, monkeypatch, sparse_csv,
+                                                           command, target, args):
+    result_file = tmp_path / "result.json"
+    ok(invoke("fit", sparse_csv, "-t", "y", "--format", "json", "-o", result_file))
+    (tmp_path / "b.yaml").write_text(f"jobs:\n  one:\n    source: {sparse_csv}\n"
+                                     "    target: y\n")
+    values = {"csv": sparse_csv, "out": tmp_path / "out.txt", "result": result_file,
+              "yaml": tmp_path / "b.yaml", "tmp": tmp_path}
+    argv = [command] + [a.format(**values) for a in args]
+    module, name = target.rsplit(".", 1)
+    monkeypatch.setattr(importlib.import_module(module), name, _boom)
+    line = assert_error(invoke(*argv), 1, "Error: internal error: ValueError: boom second line "
+                                          "(run again with --debug for the traceback)")
+    assert line
+    assert not (tmp_path / "out.txt").exists()
+    if command != "schema":  # --debug shows the real exception (schema has no --debug)
+        result = invoke(*argv, "--debug")
+        assert isinstance(result.exception, ValueError)
+
+
+def test_no_python_warning_reaches_stderr(tmp_path, monkeypatch, sparse_csv):
+    def warn_and_fail(*args, **kwargs):
+        np.log(np.zeros(1))  # a numpy floating-point RuntimeWarning
+        warnings.warn("some library's warning", UserWarning, stacklevel=1)
+        return real(*args, **kwargs)
+
+    import l1select.pipeline as pipeline
+
+    real = pipeline.select_features
+    monkeypatch.setattr(pipeline, "select_features", warn_and_fail)
+    # pytest records warnings instead of printing them: record them here, as shown ones.
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        result = ok(invoke("fit", sparse_csv, "-t", "y", "--format", "json"))
+    assert shown == [] and "warn" not in result.stderr.lower()
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        ok(invoke("fit", sparse_csv, "-t", "y", "--format", "json", "--debug"))
+    assert {w.category for w in shown} >= {RuntimeWarning, UserWarning}  # --debug shows them
