@@ -539,4 +539,14 @@ def _quiet_pipe() -> Iterator[None]:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as exc:
+        if exc.code == EXIT_INTERRUPTED:
+            # Interrupted: the error is said and nothing is half-written (outputs are written
+            # whole at the end), but solver threads may still be busy on a path and Python
+            # would wait for them at exit. Leave without joining them.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
+        raise

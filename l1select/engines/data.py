@@ -74,10 +74,15 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
         # they run side by side on the machine's cores (the numbers do not depend on it).
         jobs = [(all_rows, scaling.x_mean, scale_all, scaling.y_mean)] + \
             [(rows, mean, scale, y_mean) for rows, mean, scale, y_mean, _ in folds]
-        with ThreadPoolExecutor(max_workers=solve_threads(params, len(jobs))) as pool:
+        pool = ThreadPoolExecutor(max_workers=solve_threads(params, len(jobs)))
+        try:
             futures = [pool.submit(_path, Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio,
                                    params, penalty) for rows, mean, scale, y_mean in jobs]
             done = [f.result() for f in futures]
+        finally:
+            # On Ctrl-C the wait above is interrupted: do not wait for the paths still running
+            # (the command leaves without them, see cli.main); never start the others.
+            pool.shutdown(wait=False, cancel_futures=True)
         coefs, converged = done[0]
         mse_path = sizes = fold_coefs = None
         if folds:

@@ -107,3 +107,63 @@ def test_no_python_warning_reaches_stderr(tmp_path, monkeypatch, sparse_csv):
         warnings.simplefilter("always")
         ok(invoke("fit", sparse_csv, "-t", "y", "--format", "json", "--debug"))
     assert {w.category for w in shown} >= {RuntimeWarning, UserWarning}  # --debug shows them
+
+
+def test_ctrl_c_during_a_wide_fit_exits_at_once(tmp_path):
+    """SIGINT while the wide-data engine's threads are solving: exit 130 at once, no file."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(4)
+    n, p = 200, 6000  # wide: the data-matrix engine, one thread per fold path
+    X = rng.normal(size=(n, p))
+    cols = {f"x{j}": X[:, j] for j in range(p)}
+    cols["y"] = X[:, :5] @ np.arange(1.0, 6.0) + rng.normal(size=n)
+    data = tmp_path / "wide.parquet"
+    pq.write_table(pa.table(cols), data)
+    # An explicit grid deep below alpha_max is solved whole: each path takes many seconds.
+    grid = ",".join(f"{a:.6g}" for a in np.geomspace(10.0, 1e-4, 200))
+    marker, out = tmp_path / "solving", tmp_path / "out.json"
+    # The marker file says when the first path starts (reading a file takes a while).
+    code = (
+        "import l1select.engines.data as d\n"
+        "real = d._path\n"
+        "def traced(*a, **k):\n"
+        f"    open({str(marker)!r}, 'w').close()\n"
+        "    return real(*a, **k)\n"
+        "d._path = traced\n"
+        "from l1select.cli import main\n"
+        "main()\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "fit", str(data), "-t", "y", "--alphas", grid,
+         "--format", "json", "-o", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), proc.communicate()[1].decode()
+        time.sleep(0.5)  # well inside the paths
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+        elapsed = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr.decode()
+    assert stderr.decode().strip().splitlines()[-1] == "Interrupted"
+    assert stdout == b"" and not out.exists()
+    assert not list(tmp_path.glob(".*")) and sorted(p.name for p in tmp_path.iterdir()) == [
+        "solving", "wide.parquet"]
+    # A behaviour test, not a benchmark: the exit takes ~0.1 s; waiting for the paths instead
+    # took ~20 s here. 5 s leaves room for a loaded CI machine.
+    assert elapsed < 5.0, elapsed
