@@ -51,6 +51,14 @@ _ID_NAME = re.compile(
     r"^(id|index|row|rownum|unnamed_\d+|unnamed: ?\d+)$|[_\s.-]id$", re.IGNORECASE,
 )
 Y_SLOT = ("y",)
+# A column whose first values lie outside 2^±SCALE_AT in size is held in the statistics scaled by
+# a power of two (exact): its squares and co-moments would overflow or underflow otherwise.
+SCALE_AT = 256
+# Values later in a column may exceed its first ones (scaled to about 1) by up to 2^LIMIT: its
+# co-moments stay finite for any row count below 2^200.
+LIMIT = 400
+# The target's largest |value| must lie in here: squared errors of its size are normal floats.
+TARGET_RANGE = (1e-150, 1e150)
 
 
 def _match(patterns: tuple[str, ...], names: list[str], option: str, strict: bool,
@@ -185,6 +193,7 @@ class _Column:
     integral: bool = True
     step: float | None = None  # +1 while the values count rows (steps of +1), nan once not
     head: float | None = None  # the first value (a row counter starts at 0 or 1)
+    exp: int | None = None  # values are held × 2^-exp (None: not yet known, as 0)
     last: float | None = None
     number_ok: bool = True
     thousands_ok: bool = True
@@ -258,6 +267,7 @@ class Profiler:
         self._seen_slots: set[tuple] = {Y_SLOT}
         self._shift: dict[tuple, float] = {}
         self.target_values_seen = False
+        self.y_absmax = 0.0
         self.first_width: int | None = None  # slots emitted by the first batch
 
     # -- the target --------------------------------------------------------------------------
@@ -285,8 +295,53 @@ class Profiler:
     def _check_finite(self, values: np.ndarray, name: str, start: int) -> None:
         bad = np.isinf(values)
         if bad.any():
-            self._problem(int(np.flatnonzero(bad)[0]), name, start, "an infinite value",
+            self._problem(int(np.flatnonzero(bad)[0]), name, start,
+                          "an infinite value (or a number beyond ±1.8e308)",
                           "replace it with a finite number or leave it empty")
+
+    def _check_target_size(self, y: np.ndarray, start: int) -> None:
+        """Squared errors of the target's size must be normal floats (see TARGET_RANGE)."""
+        with np.errstate(invalid="ignore"):
+            big = np.abs(y) > TARGET_RANGE[1]
+        if big.any():
+            i = int(np.flatnonzero(big)[0])
+            self._problem(i, self.target, start, f"a value too large to fit ({y[i]:.3g})",
+                          "its squared errors overflow: divide the target by a power of ten")
+        finite = np.abs(y[np.isfinite(y)])
+        if finite.size:
+            self.y_absmax = max(self.y_absmax, float(finite.max()))
+
+    def _scaled(self, cols: list[_Column], M: np.ndarray, start: int) -> np.ndarray:
+        """The values ``M`` (n, len(cols)) of numeric columns as held: × 2^-exp.
+
+        A column's exponent is fixed by its first batch with a non-zero value: 0 when its
+        largest |value| there is within 2^±SCALE_AT (most data: nothing changes), else that
+        value's binary exponent. Scaling by a power of two is exact, and the standardized
+        lasso does not depend on a column's scale.
+        """
+        with np.errstate(invalid="ignore"):
+            absM = np.abs(M)
+            top = np.max(np.where(np.isnan(absM), 0.0, absM), axis=0) if M.shape[0] else \
+                np.zeros(M.shape[1])
+        for j, col in enumerate(cols):
+            if col.exp is None and top[j] > 0:
+                # Clamped so that the unit 2^-exp is a float (subnormal values: 2^1000).
+                e = int(np.clip(np.frexp(top[j])[1], -1000, 1000))
+                col.exp = e if abs(e) > SCALE_AT else 0
+        exps = np.array([c.exp or 0 for c in cols], dtype=np.int64)
+        if exps.any():
+            M = np.ldexp(M, -exps[None, :])
+            absM = np.abs(M)
+        with np.errstate(invalid="ignore"):
+            too_big = absM > 2.0 ** LIMIT
+        for j in np.flatnonzero(too_big.any(axis=0)):
+            i = int(np.argmax(too_big[:, j]))
+            self._problem(i, cols[j].name, start,
+                          f"a value ({np.ldexp(M[i, j], int(exps[j])):.3g}) too large beside "
+                          f"its earlier values (about {2.0 ** int(exps[j]):.3g}), so that the "
+                          "squares of its spread overflow",
+                          "rescale the column, or leave the value out")
+        return M
 
     def _problem(self, i: int, name: str, start: int, what: str, todo: str) -> None:
         """Remember the earliest bad cell of the batch; :meth:`update` raises it at the end."""
@@ -306,6 +361,7 @@ class Profiler:
         self._first_problem: tuple[int, DataError] | None = None
         y = self._target(batch.column(self.target))
         self._check_finite(y, self.target, start)
+        self._check_target_size(y, start)
         keep = ~np.isnan(y)
         self.n_missing_target += int(n - keep.sum())
         keys: list[tuple] = [Y_SLOT]
@@ -382,6 +438,8 @@ class Profiler:
             miss_cols.append((col, miss))
             if miss.all():
                 continue
+        self._track_integers(numeric, M)
+        M = self._scaled(numeric, M, start)
         for j, col in enumerate(numeric):
             if not col.observed and not (has_nan[j] and nan[:, j].all()):
                 col.observed = True
@@ -393,7 +451,6 @@ class Profiler:
                     self._shift[("x", col.name)] = col.fill
             elif ("x", col.name) not in self._seen_slots:
                 init[("x", col.name)] = col.fill
-        self._track_integers(numeric, M)
         if has_nan.any():
             fills = np.array([c.fill for c in numeric])
             M = np.where(nan, fills[None, :], M)
@@ -484,6 +541,8 @@ class Profiler:
             values = np.full(len(text), np.nan)
             if len(present):
                 values = parse_text_numbers(text, "plain" if col.number_ok else self.grouped)
+                self._check_finite(values, col.name, start)
+                values = self._scaled([col], values[:, None], start)[:, 0]
             self._emit_number(col, ("num", col.name), values, valid, keys, cols, init)
         if col.levels is not None:
             for level in col.levels:
@@ -507,6 +566,7 @@ class Profiler:
         self.n_rows += later.n_rows
         self.n_missing_target += later.n_missing_target
         self.n_missing_dropped += later.n_missing_dropped
+        self.y_absmax = max(self.y_absmax, later.y_absmax)
         self.missing_columns |= later.missing_columns
         self._seen_slots |= later._seen_slots
         if self.first_width is None:
@@ -594,6 +654,10 @@ class Profiler:
         if self.n_missing_target == self.n_rows:
             raise DataError(f"Target column '{self.target}' in {self.source} has no values; "
                             "choose a column with numeric values")
+        if 0.0 < self.y_absmax < TARGET_RANGE[0]:
+            raise DataError(f"Target column '{self.target}' in {self.source} has only values "
+                            f"smaller than {TARGET_RANGE[0]:g} in size, whose squared errors "
+                            "underflow; multiply the target by a power of ten")
         columns: list[ColumnSpec] = []
         features: list[FeatureSpec] = []
         slots: dict[str, tuple] = {}
@@ -650,14 +714,22 @@ class Profiler:
         return recipe, warnings, slots
 
     def fills(self) -> dict[str, float]:
-        """The fill value of each column's missing values in the slot statistics."""
+        """The fill value of each column's missing values in the slot statistics (as held:
+        scaled, see :meth:`units`)."""
         return {c.name: c.fill for c in self.columns}
+
+    def units(self) -> dict[str, float]:
+        """How each column's values are held in the slot statistics: value × unit (a power
+        of two; 1 for most columns)."""
+        return {c.name: float(np.ldexp(1.0, -(c.exp or 0))) for c in self.columns}
 
 
 def _merge_column(a: _Column, b: _Column, max_levels: int) -> None:
     """Merge column profile ``b`` (later rows) into ``a`` (earlier rows)."""
     if not a.observed and b.observed:
         a.observed, a.fill = True, b.fill
+    if a.exp is None:
+        a.exp = b.exp
     a.has_missing |= b.has_missing
     a.number_ok &= b.number_ok
     a.thousands_ok &= b.thousands_ok

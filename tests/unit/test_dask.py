@@ -300,3 +300,16 @@ def test_cli_engine_dask_with_scheduler(scheduler, tmp_path):
     import json
 
     assert json.loads(res.stdout)["params"]["engine"] == "dask"
+
+
+def test_huge_and_tiny_columns_give_the_gram_engines_numbers(scheduler, tmp_path, monkeypatch):
+    """Columns held scaled by a power of two (issue 11): the exponent is merged across the
+    partitions' profiles, so every partition holds a column in the same units."""
+    monkeypatch.setattr(dask_engine, "CSV_PARTITION_BYTES", 4_000)
+    X, y, _ = make_regression(n=300, p=4, seed=3)
+    X[:, 0] *= 1e300
+    X[:, 1] *= 1e-300
+    path = write_csv(tmp_path / "extreme.csv", X, y)
+    a = _fit(path, "dask", scheduler)
+    assert dask_engine.last_transfer["partitions"] > 1
+    assert_exact(a, _fit(path, "gram"))
