@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,7 +49,7 @@ from l1select.cli_args import (
     SchemaKindOpt,
     Selection,
 )
-from l1select.errors import EXIT_INTERRUPTED, L1SelectError
+from l1select.errors import EXIT_DATA, EXIT_INTERRUPTED, L1SelectError
 from l1select.files import write_atomic
 from l1select.options import CLI_OPTIONS, ENGINE, OUTPUT, PANELS, Option, cli_help
 
@@ -61,9 +62,15 @@ class _Group(TyperGroup):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
              **extra):
+        debug = "--debug" in (sys.argv[1:] if args is None else list(args))
         try:
-            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
-                              standalone_mode=False, **extra)
+            with warnings.catch_warnings():
+                if not debug:
+                    # Python warnings (numpy's floating-point ones above all) are for
+                    # developers: what a user must know comes as l1select's own warnings.
+                    warnings.simplefilter("ignore")
+                rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                                  standalone_mode=False, **extra)
         except ClickException as exc:
             hint = ""
             if exc.ctx is not None:  # type: ignore[attr-defined]
@@ -72,6 +79,11 @@ class _Group(TyperGroup):
             sys.exit(exc.exit_code)
         except typer.Abort:
             sys.exit(EXIT_INTERRUPTED)
+        except Exception as exc:  # the last line of defence: a bug, said in one line
+            if debug:
+                raise
+            sys.stderr.write(_internal_error(exc) + "\n")
+            sys.exit(EXIT_DATA)
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
@@ -106,6 +118,17 @@ def _plain_labels(params):
 
 def _no_label(ctx) -> None:
     return None
+
+
+def _internal_error(exc: BaseException) -> str:
+    """The one ``Error:`` line for an exception l1select did not expect."""
+    if isinstance(exc, MemoryError):
+        return ("Error: out of memory; give fewer rows or columns (--features, --exclude), "
+                "or run where more memory is free")
+    what = " ".join(f"{type(exc).__name__}: {exc}".split())
+    if len(what) > 300:
+        what = what[:300] + "…"
+    return f"Error: internal error: {what} (run again with --debug for the traceback)"
 
 
 app = typer.Typer(
@@ -529,4 +552,14 @@ def _quiet_pipe() -> Iterator[None]:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as exc:
+        if exc.code == EXIT_INTERRUPTED:
+            # Interrupted: the error is said and nothing is half-written (outputs are written
+            # whole at the end), but solver threads may still be busy on a path and Python
+            # would wait for them at exit. Leave without joining them.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
+        raise
