@@ -101,10 +101,10 @@ def _stream(opened, columns: list[str], writer: l1io.TableWriter, make_batch, te
     ordered = [c for c in header.names if c in wanted]
     text = text and source.format == "csv"
 
-    def one_pass(overrides, encoding):
+    def one_pass(overrides):
         schema = None
         for batch, start in l1io.batches(source, header, ordered, data, l1io.Scan(), overrides,
-                                         encoding, text=text):
+                                         text=text):
             out = make_batch(batch, start, source.display)
             schema = out.schema
             writer.write(out)

@@ -78,12 +78,11 @@ def accumulate(source, header, data, columns, params: FitParams, progress=None):
     """
     offset, label = (2, "line") if source.format == "csv" else (1, "row")
 
-    def one_pass(overrides, encoding):
+    def one_pass(overrides):
         scan = l1io.Scan()
         red: Reduction | None = None
         grouper = make_grouper(params)
-        for batch, start in l1io.batches(source, header, columns, data, scan, overrides,
-                                         encoding):
+        for batch, start in l1io.batches(source, header, columns, data, scan, overrides):
             if red is None:
                 red = Reduction(Profiler(batch.schema, params.target, params.fold_column,
                                          params.max_levels, params.missing, source.display,
