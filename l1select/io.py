@@ -26,6 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from l1select.errors import ConfigError, InputError
+from l1select.files import PendingFile, check_folder
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -970,8 +971,8 @@ def estimate_rows(source: Source, data: bytes | None) -> int | None:
 class TableWriter:
     """Writes record batches to CSV (a file or stdout) or Parquet, chosen by the file name.
 
-    A file is written to a temporary name beside it and renamed into place on :meth:`close`,
-    so a failed or interrupted run never leaves a half-written file; :meth:`abort` removes it.
+    A file is written atomically (:class:`l1select.files.PendingFile`, as every output file):
+    a failed or interrupted run never leaves a half-written file; :meth:`abort` removes it.
     CSV cells are written with Python's csv module: strings as they are (quoted only when they
     must be), floats at full precision.
     """
@@ -985,30 +986,23 @@ class TableWriter:
                 self.format = "parquet"
             elif not lower.endswith((".csv", ".tsv", ".txt")):
                 raise ConfigError(f"--output {self.output}: give a .csv, .tsv or .parquet name")
-            folder = os.path.dirname(os.path.abspath(self.output))
-            if not os.path.isdir(folder):
-                raise ConfigError(f"--output {self.output}: folder {folder} does not exist")
-        self._tmp: str | None = None
+            check_folder(self.output)
+        self._file: PendingFile | None = None
         self._fh = None
         self._csv = None
         self._pq = None
         self.rows = 0
 
     def _open(self, schema: pa.Schema) -> None:
-        import tempfile
-
         if self.output is not None:
-            folder = os.path.dirname(os.path.abspath(self.output))
-            fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.output)}.",
-                                             suffix=".tmp", dir=folder)
-            os.close(fd)
+            self._file = PendingFile(self.output)
         if self.format == "parquet":
-            self._pq = pq.ParquetWriter(self._tmp, schema)
+            self._pq = pq.ParquetWriter(self._file.tmp, schema)
             return
-        if self._tmp is None:
+        if self._file is None:
             self._fh = sys.stdout
         else:
-            self._fh = open(self._tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
+            self._fh = open(self._file.tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
         delim = "\t" if (self.output or "").lower().endswith(".tsv") else ","
         self._delim = delim
         self._csv = csv.writer(self._fh, delimiter=delim, lineterminator="\n")
@@ -1044,9 +1038,9 @@ class TableWriter:
             self._fh.close()
         elif self._fh is sys.stdout:
             sys.stdout.flush()
-        if self._tmp is not None:
-            os.replace(self._tmp, self.output)
-            self._tmp = None
+        if self._file is not None:
+            self._file.commit()
+            self._file = None
 
     def restart(self) -> None:
         """Throw away what was written (a column changed type mid-file): start again."""
@@ -1065,9 +1059,9 @@ class TableWriter:
             if self._fh is not None and self._fh is not sys.stdout:
                 self._fh.close()
         finally:
-            if self._tmp is not None and os.path.exists(self._tmp):
-                os.unlink(self._tmp)
-            self._tmp = None
+            if self._file is not None:
+                self._file.discard()
+            self._file = None
 
 
 def _holds_cr(column: pa.Array) -> bool:
