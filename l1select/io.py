@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from l1select.errors import ConfigError, InputError
+from l1select.errors import ConfigError, InputError, list_names, quoted
 from l1select.files import PendingFile, check_folder
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
@@ -339,7 +339,7 @@ def _clean_names(raw: list[str], where: str) -> Header:
             dupes.append(name)
         seen.add(name)
     if dupes:
-        raise InputError(f"{where}: duplicate column names {', '.join(repr(d) for d in dupes)}; "
+        raise InputError(f"{where}: duplicate column names {', '.join(map(quoted, dupes))}; "
                          "rename them so that every column has its own name")
     return Header(names, renamed)
 
@@ -377,8 +377,8 @@ def _check_same_header(path: str, names: list[str], header: Header, source: Sour
         have, expected = set(names), set(header.names)
         missing = [n for n in header.names if n not in have]
         extra = [n for n in names if n not in expected]
-        what = (f"lacks {', '.join(missing[:5])}" if missing else
-                f"has extra {', '.join(extra[:5])}" if extra else "orders them differently")
+        what = (f"lacks {list_names(missing, 5)}" if missing else
+                f"has extra {list_names(extra, 5)}" if extra else "orders them differently")
         raise InputError(f"{path}: its columns differ from {source.files[0]} ({what}); every "
                          f"file of {source.display} needs the same columns")
 

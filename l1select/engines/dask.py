@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from l1select import io as l1io
 from l1select.engines.gram import Reduction, make_grouper, solve
-from l1select.errors import ConfigError, DataError, InputError, L1SelectError
+from l1select.errors import ConfigError, DataError, InputError, L1SelectError, quoted
 from l1select.moments import Moments
 from l1select.prepare import Profiler
 from l1select.types import EngineOutput, FitParams
@@ -270,7 +270,7 @@ def _pass1(job: _Job, part: _Part, index: int, start: int, strict: bool = False)
                 if _by_label(job.params):
                     col = batch.column(job.params.fold_column).take(b.rows - start - n)
                     if col.null_count:
-                        raise DataError(f"Fold column '{job.params.fold_column}' in "
+                        raise DataError(f"Fold column {quoted(job.params.fold_column)} in "
                                         f"{job.source.display} has missing labels; give "
                                         "every row a fold")
                     for v in col.to_pylist():

@@ -179,3 +179,72 @@ def test_a_header_with_a_quoted_line_break(tmp_path):
     doc = fit_json(path, "-t", "y")
     assert doc["input"]["n_rows"] == 240
     assert "x2\nsecond line" in {f["name"] for f in doc["features"]}
+
+
+# -- names from the data in messages -----------------------------------------------------------
+
+NASTY = ["two\nlines", "carriage\rreturn", "bell\x07and\x1b[31mcolour", "sep\u2028arator",
+         "tab\there"]
+
+
+def test_escaped_keeps_a_name_on_one_line():
+    from l1select.errors import escaped, quoted
+
+    assert escaped("two\nlines") == "two\\nlines"
+    assert quoted("a\r\tb\x07\x9b\u2029") == "'a\\r\\tb\\x07\\x9b\\u2029'"
+    assert escaped("Zürich, ok") == "Zürich, ok"  # letters of any script stay as they are
+    for name in NASTY:
+        assert len(quoted(name).splitlines()) == 1 and quoted(name).isprintable()
+
+
+def _nasty_csv(tmp_path: Path, name: str, infinite: bool = False) -> Path:
+    rows = _table()
+    rows[0][2] = '"' + name + '"'
+    if infinite:
+        rows[7][2] = "inf"
+    path = tmp_path / "nasty.csv"
+    path.write_bytes(_text(rows).encode("utf-8"))
+    return path
+
+
+@pytest.mark.parametrize("name", NASTY)
+def test_errors_quoting_a_header_name_stay_one_line(tmp_path, name):
+    path = _nasty_csv(tmp_path, name, infinite=True)
+    # The bad cell of the column: "Column '…' in FILE has an infinite value at line 8".
+    line = assert_error(invoke("fit", path, "-t", "y"), 1, "infinite value", "line 8")
+    assert line.isprintable()
+    # A misspelt target: the did-you-mean hint and the column list quote the name.
+    line = assert_error(invoke("fit", path, "-t", name + "x"), 1, "not found", "did you mean")
+    assert line.isprintable()
+    # Duplicate names.
+    rows = _table()
+    rows[0][1] = rows[0][2] = '"' + name + '"'
+    dup = tmp_path / "dup.csv"
+    dup.write_bytes(_text(rows).encode("utf-8"))
+    assert assert_error(invoke("fit", dup, "-t", "y"), 1, "duplicate column names").isprintable()
+
+
+@pytest.mark.parametrize("name", NASTY[:2])
+def test_warnings_and_apply_errors_quoting_a_name_stay_one_line(tmp_path, name):
+    rows = _table()
+    rows[0][3] = '"' + name + '"'
+    for i, row in enumerate(rows[1:]):
+        row[3] = f"id{i}"  # free text: excluded with a warning that names the column
+    path = tmp_path / "w.csv"
+    path.write_bytes(_text(rows).encode("utf-8"))
+    result = ok(invoke("fit", path, "-t", "y", "--format", "json"))
+    lines = result.stderr.strip("\n").split("\n")
+    assert lines and all(ln.startswith("warning:") for ln in lines), result.stderr
+    assert any(name.encode("unicode_escape").decode() in ln for ln in lines)
+    # predict on data that lacks a column the model uses, named like that.
+    model = tmp_path / "m.json"
+    ok(invoke("fit", _nasty_csv(tmp_path, name), "-t", "y", "--format", "json", "-o", model))
+    assert name in {f["name"] for f in json.loads(model.read_text())["features"]}
+    doc = json.loads(model.read_text())
+    for f in doc["features"]:  # make the model use that column
+        f["coef"] = 1.0 if f["name"] == name else f["coef"]
+    model.write_text(json.dumps(doc))
+    other = tmp_path / "other.csv"
+    other.write_bytes(_text(_table()).encode("utf-8"))
+    line = assert_error(invoke("predict", other, "--model", model), 1, "lacks")
+    assert line.isprintable()
