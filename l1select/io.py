@@ -472,12 +472,12 @@ BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "u
 # printable characters: it has the euro sign and typographic quotes); its five unassigned
 # bytes are read as Latin-1 reads them, as the WHATWG encoding standard does.
 CP1252 = "".join(bytes([b]).decode("cp1252", errors="ignore") or chr(b) for b in range(256))
-# A well-formed UTF-8 sequence of two to four bytes (RFC 3629: no overlong forms, no
-# surrogates, nothing past U+10FFFF).
-_UTF8_MULTIBYTE = re.compile(
-    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
-    rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
-    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}")
+# Each byte as its part in UTF-8: L a lead byte of a multi-byte sequence, C a continuation
+# byte, A anything else. A well-formed multi-byte sequence holds a lead byte followed by a
+# continuation byte, so text without "LC" holds none (bytes.translate and find run at memory
+# speed, where a regular expression for UTF-8 sequences takes 0.1 s per MiB).
+_UTF8_ROLES = bytes(76 if 0xC2 <= b <= 0xF4 else 67 if 0x80 <= b <= 0xBF else 65
+                    for b in range(256))
 
 
 def _as_cp1252(exc: UnicodeDecodeError) -> tuple[str, int]:
@@ -538,7 +538,7 @@ def utf8_text(buf: bytes) -> bytes:
         return buf
     except UnicodeDecodeError:
         pass
-    if _UTF8_MULTIBYTE.search(buf) is None:  # no UTF-8 at all: a Windows-1252 text (fast)
+    if buf.translate(_UTF8_ROLES).find(b"LC") < 0:  # no UTF-8 at all: Windows-1252 (fast)
         return codecs.charmap_decode(buf, "strict", CP1252)[0].encode("utf-8")
     return buf.decode("utf-8", "l1select-cp1252").encode("utf-8")
 

@@ -90,6 +90,12 @@ def test_windows_1252_punctuation_and_utf8_in_one_file(tmp_path):
     raw = "prix €,Zürich\n".encode("cp1252") + "Zürich,€\n".encode() + b"\x81\xe0\n"
     assert l1io.utf8_text(raw).decode("utf-8") == "prix €,Zürich\nZürich,€\n\x81à\n"
     rng = np.random.default_rng(5)
+    # The fast paths (all UTF-8; no UTF-8 sequence at all) agree with the byte-by-byte rule.
+    for _ in range(200):
+        buf = bytes(rng.choice([0x41, 0x2C, 0x0A, 0x80, 0xA9, 0xBB, 0xC3, 0xE9, 0xF0, 0xFC],
+                               size=int(rng.integers(1, 12))).astype(np.uint8))
+        want = buf.decode("utf-8", "l1select-cp1252").encode("utf-8")
+        assert l1io.utf8_text(buf) == want, buf
     for _ in range(20):
         cuts = sorted(rng.choice(np.arange(1, len(raw)), size=3, replace=False))
         pieces = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
