@@ -248,20 +248,21 @@ def _head_bytes(path: str, compression: str | None, data: bytes | None) -> tuple
     """The first bytes of a CSV file as UTF-8 (see :func:`_raw_blocks`), and whether they are
     the whole file: at least 64 KiB, and past the end of the header and a few rows however
     wide the file is (up to 64 MiB)."""
-    out = b""
-    lines = 0
+    out: list[bytes] = []
+    size = lines = 0
     blocks = _raw_blocks(path, compression, data, None, SNIFF_BYTES)
     try:
         for block in blocks:
-            out += block
+            out.append(block)
+            size += len(block)
             lines += _line_ends(block)
-            if len(out) >= SNIFF_BYTES and lines > 6 or len(out) >= 1 << 26:
-                return out, False
+            if size >= SNIFF_BYTES and lines > 6 or size >= 1 << 26:
+                return b"".join(out), False
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"{path}: cannot read the file ({_short(exc)})") from None
     finally:
         blocks.close()
-    return out, True
+    return b"".join(out), True
 
 
 def _line_ends(buf: bytes) -> int:
