@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from l1select import io as l1io
-from l1select.errors import DataError, InputError, did_you_mean, list_names
+from l1select.errors import DataError, InputError, did_you_mean, list_names, quoted
 from l1select.prepare import column_values
 from l1select.select import predict as predict_rows
 from l1select.types import ColumnSpec, Warn
@@ -101,10 +101,10 @@ def _stream(opened, columns: list[str], writer: l1io.TableWriter, make_batch, te
     ordered = [c for c in header.names if c in wanted]
     text = text and source.format == "csv"
 
-    def one_pass(overrides, encoding):
+    def one_pass(overrides):
         schema = None
         for batch, start in l1io.batches(source, header, ordered, data, l1io.Scan(), overrides,
-                                         encoding, text=text):
+                                         text=text):
             out = make_batch(batch, start, source.display)
             schema = out.schema
             writer.write(out)
@@ -189,7 +189,7 @@ def predict(data_path: str, model: Model, keep: tuple[str, ...] = (),
         writer.abort()
         raise
     warnings = [
-        Warn("unseen_level", f"{info['rows']} rows have values of '{col}' not seen at fit "
+        Warn("unseen_level", f"{info['rows']} rows have values of {quoted(col)} not seen at fit "
              f"time ({list_names(sorted(info['values'])[:5])}); they count as none of the "
              "known levels")
         for col, info in unseen.items()
@@ -222,11 +222,11 @@ def _column(arr, spec: ColumnSpec, shown: str, unseen: dict):
                   or pa.types.is_boolean(t) or pa.types.is_null(t))
     if spec.kind in ("numeric", "bool") and not numeric_ok:
         sample = [v for v in pc.unique(arr.drop_null()).to_pylist()[:3]]
-        raise DataError(f"Column '{spec.name}' in {shown} held numbers at fit time but now has "
-                        f"{t} values such as {', '.join(repr(v) for v in sample)}; fix the "
-                        "column or refit")
+        raise DataError(f"Column {quoted(spec.name)} in {shown} held numbers at fit time but "
+                        f"now has {t} values such as {', '.join(repr(v) for v in sample)}; fix "
+                        "the column or refit")
     try:
         return column_values(arr, spec)
     except (pa.ArrowInvalid, ValueError):
-        raise DataError(f"Column '{spec.name}' in {shown} has values that are not numbers; "
+        raise DataError(f"Column {quoted(spec.name)} in {shown} has values that are not numbers; "
                         "fix the column or refit") from None

@@ -30,7 +30,7 @@ from typing import Any
 
 from l1select import __version__
 from l1select.config import BatchConfig, JobSpec, dump_job, load_batch
-from l1select.errors import ConfigError, L1SelectError, did_you_mean, list_names
+from l1select.errors import ConfigError, InputError, L1SelectError, did_you_mean, list_names
 from l1select.files import write_atomic
 from l1select.options import PLAN_KEYS
 
@@ -132,8 +132,12 @@ def run_batch(config: str | Path, *, output_dir: str | Path = "runs",
             record.status, record.error = (FLAGGED, problem) if problem else (READY, None)
         return BatchReport(batch, out, tuple(records), dry_run=True)
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"--output-dir {out} is a file; give a folder")
-    out.mkdir(parents=True, exist_ok=True)
+        raise InputError(f"--output-dir {out} is a file; give a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"Cannot make the folder {out} ({exc.strerror or exc}); give an "
+                         "--output-dir that can be written") from None
     report = BatchReport(batch, out, tuple(records))
     try:
         if jobs == 1 or len(chosen) == 1:

@@ -50,7 +50,7 @@ from l1select.cli_args import (
     Selection,
 )
 from l1select.errors import EXIT_DATA, EXIT_INTERRUPTED, L1SelectError
-from l1select.files import write_atomic
+from l1select.files import check_folder, write_atomic
 from l1select.options import CLI_OPTIONS, ENGINE, OUTPUT, PANELS, Option, cli_help
 
 
@@ -192,11 +192,7 @@ def write_output(text: str, output: Path | None) -> None:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
         return
-    target = Path(output)
-    directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise L1SelectError(f"Cannot write {target}: folder {directory} does not exist")
-    write_atomic(target, text)
+    write_atomic(output, text)
 
 
 @contextmanager
@@ -260,7 +256,7 @@ def fit(ctx: typer.Context, **values) -> None:
             _require(ctx, data=data, target=values["target"])
             params = from_values(given)  # select_features validates it
         plots, report, output = values["plots"], values["report"], values["output"]
-        _check_destinations(plots, report)
+        _check_destinations(plots, report, output)
         with _progress(err) as progress:
             result = select_features(data, params, progress)
         _print_warnings(err, result.warnings)
@@ -370,16 +366,16 @@ def _given_options(ctx: typer.Context, values: dict[str, object]) -> dict[str, o
     return given
 
 
-def _check_destinations(plots: Path | None, report: Path | None) -> None:
-    """Fail before the fit, not after it, when --plots or --report cannot be written."""
+def _check_destinations(plots: Path | None, report: Path | None, output: Path | None) -> None:
+    """Fail before the fit, not after it, when --plots, --report or --output cannot be
+    written."""
     if plots is not None:
         from l1select.plots import check_output_dir
 
         check_output_dir(plots)
-    if report is not None:
-        from l1select.html_report import check_destination
-
-        check_destination(report)
+    for path in (report, output):
+        if path is not None:
+            check_folder(path)
 
 
 def _pictures(result, plots: Path | None, report: Path | None, err: Console) -> None:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from l1select.errors import InputError
 from l1select.files import write_atomic
 from l1select.plots import figure_bytes, figures
 
@@ -288,21 +287,9 @@ def render_report(doc: dict[str, Any]) -> str:
     return _page(f"l1select: {target} — {inp.get('source')}", body)
 
 
-def check_destination(path: str | Path) -> None:
-    """Raise :class:`InputError` when the folder of ``path`` does not exist (as ``--output``)."""
-    _check_folder(Path(path))
-
-
-def _check_folder(path: Path) -> None:
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"Cannot write {path}: folder {folder} does not exist")
-
-
 def write_report(doc: dict[str, Any], path: str | Path) -> Path:
     """Write the HTML report of a result to ``path``, atomically. Its folder must exist."""
     target = Path(path)
-    _check_folder(target)
     write_atomic(target, render_report(doc))
     return target
 
@@ -350,6 +337,5 @@ def render_index(summary: dict[str, Any], report_name: str = "report.html") -> s
 def write_index(summary: dict[str, Any], path: str | Path) -> Path:
     """Write the batch index page to ``path``, atomically. Its folder must exist."""
     target = Path(path)
-    _check_folder(target)
     write_atomic(target, render_index(summary))
     return target

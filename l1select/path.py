@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from l1select.errors import ConfigError
+from l1select.errors import ConfigError, quoted
 
 
 def alpha_max(xty: np.ndarray, l1_ratio: float, penalty: np.ndarray | None = None,
@@ -202,7 +202,7 @@ def user_penalty(features, params) -> np.ndarray | None:
             cols = list(dict.fromkeys(f.column for f in features))
             hint = did_you_mean(pattern, cols + names)
             raise ConfigError(
-                f"{option} '{pattern}' matches no feature{'; ' + hint if hint else ''} "
+                f"{option} {quoted(pattern)} matches no feature{'; ' + hint if hint else ''} "
                 f"(a column that is excluded, or dropped as constant, cannot be weighed; "
                 f"features: {list_names(cols)})")
         pf[hit] = weight

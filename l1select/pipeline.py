@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 
 from l1select import io as l1io
-from l1select.errors import ConfigError
+from l1select.errors import ConfigError, escaped
 from l1select.options import problems
 from l1select.prepare import needed_columns
 from l1select.select import alternates, diagnostics, refit_ols, select, stability_summary
@@ -102,7 +102,7 @@ def _trust(out, chosen, params: FitParams, progress) -> dict:
     converged = True
 
     alts = alternates(features, chosen.selected, out.problem, params.corr_threshold)
-    groups = [f"{n} ~ " + ", ".join(f"{k} ({r:+.2f})" for k, r in alts[n])
+    groups = [f"{escaped(n)} ~ " + ", ".join(f"{escaped(k)} ({r:+.2f})" for k, r in alts[n])
               for n in chosen.selected if alts[n]]
     if groups:
         warnings.append(Warn("correlated_alternates", (

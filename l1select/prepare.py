@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from l1select.errors import ConfigError, DataError, did_you_mean, list_names
+from l1select.errors import ConfigError, DataError, did_you_mean, list_names, quoted
 from l1select.types import ColumnSpec, FeatureSpec, Recipe, Warn
 
 _NUMBER_RE = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
@@ -68,7 +68,7 @@ def _match(patterns: tuple[str, ...], names: list[str], option: str, strict: boo
         hits = [n for n in names if n == pat or fnmatch.fnmatchcase(n, pat)]
         if not hits:
             hint = did_you_mean(pat, names)
-            msg = (f"{option} '{pat}' matches no column"
+            msg = (f"{option} {quoted(pat)} matches no column"
                    f"{'; ' + hint if hint else ''} (columns: {list_names(names)})")
             if strict:
                 raise ConfigError(msg)
@@ -86,7 +86,7 @@ def needed_columns(names: list[str], target: str, features: tuple[str, ...],
         if col is not None and col not in names:
             hint = did_you_mean(col, names)
             raise DataError(
-                f"{what} column '{col}' not found in {source}"
+                f"{what} column {quoted(col)} not found in {source}"
                 f"{'; ' + hint if hint else ''} (columns: {list_names(names)})"
             )
     special = {target, fold_column}
@@ -99,7 +99,7 @@ def needed_columns(names: list[str], target: str, features: tuple[str, ...],
         candidates = [n for n in candidates if n not in drop]
     if not candidates:
         if not (features or exclude):
-            raise DataError(f"{source} has no columns besides the target '{target}' (and the "
+            raise DataError(f"{source} has no columns besides the target {quoted(target)} (and the "
                             "fold column); give a file with feature columns")
         raise ConfigError(
             f"No feature columns left in {source} after --features/--exclude; "
@@ -283,7 +283,7 @@ class Profiler:
         if pc.any(bad).as_py():
             sample = pc.unique(values.filter(bad)).to_pylist()[:3]
             raise DataError(
-                f"Target column '{self.target}' in {self.source} is not numeric (values such "
+                f"Target column {quoted(self.target)} in {self.source} is not numeric (values such "
                 f"as {', '.join(repr(s) for s in sample)}); choose a numeric target column"
             )
         plain = pc.all(ok.fill_null(True)).as_py()
@@ -347,7 +347,8 @@ class Profiler:
         """Remember the earliest bad cell of the batch; :meth:`update` raises it at the end."""
         if self._first_problem is None or i < self._first_problem[0]:
             self._first_problem = (i, DataError(
-                f"Column '{name}' in {self.source} has {what} at {self._where(start, i)}; {todo}"
+                f"Column {quoted(name)} in {self.source} has {what} at "
+                f"{self._where(start, i)}; {todo}"
             ))
 
     # -- one batch ---------------------------------------------------------------------------
@@ -561,7 +562,7 @@ class Profiler:
         of a column differs is an error.
         """
         if later.target_kind != self.target_kind:
-            raise DataError(f"Target column '{self.target}' in {self.source} has different "
+            raise DataError(f"Target column {quoted(self.target)} in {self.source} has different "
                             "types in different files; give every file the same types")
         self.n_rows += later.n_rows
         self.n_missing_target += later.n_missing_target
@@ -573,7 +574,7 @@ class Profiler:
             self.first_width = later.first_width
         for a, b in zip(self.columns, later.columns, strict=True):
             if (a.name, a.kind) != (b.name, b.kind):
-                raise DataError(f"Column '{a.name}' in {self.source} has different types in "
+                raise DataError(f"Column {quoted(a.name)} in {self.source} has different types in "
                                 "different files; give every file the same types")
             _merge_column(a, b, self.max_levels)
 
@@ -652,7 +653,7 @@ class Profiler:
         if self.n_rows == 0:
             raise DataError(f"{self.source} has no data rows; give a file with data")
         if self.n_missing_target == self.n_rows:
-            raise DataError(f"Target column '{self.target}' in {self.source} has no values; "
+            raise DataError(f"Target column {quoted(self.target)} in {self.source} has no values; "
                             "choose a column with numeric values")
         if 0.0 < self.y_absmax < TARGET_RANGE[0]:
             raise DataError(f"Target column '{self.target}' in {self.source} has only values "
@@ -690,7 +691,7 @@ class Profiler:
         if self.n_missing_target:
             warnings.append(Warn("dropped_missing_target",
                                  f"Dropped {self.n_missing_target} rows with a missing target "
-                                 f"'{self.target}'"))
+                                 f"{quoted(self.target)}"))
         used = sorted(c for c in self.missing_columns if c in {f.column for f in features})
         if used and self.missing == "mean":
             warnings.append(Warn("imputed_mean", "Imputed missing values with the training "
@@ -707,7 +708,8 @@ class Profiler:
             why = "; ".join(f"{k}: {list_names(v)}" for k, v in excluded.items())
             raise DataError(
                 f"{self.source} has no usable feature columns besides the target "
-                f"'{self.target}' ({why}); give numeric, boolean or low-cardinality text columns"
+                f"{quoted(self.target)} ({why}); give numeric, boolean or low-cardinality text "
+                "columns"
             )
         recipe = Recipe(target=self.target, columns=tuple(columns), features=tuple(features),
                         fold_column=self.fold_column)
@@ -773,7 +775,7 @@ def _target_kind(t: pa.DataType, target: str, source: str) -> str:
         return "null"
     if _is_text(t):
         return "text"
-    raise DataError(f"Target column '{target}' in {source} has type {t}, not numbers; "
+    raise DataError(f"Target column {quoted(target)} in {source} has type {t}, not numbers; "
                     "choose a numeric target column")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from l1select.cv import CVCurve, choose, cv_curve
+from l1select.errors import quoted
 from l1select.path import ols_refit
 from l1select.types import AllRows, FeatureResult, FeatureSpec, PathFit, Scaling, Warn
 
@@ -269,7 +270,7 @@ def diagnostics(sel: Selection, fit: PathFit, params, n_features: int, n_rows: i
             "fold_frequency, or run --stability")))
     if n_target_values == 2:
         out.append(Warn("binary_target", (
-            f"The target '{params.target}' takes only two values: a linear model of a 0/1 "
+            f"The target {quoted(params.target)} takes only two values: a linear model of a 0/1 "
             "target is a linear probability model (its predictions can leave [0, 1]); the "
             "selection is still informative, but a logistic model (glmnet's "
             "family='binomial') is the usual choice")))

@@ -9,7 +9,7 @@ from l1select import io as l1io
 from l1select.cv import heldout_sse
 from l1select.engines.memory import check_folds, check_scaling, constant_features
 from l1select.engines.stability import check_groups, half_pairs, micro_count, micro_ids
-from l1select.errors import DataError
+from l1select.errors import DataError, quoted
 from l1select.folds import Grouper
 from l1select.moments import Imputed, Layout, Moments, imputed, merge_sum
 from l1select.path import adaptive_initial, alpha_max, grids_for, make_penalty, solve_gram
@@ -38,7 +38,7 @@ class Reduction:
         if grouper.by_label:
             col = batch.column(params.fold_column).take(b.rows - start)
             if col.null_count:
-                raise DataError(f"Fold column '{params.fold_column}' in "
+                raise DataError(f"Fold column {quoted(params.fold_column)} in "
                                 f"{prof.source} has missing labels; give every "
                                 "row a fold")
             labels = [str(v) for v in col.to_pylist()]
@@ -78,12 +78,11 @@ def accumulate(source, header, data, columns, params: FitParams, progress=None):
     """
     offset, label = (2, "line") if source.format == "csv" else (1, "row")
 
-    def one_pass(overrides, encoding):
+    def one_pass(overrides):
         scan = l1io.Scan()
         red: Reduction | None = None
         grouper = make_grouper(params)
-        for batch, start in l1io.batches(source, header, columns, data, scan, overrides,
-                                         encoding):
+        for batch, start in l1io.batches(source, header, columns, data, scan, overrides):
             if red is None:
                 red = Reduction(Profiler(batch.schema, params.target, params.fold_column,
                                          params.max_levels, params.missing, source.display,
@@ -178,11 +177,11 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
     gram, xty, yty, scale, std, usable = _problem(full, params.standardize, unit,
                                                   source.display, names)
     if yty <= 0:
-        raise DataError(f"Target column '{params.target}' in {source.display} is constant; "
+        raise DataError(f"Target column {quoted(params.target)} in {source.display} is constant; "
                         "choose a target that varies")
     if grouper.by_label and n_folds < 2:
-        raise DataError(f"Fold column '{params.fold_column}' in {source.display} has a single "
-                        "fold; CV needs at least two")
+        raise DataError(f"Fold column {quoted(params.fold_column)} in {source.display} has a "
+                        "single fold; CV needs at least two")
     if n_folds:
         check_folds(stats.n[order], int(n_train), n_folds, source.display)
     p = len(recipe.features)

@@ -8,7 +8,7 @@ import numpy as np
 
 from l1select import io as l1io
 from l1select.engines.stability import MICRO_GROUPS, check_groups, half_pairs, micro_ids
-from l1select.errors import DataError, list_names
+from l1select.errors import DataError, list_names, quoted
 from l1select.folds import Grouper
 from l1select.path import adaptive_initial_data, alpha_max, grids_for, make_penalty
 from l1select.prepare import Profiler, design_matrix
@@ -142,7 +142,7 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
     if grouper.by_label:
         col = table.column(params.fold_column).take(batch.rows)
         if col.null_count:
-            raise DataError(f"Fold column '{params.fold_column}' in {source.display} has "
+            raise DataError(f"Fold column {quoted(params.fold_column)} in {source.display} has "
                             "missing labels; give every row a fold")
         labels = [str(v) for v in col.to_pylist()]
     groups = grouper.groups(batch.rows, labels)
@@ -166,11 +166,11 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
     warnings += more
     n_folds = len(order) if params.alpha is None else 0
     if y.size and np.ptp(y) == 0:
-        raise DataError(f"Target column '{params.target}' in {source.display} is constant "
+        raise DataError(f"Target column {quoted(params.target)} in {source.display} is constant "
                         f"({y[0]:g}); choose a target that varies")
     if grouper.by_label and n_folds < 2:
-        raise DataError(f"Fold column '{params.fold_column}' in {source.display} has a single "
-                        "fold; CV needs at least two")
+        raise DataError(f"Fold column {quoted(params.fold_column)} in {source.display} has a "
+                        "single fold; CV needs at least two")
     if n_folds:
         check_folds(np.bincount(groups[~test], minlength=n_folds + 1)[1:], y.size, n_folds,
                     source.display)
