@@ -225,7 +225,7 @@ def fit(
     seed: Seed = 0,
     rule: RuleOpt = "1se",  # type: ignore[assignment]
     n_alphas: NAlphas = 100,
-    eps: Eps = 1e-3,
+    eps: Eps = None,
     alphas: Alphas = None,
     alpha: Alpha = None,
     standardize: Standardize = True,

@@ -228,7 +228,8 @@ class Options(BaseModel):
     seed: int | None = _opt("Seed of the fold and test-split shuffles (default 0).", ge=0)
     rule: Literal[RULES] | None = _opt("Pick alpha_1se (sparser; default) or alpha_min.")
     n_alphas: int | None = _opt("Number of alphas on the grid (default 100).", "n_alphas")
-    eps: float | None = _opt("Smallest alpha as a fraction of alpha_max (default 1e-3).", "eps")
+    eps: float | None = _opt("Smallest alpha as a fraction of alpha_max (default 1e-3; "
+                             "1e-2 with fewer rows than features).", "eps")
     alphas: list[float] | None = Field(
         None, description="An explicit alpha grid.", min_length=1,
         json_schema_extra={"items": _ALPHA_ITEM})

@@ -71,7 +71,9 @@ FoldColumn = Annotated[str | None, typer.Option(
 Seed = Annotated[int, typer.Option("--seed", help="Seed of the fold and test-split shuffles.")]
 RuleOpt = Annotated[Rule, typer.Option("--rule", help="Pick alpha_1se (sparser) or alpha_min.")]
 NAlphas = Annotated[int, typer.Option("--n-alphas", help="Number of alphas on the grid.")]
-Eps = Annotated[float, typer.Option("--eps", help="Smallest alpha as a fraction of alpha_max.")]
+Eps = Annotated[float | None, typer.Option(
+    "--eps", help="Smallest alpha as a fraction of alpha_max "
+    "[default: 1e-3; 1e-2 when rows < features].")]
 Alphas = Annotated[str | None, typer.Option(
     "--alphas", help="An explicit alpha grid: 1,0.1,0.01.")]
 Alpha = Annotated[float | None, typer.Option(

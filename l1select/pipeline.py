@@ -27,7 +27,7 @@ def validate(params: FitParams) -> FitParams:
         problems.append(f"--cv must be at least 2, not {params.cv}")
     if params.n_alphas < 1:
         problems.append("--n-alphas must be at least 1")
-    if not (0.0 < params.eps < 1.0):
+    if params.eps is not None and not (0.0 < params.eps < 1.0):
         problems.append(f"--eps must be between 0 and 1, not {params.eps}")
     if params.alpha is not None and not (params.alpha > 0 and np.isfinite(params.alpha)):
         problems.append(f"--alpha must be a positive number, not {params.alpha}")

@@ -71,7 +71,8 @@ class FitParams:
     seed: int = 0
     rule: str = "1se"
     n_alphas: int = 100
-    eps: float = 1e-3
+    # None: 1e-3, or 1e-2 when there are fewer rows than features (path.default_eps).
+    eps: float | None = None
     alphas: tuple[float, ...] | None = None
     alpha: float | None = None
     standardize: bool = True
