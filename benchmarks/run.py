@@ -232,7 +232,12 @@ def generate(spec: Spec, data_dir: Path, log) -> dict:
 # --------------------------------------------------------------------------------------------
 
 def child_env() -> dict:
-    return {**os.environ, **SINGLE_THREAD_ENV}
+    env = {**os.environ, **SINGLE_THREAD_ENV}
+    # A checkout without l1select installed: its children (the scikit-learn worker imports
+    # l1select.folds) find the package in the repository.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE.parent),
+                                                    env.get("PYTHONPATH")) if p)
+    return env
 
 
 # The child is started by this tiny launcher, not by the harness itself. On Linux a child's
