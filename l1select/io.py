@@ -712,15 +712,22 @@ def _parquet_batches(source: Source, header: Header, columns: list[str], scan: S
             names = [raw_to_clean.get(n, n) for n in pf.schema_arrow.names]
             if path != source.files[0]:
                 _check_same_header(path, _clean_names(names, path).names, header, source)
-            # Batch by batch with column projection: a batch's columns are decoded in
-            # parallel, and only a batch (plus a read window per column) is held at a time.
-            for batch in pf.iter_batches(batch_size=rows, columns=raw_columns,
-                                         use_threads=True):
-                if raw_to_clean:
-                    batch = batch.rename_columns([raw_to_clean.get(n, n)
-                                                  for n in batch.schema.names])
-                yield batch, start
-                start += batch.num_rows
+            for i in range(pf.metadata.num_row_groups):
+                # A group larger than a batch is decoded batch by batch (only a batch and a
+                # read window per column are held); a smaller one is read whole, which
+                # spares a wide file one batch reader per column.
+                if pf.metadata.row_group(i).num_rows > rows:
+                    parts = pf.iter_batches(batch_size=rows, row_groups=[i],
+                                            columns=raw_columns, use_threads=True)
+                else:
+                    parts = pf.read_row_group(i, columns=raw_columns,
+                                              use_threads=True).to_batches(max_chunksize=rows)
+                for batch in parts:
+                    if raw_to_clean:
+                        batch = batch.rename_columns([raw_to_clean.get(n, n)
+                                                      for n in batch.schema.names])
+                    yield batch, start
+                    start += batch.num_rows
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
             raise InputError(f"{path} is not a readable Parquet file ({_short(exc)}); check "
                              "that the file is complete") from None
