@@ -27,8 +27,12 @@ from l1select.types import EngineOutput, FitParams, PathFit
 def _fold_scaling(X: np.ndarray, rows: np.ndarray, standardize: bool):
     """Training means, scales and standard deviations over ``rows`` (missing at the mean)."""
     sub = X[rows]
-    mean = np.nanmean(sub, axis=0)
-    centered = np.where(np.isnan(sub), 0.0, sub - mean)
+    if np.isnan(sub).any():
+        mean = np.nanmean(sub, axis=0)
+        centered = np.where(np.isnan(sub), 0.0, sub - mean)
+    else:  # the same sums as nanmean's, without its masked copies (wide data: 3x faster)
+        mean = sub.mean(axis=0)
+        centered = sub - mean
     std = np.sqrt(np.einsum("ij,ij->j", centered, centered) / rows.size)
     # A zero scale tells the kernel the feature is constant here: it stays at zero.
     scale = std if standardize else np.where(std > 0, 1.0, 0.0)
