@@ -198,8 +198,9 @@ FIT_OPTIONS: tuple[Option, ...] = (
            plan=True),
     Option("n_alphas", "int", 100, "Number of alphas on the grid.", ge=1, to_params=None,
            plan=True),
-    Option("eps", "float", 1e-3, "Smallest alpha as a fraction of alpha_max.", gt=0, lt=1,
-           to_params=None, plan=True),
+    Option("eps", "float", None, "Smallest alpha as a fraction of alpha_max (default 1e-3; "
+           "1e-2 when there are fewer rows than features).", gt=0, lt=1, to_params=None,
+           plan=True),
     Option("alpha", "float", None, "Fit this one alpha on all rows, without CV.", gt=0,
            to_params=None, plan=True),
     Option("standardize", "bool", True, "Standardize features per training fold.",
