@@ -72,7 +72,12 @@ class Option:
     command line and job files have the option (``tol`` has neither). ``to_params``:
     ``"same"`` puts the value under ``name`` in the result's ``params``; a function
     ``(FitParams) -> value`` computes the entry; None leaves it out. ``plan``: shown in
-    ``batch --dry-run``'s plan when given.
+    ``batch --dry-run``'s plan when given. ``flags``: a short flag (``-t``) next to the long
+    one, or the whole declaration when it starts with ``--`` (``--standardize/
+    --no-standardize``). ``metavar`` names the value in ``--help`` and ``expects`` says what
+    a job file's value must be (both default by kind). ``scalar_ok``: a ``floats`` option
+    takes one number in YAML too. ``hint``: an example the command line adds to a bad
+    value's message. ``required``: a FitParams field without a default (``target``).
     """
 
     name: str
