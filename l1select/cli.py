@@ -230,7 +230,7 @@ def fit(
     alpha: Alpha = None,
     standardize: Standardize = True,
     missing: MissingOpt = "mean",  # type: ignore[assignment]
-    max_levels: MaxLevels = 20,
+    max_levels: MaxLevels = None,
     test_size: TestSize = None,
     stability: Stability = None,
     stability_threshold: StabilityThreshold = 0.8,

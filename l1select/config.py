@@ -237,7 +237,8 @@ class Options(BaseModel):
     missing: Literal[MISSING] | None = _opt(
         "Missing feature values: impute the training mean (default), drop rows, or fail.")
     max_levels: int | None = _opt(
-        "Text columns with at most this many values are one-hot encoded (default 20).",
+        "One-hot encode text columns with at most this many distinct values (default: text "
+        "whose values repeat, up to 1,000 levels).",
         "max_levels")
     test_size: float | None = _opt(
         "Hold out this fraction of rows and report the test MSE and R².", "test_size")

@@ -80,8 +80,9 @@ Standardize = Annotated[bool, typer.Option(
     "--standardize/--no-standardize", help="Standardize features per training fold.")]
 MissingOpt = Annotated[Missing, typer.Option(
     "--missing", help="Missing feature values: impute the training mean, drop rows, or fail.")]
-MaxLevels = Annotated[int, typer.Option(
-    "--max-levels", help="Text columns with at most this many values are one-hot encoded.")]
+MaxLevels = Annotated[int | None, typer.Option(
+    "--max-levels", help="One-hot encode text columns with at most N distinct values, however "
+    "often they repeat (default: text whose values repeat, up to 1,000 levels).")]
 TestSize = Annotated[float | None, typer.Option(
     "--test-size", help="Hold out this fraction of rows and report the test MSE and R².")]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]

@@ -37,7 +37,7 @@ def validate(params: FitParams) -> FitParams:
         problems.append("--alpha fits one model: give a single --l1-ratio")
     if params.test_size is not None and not (0.0 < params.test_size < 1.0):
         problems.append(f"--test-size must be between 0 and 1, not {params.test_size}")
-    if params.max_levels < 1:
+    if params.max_levels is not None and params.max_levels < 1:
         problems.append("--max-levels must be at least 1")
     if params.rule not in ("1se", "min"):
         problems.append(f"--rule must be 1se or min, not '{params.rule}'")

@@ -76,7 +76,7 @@ class FitParams:
     alpha: float | None = None
     standardize: bool = True
     missing: str = "mean"
-    max_levels: int = 20
+    max_levels: int | None = None  # None: the repetition rule (prepare.is_categorical)
     features: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     test_size: float | None = None

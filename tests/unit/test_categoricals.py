@@ -1,0 +1,112 @@
+"""Categoricals as real tables have them: the level rule, rare-level pooling, per-column answers."""
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from l1select.prepare import Profiler, is_categorical
+
+
+def _profile(table, target="y", max_levels=None, batch_rows=None):
+    prof = Profiler(table.schema, target, None, max_levels, "mean", "t.csv")
+    step = batch_rows or max(table.num_rows, 1)
+    for start in range(0, table.num_rows, step):
+        prof.update(table.slice(start, step), start)
+    recipe, warnings, _ = prof.recipe()
+    return recipe, warnings
+
+
+def _columns(recipe):
+    return {c.name: c.kind for c in recipe.columns}
+
+
+def _mixed(n, seed=0):
+    """A table of n rows: real categoricals, IDs, names, free text and codes."""
+    rng = np.random.default_rng(seed)
+    return pa.table({
+        "neighborhood": [f"N{v:02d}" for v in rng.integers(0, 28, n)],
+        "state": [f"S{v:02d}" for v in rng.integers(0, 50, n)],
+        "order_code": [f"ORD-{i:06d}" for i in range(n)],
+        "name": [f"{a} {b}" for a, b in zip(rng.integers(0, 3000, n), rng.integers(0, 3000, n),
+                                            strict=True)],
+        "comment": [f"the {i}th comment, said {v} times" for i, v in
+                    enumerate(rng.integers(0, 9, n))],
+        # zip-like codes: letters and digits, 400 values
+        "zone": [f"Z{v:03d}A" for v in rng.integers(0, 400, n)],
+        "y": rng.normal(size=n),
+    })
+
+
+def test_real_categoricals_kept_ids_names_free_text_excluded():
+    recipe, warnings = _profile(_mixed(2000))
+    kinds = _columns(recipe)
+    assert kinds["neighborhood"] == "categorical"  # 28 levels in 2,000 rows
+    assert kinds["state"] == "categorical"  # 50 levels in 2,000 rows
+    for name in ("order_code", "name", "comment", "zone"):
+        assert name not in kinds
+    msg = next(w.message for w in warnings if w.code == "excluded_column")
+    for name in ("order_code", "name", "comment", "zone"):
+        assert name in msg
+    assert "--max-levels" in msg and "rarely repeat" in msg
+
+
+def test_the_issue_sizes_28_levels_in_1500_rows_50_in_2000():
+    assert is_categorical(28, 1500, None)
+    assert is_categorical(50, 2000, None)
+    assert not is_categorical(1001, 10**7, None)  # past 1,000 levels, however many rows
+    assert not is_categorical(201, 2000, None)  # seen fewer than 10 times on average
+    assert is_categorical(200, 2000, None)
+    assert is_categorical(5000, 10, 5000)  # an explicit --max-levels replaces the rule
+    assert not is_categorical(21, 10**6, 20)
+
+
+def test_codes_become_categorical_once_they_repeat_enough():
+    # 400 zone codes: seen 5 times on average in 2,000 rows, 25 times in 10,000.
+    recipe, _ = _profile(_mixed(10_000))
+    assert _columns(recipe)["zone"] == "categorical"
+
+
+def test_small_tables():
+    rng = np.random.default_rng(1)
+    table = pa.table({"city": ["a", "b", "c"] * 10,
+                      "grade": [f"g{v}" for v in rng.integers(0, 8, 30)],
+                      "who": [f"person {i}" for i in range(30)],
+                      "y": rng.normal(size=30)})
+    kinds = _columns(_profile(table)[0])
+    assert kinds["city"] == "categorical" and kinds["grade"] == "categorical"
+    assert "who" not in kinds
+    # Ten rows with ten distinct values: nothing repeats, so not a categorical.
+    tiny = pa.table({"who": [f"p{i}" for i in range(10)], "x": np.sin(np.arange(10.0)),
+                     "y": np.arange(10.0)})
+    assert "who" not in _columns(_profile(tiny)[0])
+
+
+def test_explicit_max_levels_keeps_a_mostly_unique_column():
+    table = _mixed(300)
+    assert "order_code" not in _columns(_profile(table)[0])
+    kinds = _columns(_profile(table, max_levels=300)[0])
+    assert kinds["order_code"] == "categorical"
+    assert _columns(_profile(table)[0])["neighborhood"] == "categorical"  # 28 levels, 300 rows
+    recipe, warnings = _profile(table, max_levels=30)
+    assert "neighborhood" in _columns(recipe) and "state" not in _columns(recipe)
+    assert any("more than 30 distinct values" in w.message for w in warnings)
+
+
+@pytest.mark.parametrize("batch_rows", [37, 100, 999])
+def test_the_rule_does_not_depend_on_the_batches(batch_rows):
+    table = _mixed(2000)
+    assert _profile(table, batch_rows=batch_rows) == _profile(table)
+
+
+def test_merged_profiles_decide_as_one_pass():
+    table = _mixed(2000)
+    parts = []
+    for start in (0, 700, 1500):
+        stop = {0: 700, 700: 1500, 1500: 2000}[start]
+        prof = Profiler(table.schema, "y", None, None, "mean", "t.csv")
+        prof.update(table.slice(start, stop - start), start)
+        parts.append(prof)
+    first = parts[0]
+    for later in parts[1:]:
+        first.merge(later)
+    assert first.recipe()[:2] == _profile(table)
