@@ -45,6 +45,7 @@ from l1select.options import (
     Keep,
     L1Ratio,
     MaxLevels,
+    MinLevelCount,
     MissingOpt,
     Model,
     ModelFile,
@@ -231,6 +232,7 @@ def fit(
     standardize: Standardize = True,
     missing: MissingOpt = "mean",  # type: ignore[assignment]
     max_levels: MaxLevels = None,
+    min_level_count: MinLevelCount = 10,
     test_size: TestSize = None,
     stability: Stability = None,
     stability_threshold: StabilityThreshold = 0.8,
@@ -275,7 +277,8 @@ def fit(
                 fold_column=fold_column, seed=seed, rule=getattr(rule, "value", rule),
                 n_alphas=n_alphas, eps=eps, alphas=tuple(grid) if grid else None, alpha=alpha,
                 standardize=standardize, missing=getattr(missing, "value", missing),
-                max_levels=max_levels, features=tuple(features or ()),
+                max_levels=max_levels, min_level_count=min_level_count,
+                features=tuple(features or ()),
                 exclude=tuple(exclude or ()), test_size=test_size, engine=engine.value,
                 scheduler=scheduler, threads=threads, stability=stability,
                 stability_threshold=stability_threshold,
@@ -314,7 +317,8 @@ def _require(ctx: typer.Context, **values: object) -> None:
 # fit's options that a job file may hold, under the same name (DATA is the job's source).
 _CONFIG_KEYS = ("target", "features", "exclude", "model", "l1_ratio", "cv", "fold_column",
                 "seed", "rule", "n_alphas", "eps", "alphas", "alpha", "standardize", "missing",
-                "max_levels", "test_size", "engine", "scheduler", "threads", "stability",
+                "max_levels", "min_level_count", "test_size", "engine", "scheduler", "threads",
+                "stability",
                 "stability_threshold", "corr_threshold", "force", "penalty_factor", "adaptive",
                 "refit")
 

@@ -173,6 +173,7 @@ SCHEMA_BOUNDS: dict[str, dict[str, float]] = {
     "alpha": {"exclusiveMinimum": 0},
     "test_size": {"exclusiveMinimum": 0, "exclusiveMaximum": 1},
     "max_levels": {"minimum": 1},
+    "min_level_count": {"minimum": 1},
     "stability": {"minimum": 1},
 }
 # Bounds of the thresholds (inclusive maximum), checked by pipeline.validate too.
@@ -240,6 +241,9 @@ class Options(BaseModel):
         "One-hot encode text columns with at most this many distinct values (default: text "
         "whose values repeat, up to 1,000 levels).",
         "max_levels")
+    min_level_count: int | None = _opt(
+        "Pool the levels of a categorical seen on fewer training rows into one feature "
+        "column=(other) (default 10).", "min_level_count")
     test_size: float | None = _opt(
         "Hold out this fraction of rows and report the test MSE and R².", "test_size")
     engine: Literal[ENGINES] | None = _opt(
@@ -308,7 +312,7 @@ _EXPECTS = {
     "fold_column": "a column name", "seed": "a whole number", "rule": "1se or min",
     "n_alphas": "a whole number", "eps": "a number", "alphas": "a list of numbers",
     "alpha": "a number", "standardize": "true or false", "missing": "one of " + ", ".join(MISSING),
-    "max_levels": "a whole number", "test_size": "a number",
+    "max_levels": "a whole number", "min_level_count": "a whole number", "test_size": "a number",
     "engine": "one of " + ", ".join(ENGINES), "threads": "a whole number", "name": "a job name",
     "scheduler": "an address such as tcp://host:8786",
     "stability": "a whole number", "stability_threshold": "a number",
@@ -375,6 +379,7 @@ class JobSpec:
             "seed": p.seed, "rule": p.rule, "n_alphas": p.n_alphas, "eps": p.eps,
             "alphas": None if p.alphas is None else list(p.alphas), "alpha": p.alpha,
             "standardize": p.standardize, "missing": p.missing, "max_levels": p.max_levels,
+            "min_level_count": p.min_level_count,
             "test_size": p.test_size, "engine": p.engine, "scheduler": p.scheduler,
             "threads": p.threads,
             "stability": p.stability, "stability_threshold": p.stability_threshold,
@@ -736,7 +741,8 @@ def _params(values: dict[str, Any]) -> FitParams:
         n_alphas=get("n_alphas"), eps=get("eps"),
         alphas=None if alphas is None else tuple(float(a) for a in alphas),
         alpha=get("alpha"), standardize=get("standardize"), missing=get("missing"),
-        max_levels=get("max_levels"), features=tuple(values.get("features") or ()),
+        max_levels=get("max_levels"), min_level_count=get("min_level_count"),
+        features=tuple(values.get("features") or ()),
         exclude=tuple(values.get("exclude") or ()), test_size=get("test_size"),
         engine=get("engine"), scheduler=get("scheduler"), threads=get("threads"),
         stability=get("stability"),

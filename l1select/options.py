@@ -83,6 +83,9 @@ MissingOpt = Annotated[Missing, typer.Option(
 MaxLevels = Annotated[int | None, typer.Option(
     "--max-levels", help="One-hot encode text columns with at most N distinct values, however "
     "often they repeat (default: text whose values repeat, up to 1,000 levels).")]
+MinLevelCount = Annotated[int, typer.Option(
+    "--min-level-count", help="Pool the levels of a categorical seen on fewer training rows "
+    "into one feature column=(other).")]
 TestSize = Annotated[float | None, typer.Option(
     "--test-size", help="Hold out this fraction of rows and report the test MSE and R².")]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]

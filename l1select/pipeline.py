@@ -39,6 +39,9 @@ def validate(params: FitParams) -> FitParams:
         problems.append(f"--test-size must be between 0 and 1, not {params.test_size}")
     if params.max_levels is not None and params.max_levels < 1:
         problems.append("--max-levels must be at least 1")
+    if params.min_level_count < 1:
+        problems.append(f"--min-level-count must be at least 1 (1 pools nothing), not "
+                        f"{params.min_level_count}")
     if params.rule not in ("1se", "min"):
         problems.append(f"--rule must be 1se or min, not '{params.rule}'")
     if params.missing not in ("mean", "drop", "error"):
@@ -251,7 +254,8 @@ def _recipe_dict(recipe: Recipe, scaling) -> dict:
     """The preparation recipe a result carries, so that transform and predict need no refit."""
     return {
         "target": recipe.target,
-        "columns": [{"name": c.name, "kind": c.kind, "levels": list(c.levels) or None}
+        "columns": [{"name": c.name, "kind": c.kind, "levels": list(c.levels) or None,
+                     **({"pooled": list(c.pooled)} if c.pooled else {})}
                     for c in recipe.columns],
         "features": [
             {"name": f.name, "column": f.column, "kind": f.kind, "level": f.level,

@@ -715,6 +715,66 @@ def column_values(arr, spec: ColumnSpec) -> np.ndarray:
     return _floats(arr)
 
 
+OTHER = "(other)"
+
+
+def pool_rare_levels(recipe: Recipe, counts: np.ndarray, min_count: int
+                     ) -> tuple[Recipe, list[np.ndarray], list[Warn]]:
+    """Pool the levels of each categorical seen on fewer than ``min_count`` training rows into
+    one feature ``column=(other)`` (scikit-learn's ``OneHotEncoder(min_frequency=…)``: the
+    pooled feature exists only when at least one level is pooled).
+
+    ``counts`` (n_features,) are the training-row counts of each feature's level (ignored for
+    other features). Returns the new recipe; for each of its features the indices of the old
+    features whose sum it is (a linear map, so the statistics pool exactly); and a warning
+    naming what was pooled.
+    """
+    specs = {c.name: c for c in recipe.columns}
+    features: list[FeatureSpec] = []
+    sources: list[np.ndarray] = []
+    columns: dict[str, ColumnSpec] = {}
+    pooled_names: list[str] = []
+    done: set[str] = set()
+    for j, f in enumerate(recipe.features):
+        if f.kind != "onehot":
+            features.append(f)
+            sources.append(np.array([j]))
+            continue
+        if f.column in done:
+            continue
+        done.add(f.column)
+        idx = [i for i, g in enumerate(recipe.features) if g.column == f.column]
+        rare = [i for i in idx if counts[i] < min_count]
+        keep = [i for i in idx if counts[i] >= min_count]
+        for i in keep:
+            features.append(recipe.features[i])
+            sources.append(np.array([i]))
+        if rare:
+            features.append(FeatureSpec(f"{f.column}={OTHER}", f.column, "other"))
+            sources.append(np.array(rare))
+            pooled_names.append(f"{f.column} ({len(rare)} of {len(idx)})")
+        columns[f.column] = ColumnSpec(
+            f.column, specs[f.column].kind,
+            tuple(recipe.features[i].level for i in keep),
+            tuple(recipe.features[i].level for i in rare))
+    warnings = []
+    if pooled_names:
+        warnings.append(Warn("pooled_levels", (
+            f"Pooled the levels seen on fewer than {min_count} training rows into one feature "
+            f"column={OTHER}: {list_names(pooled_names, 20)} (--min-level-count)")))
+    new = Recipe(recipe.target, tuple(columns.get(c.name, c) for c in recipe.columns),
+                 tuple(features), recipe.fold_column)
+    return new, sources, warnings
+
+
+def pool_columns(X: np.ndarray, sources: list[np.ndarray]) -> np.ndarray:
+    """The design of the pooled recipe from that of the unpooled one (NaN stays NaN)."""
+    if all(s.size == 1 for s in sources) and len(sources) == X.shape[1]:
+        return X
+    return np.column_stack([X[:, s[0]] if s.size == 1 else X[:, s].sum(axis=1)
+                            for s in sources]) if sources else X[:, :0]
+
+
 def design_matrix(table: pa.Table, recipe: Recipe) -> np.ndarray:
     """Apply ``recipe`` to ``table``: X (n_samples, n_features), NaN where missing."""
     n = table.num_rows
@@ -732,7 +792,12 @@ def design_matrix(table: pa.Table, recipe: Recipe) -> np.ndarray:
             miss = _bools(pc.is_null(text))
             for g in recipe.features:
                 if g.column == f.column:
-                    col = _floats(pc.equal(text, g.level).fill_null(False))
+                    if g.kind == "other":
+                        known = pc.is_in(text, value_set=pa.array(list(spec.levels),
+                                                                  pa.string()))
+                        col = _floats(pc.invert(known).fill_null(False))
+                    else:
+                        col = _floats(pc.equal(text, g.level).fill_null(False))
                     col[miss] = np.nan
                     X[:, j] = col
                     j += 1

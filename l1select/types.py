@@ -21,8 +21,10 @@ class Warn:
 class FeatureSpec:
     """One model feature and how it is made from a source column.
 
-    ``kind`` is ``numeric`` (the column's value), ``bool`` (0/1) or ``onehot`` (1 where the
-    column equals ``level``, else 0).
+    ``kind`` is ``numeric`` (the column's value), ``bool`` (0/1), ``onehot`` (1 where the
+    column equals ``level``, else 0) or ``other`` (``column=(other)``: 1 where the column has
+    a value that is none of its column's ``levels``: the pooled rare levels, and at
+    ``predict`` levels never seen).
     """
 
     name: str
@@ -34,11 +36,13 @@ class FeatureSpec:
 @dataclass(frozen=True)
 class ColumnSpec:
     """How one source column is read: ``numeric``, ``bool``, ``thousands`` (a number written
-    with thousands separators), or ``categorical`` with its ``levels``."""
+    with thousands separators), or ``categorical`` with its ``levels`` (each its own feature)
+    and the rare levels ``pooled`` into the one feature ``column=(other)``."""
 
     name: str
     kind: str
     levels: tuple[str, ...] = ()
+    pooled: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class FitParams:
     standardize: bool = True
     missing: str = "mean"
     max_levels: int | None = None  # None: the repetition rule (prepare.is_categorical)
+    min_level_count: int = 10  # rarer levels (on the training rows) pool into column=(other)
     features: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     test_size: float | None = None
@@ -115,6 +120,7 @@ class FitParams:
             "standardize": self.standardize,
             "missing": self.missing,
             "max_levels": self.max_levels,
+            "min_level_count": self.min_level_count,
             "features": list(self.features),
             "exclude": list(self.exclude),
             "test_size": self.test_size,

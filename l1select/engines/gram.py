@@ -13,7 +13,7 @@ from l1select.errors import DataError
 from l1select.folds import Grouper
 from l1select.moments import Imputed, Layout, Moments, imputed, merge_sum
 from l1select.path import adaptive_initial, alpha_max, grids_for, make_penalty, solve_gram
-from l1select.prepare import Y_SLOT, Profiler
+from l1select.prepare import Y_SLOT, Profiler, pool_rare_levels
 from l1select.types import AllRows, EngineOutput, FitParams, PathFit, Scaling
 
 
@@ -107,9 +107,33 @@ def _layout(stats: Moments, prof: Profiler, recipe, slots) -> Layout:
         value.append(stats.index(slots[f.name]))
         key = ("miss", f.column)
         missing.append(stats.index(key) if key in stats.keys else -1)
-        fill.append(0.0 if f.kind == "onehot" else fills[f.column])
+        fill.append(0.0 if f.kind in ("onehot", "other") else fills[f.column])
     return Layout(value=np.array(value, dtype=np.int64), missing=np.array(missing, dtype=np.int64),
                   fill=np.array(fill), target=stats.index(Y_SLOT))
+
+
+def _pool(stats: Moments, micro: Moments | None, recipe, slots: dict, train_mask: np.ndarray,
+          min_count: int):
+    """Pool the rare levels (counted on all training rows) into ``column=(other)``: the sum of
+    their indicator slots, in ``stats`` and ``micro`` alike (both mutated)."""
+    levels = [j for j, f in enumerate(recipe.features) if f.kind == "onehot"]
+    if not levels:
+        return recipe, slots, []
+    idx = [stats.index(slots[recipe.features[j].name]) for j in levels]
+    counts = np.zeros(len(recipe.features))
+    # n_g times the mean of an indicator is its count in group g: integral up to rounding.
+    counts[levels] = np.rint(stats.n[train_mask] @ stats.mean[train_mask][:, idx])
+    pooled, sources, warnings = pool_rare_levels(recipe, counts, min_count)
+    slots = dict(slots)
+    for f, src in zip(pooled.features, sources, strict=True):
+        if f.kind == "other":
+            key = ("other", f.column)
+            keys = [slots[recipe.features[i].name] for i in src]
+            for m in (stats, micro):
+                if m is not None:
+                    m.pool(key, keys)
+            slots[f.name] = key
+    return pooled, slots, warnings
 
 
 def _problem(st: Imputed, standardize: bool):
@@ -135,11 +159,14 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
     """Everything after the pass: the recipe, the folds' problems, the paths, the test error,
     from the whole data's profile and per-group statistics (whichever engine made them)."""
     recipe, warnings, slots = prof.recipe()
-    layout = _layout(stats, prof, recipe, slots)
     order, fold_labels = grouper.label_order()
     n_folds = len(order) if params.alpha is None else 0
     train_mask = np.zeros(stats.n_groups, dtype=bool)
     train_mask[order] = True
+    recipe, slots, pooled = _pool(stats, micro, recipe, slots, train_mask,
+                                  params.min_level_count)
+    warnings += pooled
+    layout = _layout(stats, prof, recipe, slots)
     n_train, mean_all, com_all = stats.merged(train_mask)
     n_test = int(stats.n[0])
     if params.test_size is not None and (n_test == 0 or n_train == 0):

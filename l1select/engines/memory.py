@@ -11,7 +11,7 @@ from l1select.engines.stability import MICRO_GROUPS, check_groups, half_pairs, m
 from l1select.errors import DataError, list_names
 from l1select.folds import Grouper
 from l1select.path import adaptive_initial_data, alpha_max, grids_for, make_penalty
-from l1select.prepare import Profiler, design_matrix
+from l1select.prepare import Profiler, design_matrix, pool_columns, pool_rare_levels
 from l1select.types import AllRows, FitParams, Recipe, Scaling, Warn
 
 
@@ -110,6 +110,12 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
     remap[order] = np.arange(1, len(order) + 1)
     groups = remap[groups]
     test = groups == 0
+    # Rare levels pool on the training rows (test rows excluded), the same for every fold.
+    train = X_all[~test]
+    counts = np.where(np.isnan(train), 0.0, train).sum(axis=0)
+    recipe, sources, pooled = pool_rare_levels(recipe, counts, params.min_level_count)
+    X_all = pool_columns(X_all, sources)
+    warnings += pooled
     if params.test_size is not None and (not test.any() or test.all()):
         raise DataError(f"--test-size {params.test_size} leaves no rows on one side of the "
                         f"split of {y_all.size} rows; choose another fraction")

@@ -299,3 +299,16 @@ def test_cli_engine_dask_with_scheduler(scheduler, tmp_path):
     import json
 
     assert json.loads(res.stdout)["params"]["engine"] == "dask"
+
+
+def test_pooled_rare_levels_same_numbers_as_gram(scheduler, monkeypatch, tmp_path):
+    from tests.unit.test_categoricals import _pooled_csv
+
+    path = _pooled_csv(tmp_path / "d.csv")
+    # Small partitions: the rare levels are first seen in different partitions.
+    monkeypatch.setattr(dask_engine, "CSV_PARTITION_BYTES", 4_000)
+    for case in (dict(), dict(test_size=0.3), dict(stability=3)):
+        a, b = _fit(path, "dask", scheduler, **case), _fit(path, "gram", **case)
+        assert "grade=(other)" in [f.name for f in a.features]
+        assert_exact(a, b)
+        assert [f.stability for f in a.features] == [f.stability for f in b.features]
