@@ -10,7 +10,14 @@ from l1select import io as l1io
 from l1select.errors import ConfigError
 from l1select.path import explicit_grid
 from l1select.prepare import needed_columns
-from l1select.select import alternates, diagnostics, refit_ols, select, stability_summary
+from l1select.select import (
+    alternates,
+    column_summary,
+    diagnostics,
+    refit_ols,
+    select,
+    stability_summary,
+)
 from l1select.types import FitParams, Recipe, SelectionResult, Warn
 
 
@@ -112,6 +119,7 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
     if out.test_error is not None:
         n_test, mse, r2 = out.test_error(chosen.coef, chosen.intercept)
         test_report = {"n_rows": n_test, "mse": mse, "r2": r2}
+    results = extra.pop("features")
     cv = chosen.cv
     if cv is not None and out.fold_labels:
         cv = {**cv, "fold_labels": list(out.fold_labels)}
@@ -130,7 +138,8 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
         alpha=chosen.alpha,
         cv=cv,
         intercept=chosen.intercept,
-        features=extra.pop("features"),
+        features=results,
+        columns=column_summary(out.recipe, results),
         selected=chosen.selected,
         warnings=tuple(warnings) + out.warnings,
         recipe=_recipe_dict(out.recipe, out.scaling),

@@ -211,6 +211,9 @@ class SelectionResult:
     refit: dict[str, Any] | None = None
     intercept_ols: float | None = None
     penalty: dict[str, Any] | None = None
+    # One answer per source column (select.column_summary): {column, kind, n_features,
+    # n_selected, selected, features}.
+    columns: tuple[dict[str, Any], ...] = ()
 
     @property
     def sparsity(self) -> dict[str, Any]:

@@ -71,3 +71,32 @@ def test_unseen_levels_go_to_other_without_a_warning(tmp_path):
     pred = [float(v) for v in r.stdout.splitlines()[1:]]
     assert pred[0] == pred[1]  # a rare level and an unseen one are both (other)
     assert "not seen at fit time" not in r.stderr
+
+
+def test_one_answer_per_column_in_json_table_and_report(tmp_path):
+    data, out, doc = _fit_json(tmp_path)
+    cols = {c["column"]: c for c in doc["columns"]}
+    assert list(cols) == ["grade", "x0", "x1", "x2"]  # the source order
+    grade = cols["grade"]
+    levels = [f for f in doc["features"] if f["column"] == "grade"]
+    chosen = [f["name"] for f in levels if f["selected"]]
+    assert grade["kind"] == "categorical" and grade["n_features"] == len(levels) == 9
+    assert grade["n_selected"] == len(chosen) > 0 and grade["selected"] is True
+    assert grade["features"] == [n for n in doc["selected"] if n in chosen]
+    assert cols["x0"]["kind"] == "numeric" and cols["x0"]["n_features"] == 1
+    assert cols["x2"]["selected"] == ("x2" in doc["selected"])
+    # The contract's keys are all still there.
+    for key in ("features", "selected", "sparsity", "recipe", "warnings"):
+        assert key in doc
+
+    r = run("fit", data, "-t", "y", "-q", "--report", tmp_path / "r.html")
+    assert r.exit_code == 0, r.stderr
+    head = f"grade — {len(chosen)} of 9 levels"
+    assert head in " ".join(r.stdout.split())
+    lines = r.stdout.splitlines()
+    start = next(i for i, ln in enumerate(lines) if "grade —" in ln)
+    level = chosen[0].split("=", 1)[1]
+    assert any(f"│   {level} " in ln for ln in lines[start:start + 3 + len(chosen)])
+    assert not any("grade=" in ln for ln in lines)  # levels are shown under their column
+    html = (tmp_path / "r.html").read_text()
+    assert f"<b>grade</b> — {len(chosen)} of 9 levels selected" in html
