@@ -103,7 +103,7 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
     # machine a second BLAS thread fighting Arrow's parser slows it down several times.
     reporter = _Progress(progress, n_rows) if progress else None
     with threadpool_limits(limits=params.threads or 1):
-        out = engine.run(source, header, data, columns, params, reporter)
+        out = _run(engine, source, header, data, columns, params, reporter)
         features = list(out.recipe.features)
         chosen = select(list(out.fits), out.scaling, params.rule, features,
                         list(out.alpha_max), out.penalty)
@@ -232,14 +232,13 @@ def _trust(out, chosen, params: FitParams, progress) -> dict:
             "converged": converged}
 
 
-# The Gram route keeps K+2 matrices of (p+1)² float64: past ~3,000 features they outgrow the
-# memory budget, and below n ≈ 2p they cost more to build than the data matrix does to use.
-GRAM_MAX_FEATURES = 3000
-
-
 def _engine(name: str, n_columns: int, n_rows: int | None):
-    """The engine to run. ``auto`` streams the Gram statistics unless the data is wide."""
+    """The engine to run. ``auto`` streams the Gram statistics unless the data is wide (by its
+    columns here; one-hot levels can make it wide later: the gram engine then raises
+    ``TooWide`` and :func:`_run` switches to the data engine)."""
     if name == "auto":
+        from l1select.engines.gram import GRAM_MAX_FEATURES
+
         wide = n_columns > GRAM_MAX_FEATURES or (n_rows is not None and n_rows < 2 * n_columns)
         name = "data" if wide else "gram"
     if name == "reference":
@@ -257,6 +256,19 @@ def _engine(name: str, n_columns: int, n_rows: int | None):
     from l1select.engines import gram
 
     return gram
+
+
+def _run(engine, source, header, data, columns, params: FitParams, reporter):
+    """Run ``engine``; with ``--engine auto``, the data engine when the gram engine finds the
+    design too wide once the categoricals are one-hot encoded."""
+    if params.engine != "auto" or engine.__name__ != "l1select.engines.gram":
+        return engine.run(source, header, data, columns, params, reporter)
+    try:
+        return engine.run(source, header, data, columns, params, reporter)
+    except engine.TooWide:
+        from l1select.engines import data as wide
+
+        return wide.run(source, header, data, columns, params, reporter)
 
 
 def _recipe_dict(recipe: Recipe, scaling) -> dict:

@@ -16,14 +16,26 @@ from l1select.path import adaptive_initial, alpha_max, grids_for, make_penalty, 
 from l1select.prepare import Y_SLOT, Profiler, pool_rare_levels
 from l1select.types import AllRows, EngineOutput, FitParams, PathFit, Scaling
 
+# The Gram route keeps K+2 matrices of (p+1)² float64: past ~3,000 features they outgrow the
+# memory budget, and below n ≈ 2p they cost more to build than the data matrix does to use.
+GRAM_MAX_FEATURES = 3000
+
+
+class TooWide(Exception):
+    """With ``--engine auto``: the design, one-hot levels counted, is too wide for the Gram
+    route (more than ``GRAM_MAX_FEATURES`` features, or fewer rows than twice the features);
+    the pipeline runs the data engine instead."""
+
 
 class Reduction:
     """The per-batch reduction of the statistics pass, shared by every statistics engine: a
     batch is profiled, its kept rows grouped into test/folds (and stability micro-groups), and
     their statistics merged into ``stats`` (and ``micro``)."""
 
-    def __init__(self, prof: Profiler, grouper: Grouper, params: FitParams):
+    def __init__(self, prof: Profiler, grouper: Grouper, params: FitParams,
+                 max_slots: int | None = None):
         self.prof = prof
+        self.max_slots = max_slots
         self.grouper = grouper
         self.params = params
         self.stats = Moments(n_groups=grouper.n_groups)
@@ -44,6 +56,8 @@ class Reduction:
             labels = [str(v) for v in col.to_pylist()]
         groups = grouper.groups(b.rows, labels)
         stats.ensure_groups(grouper.n_groups)
+        if self.max_slots is not None and len(set(b.keys) | set(stats.keys)) > self.max_slots:
+            raise TooWide
         stats.add(b.keys, b.U, groups, b.init, b.shift)
         if len(self.y_values) < 3 and b.U.shape[0]:
             self.y_values.update(np.unique(b.U[:, b.keys.index(Y_SLOT)])[:3].tolist())
@@ -68,13 +82,14 @@ def make_grouper(params: FitParams) -> Grouper:
                    params.test_size, params.fold_column is not None and params.alpha is None)
 
 
-def accumulate(source, header, data, columns, params: FitParams, progress=None):
+def accumulate(source, header, data, columns, params: FitParams, progress=None,
+               max_slots: int | None = None):
     """The streaming pass: profile every batch and merge its per-group statistics.
 
     Returns the profiler, the statistics, the grouper, the scan record, the micro-group
     statistics (None without ``--stability``) and the number of distinct target values seen
     (counted up to 3). A CSV column whose type changes after its first block is read again as
-    text (a fresh pass).
+    text (a fresh pass). Past ``max_slots`` slots it raises :class:`TooWide`.
     """
     offset, label = (2, "line") if source.format == "csv" else (1, "row")
 
@@ -88,7 +103,7 @@ def accumulate(source, header, data, columns, params: FitParams, progress=None):
                 red = Reduction(Profiler(batch.schema, params.target, params.fold_column,
                                          params.max_levels, params.missing, source.display,
                                          offset, label, source.decimal_comma),
-                                grouper, params)
+                                grouper, params, max_slots)
             red.add(batch, start)
             if progress is not None:
                 progress.read(batch.num_rows)
@@ -112,18 +127,30 @@ def _layout(stats: Moments, prof: Profiler, recipe, slots) -> Layout:
                   fill=np.array(fill), target=stats.index(Y_SLOT))
 
 
+def _pool_plan(stats: Moments, recipe, slots: dict, train_mask: np.ndarray, min_count: int):
+    """:func:`~l1select.prepare.pool_rare_levels` with the levels counted on all training
+    rows (the groups in ``train_mask``) from the statistics."""
+    levels = [j for j, f in enumerate(recipe.features) if f.kind == "onehot"]
+    counts = np.zeros(len(recipe.features))
+    if levels:
+        idx = [stats.index(slots[recipe.features[j].name]) for j in levels]
+        # n_g times the mean of an indicator is its count in group g: integral up to rounding.
+        counts[levels] = np.rint(stats.n[train_mask] @ stats.mean[train_mask][:, idx])
+    return pool_rare_levels(recipe, counts, min_count)
+
+
+def _train_mask(stats: Moments, grouper: Grouper) -> np.ndarray:
+    order, _ = grouper.label_order()
+    mask = np.zeros(stats.n_groups, dtype=bool)
+    mask[order] = True
+    return mask
+
+
 def _pool(stats: Moments, micro: Moments | None, recipe, slots: dict, train_mask: np.ndarray,
           min_count: int):
     """Pool the rare levels (counted on all training rows) into ``column=(other)``: the sum of
     their indicator slots, in ``stats`` and ``micro`` alike (both mutated)."""
-    levels = [j for j, f in enumerate(recipe.features) if f.kind == "onehot"]
-    if not levels:
-        return recipe, slots, []
-    idx = [stats.index(slots[recipe.features[j].name]) for j in levels]
-    counts = np.zeros(len(recipe.features))
-    # n_g times the mean of an indicator is its count in group g: integral up to rounding.
-    counts[levels] = np.rint(stats.n[train_mask] @ stats.mean[train_mask][:, idx])
-    pooled, sources, warnings = pool_rare_levels(recipe, counts, min_count)
+    pooled, sources, warnings = _pool_plan(stats, recipe, slots, train_mask, min_count)
     slots = dict(slots)
     for f, src in zip(pooled.features, sources, strict=True):
         if f.kind == "other":
@@ -148,8 +175,19 @@ def _problem(st: Imputed, standardize: bool):
 
 
 def run(source, header, data, columns, params: FitParams, progress=None) -> EngineOutput:
-    prof, stats, grouper, scan, micro, n_y = accumulate(source, header, data, columns, params,
-                                                        progress)
+    # With --engine auto, the width counts the one-hot levels, which only the pass can see:
+    # slots (features, missing indicators, levels of text not yet ruled out) past the limit
+    # stop it early, and a design found wide after it goes to the data engine too.
+    auto = params.engine == "auto"
+    prof, stats, grouper, scan, micro, n_y = accumulate(
+        source, header, data, columns, params, progress,
+        GRAM_MAX_FEATURES + 2 * len(columns) if auto else None)
+    if auto:
+        recipe, _, slots = prof.recipe()
+        p = len(_pool_plan(stats, recipe, slots, _train_mask(stats, grouper),
+                           params.min_level_count)[0].features)
+        if p > GRAM_MAX_FEATURES or prof.n_rows - prof.n_missing_target < 2 * p:
+            raise TooWide
     return solve(source, params, prof, stats, grouper, scan, micro, n_y, progress)
 
 
@@ -161,8 +199,7 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
     recipe, warnings, slots = prof.recipe()
     order, fold_labels = grouper.label_order()
     n_folds = len(order) if params.alpha is None else 0
-    train_mask = np.zeros(stats.n_groups, dtype=bool)
-    train_mask[order] = True
+    train_mask = _train_mask(stats, grouper)
     recipe, slots, pooled = _pool(stats, micro, recipe, slots, train_mask,
                                   params.min_level_count)
     warnings += pooled

@@ -191,3 +191,39 @@ def test_pooled_categorical_stability_halves_agree(tmp_path):
     # Each half's selection at each alpha is a 0/1 decision; solved to a gap of 1e-10 the two
     # engines make the same decisions, so the frequencies are equal, not merely close.
     assert [f.stability for f in a.features] == [f.stability for f in b.features]
+
+
+def test_auto_engine_follows_the_feature_count_after_encoding(tmp_path):
+    # 3 source columns, but 160 levels in 300 rows: wider than n/2 once one-hot encoded.
+    rng = np.random.default_rng(3)
+    n = 300
+    code = [f"c{v}" for v in rng.permutation(np.arange(n) % 160)]
+    x = rng.normal(size=n)
+    path = tmp_path / "d.csv"
+    pacsv.write_csv(pa.table({"code": code, "x": x, "y": x + rng.normal(size=n)}), path)
+    wide = _fit(path, "auto", max_levels=200, min_level_count=1)
+    assert wide.engine == "data" and len(wide.features) == 161
+    # Pooled (each level has fewer than 10 rows), the same column is narrow: the gram engine.
+    # Every level pooled leaves code=(other) constant: dropped, and both warnings say so.
+    narrow = _fit(path, "auto", max_levels=200)
+    assert narrow.engine == "gram" and [f.name for f in narrow.features] == ["x"]
+    text = " ".join(w.message for w in narrow.warnings)
+    assert "code (160 of 160)" in text and "constant columns: code=(other)" in text
+
+
+def test_auto_engine_leaves_the_pass_once_the_levels_outgrow_the_gram(tmp_path, monkeypatch):
+    from l1select.engines import gram
+
+    monkeypatch.setattr(gram, "GRAM_MAX_FEATURES", 40)
+    rng = np.random.default_rng(4)
+    n = 1000
+    level = rng.integers(0, 60, n)
+    x = rng.normal(size=n)
+    path = tmp_path / "d.csv"
+    pacsv.write_csv(pa.table({"code": [f"c{v}" for v in level], "x": x,
+                              "y": x + level / 30 + rng.normal(size=n)}), path)
+    auto, forced = _fit(path, "auto"), _fit(path, "gram")
+    assert auto.engine == "data" and forced.engine == "gram"
+    assert [f.name for f in auto.features] == [f.name for f in forced.features]
+    assert len(auto.features) > 50  # the levels (a few rare ones pooled) and x
+    assert_same(auto, forced)
