@@ -41,6 +41,7 @@ from l1select.options import (
     FoldColumn,
     Force,
     FormatOpt,
+    GroupCategoricals,
     Jobs,
     Keep,
     L1Ratio,
@@ -233,6 +234,7 @@ def fit(
     missing: MissingOpt = "mean",  # type: ignore[assignment]
     max_levels: MaxLevels = None,
     min_level_count: MinLevelCount = 10,
+    group_categoricals: GroupCategoricals = False,
     test_size: TestSize = None,
     stability: Stability = None,
     stability_threshold: StabilityThreshold = 0.8,
@@ -278,6 +280,7 @@ def fit(
                 n_alphas=n_alphas, eps=eps, alphas=tuple(grid) if grid else None, alpha=alpha,
                 standardize=standardize, missing=getattr(missing, "value", missing),
                 max_levels=max_levels, min_level_count=min_level_count,
+                group_categoricals=group_categoricals,
                 features=tuple(features or ()),
                 exclude=tuple(exclude or ()), test_size=test_size, engine=engine.value,
                 scheduler=scheduler, threads=threads, stability=stability,
@@ -317,8 +320,8 @@ def _require(ctx: typer.Context, **values: object) -> None:
 # fit's options that a job file may hold, under the same name (DATA is the job's source).
 _CONFIG_KEYS = ("target", "features", "exclude", "model", "l1_ratio", "cv", "fold_column",
                 "seed", "rule", "n_alphas", "eps", "alphas", "alpha", "standardize", "missing",
-                "max_levels", "min_level_count", "test_size", "engine", "scheduler", "threads",
-                "stability",
+                "max_levels", "min_level_count", "group_categoricals", "test_size", "engine",
+                "scheduler", "threads", "stability",
                 "stability_threshold", "corr_threshold", "force", "penalty_factor", "adaptive",
                 "refit")
 

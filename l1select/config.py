@@ -244,6 +244,9 @@ class Options(BaseModel):
     min_level_count: int | None = _opt(
         "Pool the levels of a categorical seen on fewer training rows into one feature "
         "column=(other) (default 10).", "min_level_count")
+    group_categoricals: bool | None = _opt(
+        "The group lasso: the levels of a categorical enter or leave the model together "
+        "(default false).")
     test_size: float | None = _opt(
         "Hold out this fraction of rows and report the test MSE and R².", "test_size")
     engine: Literal[ENGINES] | None = _opt(
@@ -312,7 +315,8 @@ _EXPECTS = {
     "fold_column": "a column name", "seed": "a whole number", "rule": "1se or min",
     "n_alphas": "a whole number", "eps": "a number", "alphas": "a list of numbers",
     "alpha": "a number", "standardize": "true or false", "missing": "one of " + ", ".join(MISSING),
-    "max_levels": "a whole number", "min_level_count": "a whole number", "test_size": "a number",
+    "max_levels": "a whole number", "min_level_count": "a whole number",
+    "group_categoricals": "true or false", "test_size": "a number",
     "engine": "one of " + ", ".join(ENGINES), "threads": "a whole number", "name": "a job name",
     "scheduler": "an address such as tcp://host:8786",
     "stability": "a whole number", "stability_threshold": "a number",
@@ -380,6 +384,7 @@ class JobSpec:
             "alphas": None if p.alphas is None else list(p.alphas), "alpha": p.alpha,
             "standardize": p.standardize, "missing": p.missing, "max_levels": p.max_levels,
             "min_level_count": p.min_level_count,
+            "group_categoricals": p.group_categoricals,
             "test_size": p.test_size, "engine": p.engine, "scheduler": p.scheduler,
             "threads": p.threads,
             "stability": p.stability, "stability_threshold": p.stability_threshold,
@@ -742,6 +747,7 @@ def _params(values: dict[str, Any]) -> FitParams:
         alphas=None if alphas is None else tuple(float(a) for a in alphas),
         alpha=get("alpha"), standardize=get("standardize"), missing=get("missing"),
         max_levels=get("max_levels"), min_level_count=get("min_level_count"),
+        group_categoricals=get("group_categoricals"),
         features=tuple(values.get("features") or ()),
         exclude=tuple(values.get("exclude") or ()), test_size=get("test_size"),
         engine=get("engine"), scheduler=get("scheduler"), threads=get("threads"),

@@ -86,6 +86,9 @@ MaxLevels = Annotated[int | None, typer.Option(
 MinLevelCount = Annotated[int, typer.Option(
     "--min-level-count", help="Pool the levels of a categorical seen on fewer training rows "
     "into one feature column=(other).")]
+GroupCategoricals = Annotated[bool, typer.Option(
+    "--group-categoricals", help="The group lasso: the levels of a categorical enter or leave "
+    "the model together (penalty weighted by √(number of levels)).")]
 TestSize = Annotated[float | None, typer.Option(
     "--test-size", help="Hold out this fraction of rows and report the test MSE and R².")]
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]

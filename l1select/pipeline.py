@@ -76,6 +76,13 @@ def validate(params: FitParams) -> FitParams:
         problems.append("--force, --penalty-factor and --adaptive need penalty factors, which "
                         "the reference engine (scikit-learn) does not have; use --engine gram "
                         "or --engine data")
+    if params.group_categoricals and params.engine in ("data", "reference"):
+        problems.append(f"--group-categoricals runs on the Gram statistics; --engine "
+                        f"{params.engine} cannot solve it: use --engine gram (or auto, or dask)")
+    if params.group_categoricals and (params.force or params.penalty_factors
+                                      or params.adaptive):
+        problems.append("--group-categoricals weighs each column by √(its size) and takes no "
+                        "--force, --penalty-factor or --adaptive; give one or the other")
     if params.scheduler is not None and params.engine != "dask":
         problems.append("--scheduler applies to --engine dask; add --engine dask")
     if params.alphas is not None:
@@ -98,7 +105,7 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
     columns, warnings = needed_columns(header.names, params.target, params.features,
                                        params.exclude, params.fold_column, source.display)
     n_rows = l1io.estimate_rows(source, data)
-    engine = _engine(params.engine, len(columns), n_rows)
+    engine = _engine(params.engine, len(columns), n_rows, params.group_categoricals)
     # One BLAS thread unless asked: the pass is many small products, and on a busy 2-core
     # machine a second BLAS thread fighting Arrow's parser slows it down several times.
     reporter = _Progress(progress, n_rows) if progress else None
@@ -232,10 +239,12 @@ def _trust(out, chosen, params: FitParams, progress) -> dict:
             "converged": converged}
 
 
-def _engine(name: str, n_columns: int, n_rows: int | None):
+def _engine(name: str, n_columns: int, n_rows: int | None, group: bool = False):
     """The engine to run. ``auto`` streams the Gram statistics unless the data is wide (by its
     columns here; one-hot levels can make it wide later: the gram engine then raises
     ``TooWide`` and :func:`_run` switches to the data engine)."""
+    if name == "auto" and group:
+        name = "gram"  # the group lasso runs on the Gram statistics only
     if name == "auto":
         from l1select.engines.gram import GRAM_MAX_FEATURES
 

@@ -82,6 +82,7 @@ class FitParams:
     missing: str = "mean"
     max_levels: int | None = None  # None: the repetition rule (prepare.is_categorical)
     min_level_count: int = 10  # rarer levels (on the training rows) pool into column=(other)
+    group_categoricals: bool = False  # the group lasso: a categorical's levels enter together
     features: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     test_size: float | None = None
@@ -121,6 +122,7 @@ class FitParams:
             "missing": self.missing,
             "max_levels": self.max_levels,
             "min_level_count": self.min_level_count,
+            "group_categoricals": self.group_categoricals,
             "features": list(self.features),
             "exclude": list(self.exclude),
             "test_size": self.test_size,

@@ -11,6 +11,7 @@ from l1select.engines.memory import check_folds, constant_features
 from l1select.engines.stability import check_groups, half_pairs, micro_count, micro_ids
 from l1select.errors import DataError
 from l1select.folds import Grouper
+from l1select.grouplasso import feature_groups, group_alpha_max, solve_group_gram
 from l1select.moments import Imputed, Layout, Moments, imputed, merge_sum
 from l1select.path import adaptive_initial, alpha_max, grids_for, make_penalty, solve_gram
 from l1select.prepare import Y_SLOT, Profiler, pool_rare_levels
@@ -178,15 +179,21 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
     # With --engine auto, the width counts the one-hot levels, which only the pass can see:
     # slots (features, missing indicators, levels of text not yet ruled out) past the limit
     # stop it early, and a design found wide after it goes to the data engine too.
-    auto = params.engine == "auto"
+    # The group lasso runs on the Gram only: it stays here, unless far too wide for it.
+    auto = params.engine == "auto" and not params.group_categoricals
     prof, stats, grouper, scan, micro, n_y = accumulate(
         source, header, data, columns, params, progress,
         GRAM_MAX_FEATURES + 2 * len(columns) if auto else None)
-    if auto:
+    if auto or params.group_categoricals:
         recipe, _, slots = prof.recipe()
         p = len(_pool_plan(stats, recipe, slots, _train_mask(stats, grouper),
                            params.min_level_count)[0].features)
-        if p > GRAM_MAX_FEATURES or prof.n_rows - prof.n_missing_target < 2 * p:
+        if params.group_categoricals and p > GRAM_MAX_FEATURES:
+            raise DataError(f"{source.display} has {p} features after one-hot encoding, more "
+                            f"than the {GRAM_MAX_FEATURES} the Gram holds, which "
+                            "--group-categoricals needs; exclude columns or raise "
+                            "--min-level-count")
+        if auto and (p > GRAM_MAX_FEATURES or prof.n_rows - prof.n_missing_target < 2 * p):
             raise TooWide
     return solve(source, params, prof, stats, grouper, scan, micro, n_y, progress)
 
@@ -232,7 +239,10 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
     penalty, adaptive = make_penalty(recipe.features, params,
                                      lambda: _initial(gram, xty, n_train, usable))
     unpen = None if penalty is None else gram[:, penalty == 0]
-    a_max = [alpha_max(xty, r, penalty, unpen) for r in params.l1_ratios]
+    groups = feature_groups(recipe.features) if params.group_categoricals else None
+    solver = _solver(groups)
+    a_max = [alpha_max(xty, r, penalty, unpen) if groups is None
+             else group_alpha_max(xty, groups, r) for r in params.l1_ratios]
     grids = grids_for(a_max, params)
     fold_problems = []
     for g in order if n_folds else []:
@@ -244,7 +254,7 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
     fits = []
     total = len(grids) * (1 + len(fold_problems))
     for i, (l1_ratio, alphas) in enumerate(grids):
-        coefs, converged = solve_gram(gram, xty, yty, alphas, l1_ratio, usable, params,
+        coefs, converged = solver(gram, xty, yty, alphas, l1_ratio, usable, params,
                                       penalty)
         mse_path = sizes = fold_coefs = None
         if fold_problems:
@@ -252,7 +262,7 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
             sizes = np.empty(n_folds)
             fold_coefs = np.empty((n_folds, p, alphas.size))
             for k, (g, st, (G, c, yy, sc, _, ok)) in enumerate(fold_problems):
-                w, ok_k = solve_gram(G, c, yy, alphas, l1_ratio, ok, params, penalty)
+                w, ok_k = solver(G, c, yy, alphas, l1_ratio, ok, params, penalty)
                 converged &= ok_k
                 beta = w / sc[:, None]
                 b = st.y_mean - st.x_mean @ beta
@@ -280,7 +290,7 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
 
     halves = None
     if params.stability:
-        halves = _halves(micro, stats, layout, recipe, params, penalty)
+        halves = _halves(micro, stats, layout, recipe, params, penalty, solver)
 
     return EngineOutput(
         engine=engine, recipe=recipe, warnings=tuple(warnings), fits=tuple(fits),
@@ -294,6 +304,18 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
     )
 
 
+def _solver(groups: np.ndarray | None):
+    """The path solver: the lasso (elastic net) on the Gram, or with ``--group-categoricals``
+    the group lasso over ``groups`` (which has no penalty factors: validate refuses them)."""
+    if groups is None:
+        return solve_gram
+
+    def solve(gram, xty, yty, alphas, l1_ratio, usable, params, penalty=None):
+        return solve_group_gram(gram, xty, yty, alphas, l1_ratio, usable, params, groups)
+
+    return solve
+
+
 def _initial(gram: np.ndarray, xty: np.ndarray, n: float, usable: np.ndarray):
     """The adaptive lasso's initial fit on the features that vary on these rows (the others
     get a zero coefficient, hence the largest weight)."""
@@ -305,7 +327,7 @@ def _initial(gram: np.ndarray, xty: np.ndarray, n: float, usable: np.ndarray):
 
 
 def _halves(micro: Moments | None, stats: Moments, layout: Layout, recipe, params: FitParams,
-            penalty: np.ndarray | None):
+            penalty: np.ndarray | None, solver):
     """The half-sample solver of stability selection: each half's statistics are the merge
     of its micro-groups, imputed and standardized exactly as a training fold's."""
     assert micro is not None and micro.keys == stats.keys
@@ -326,7 +348,7 @@ def _halves(micro: Moments | None, stats: Moments, layout: Layout, recipe, param
             if params.adaptive:
                 pf, _ = make_penalty(recipe.features, params,
                                      lambda G=G, c=c, n=n_h, ok=ok: _initial(G, c, n, ok))
-            w, done = solve_gram(G, c, yy, alphas, l1_ratio, ok, params, pf)
+            w, done = solver(G, c, yy, alphas, l1_ratio, ok, params, pf)
             converged &= done
             chosen[i] = w != 0.0
             if progress is not None:

@@ -100,3 +100,13 @@ def test_one_answer_per_column_in_json_table_and_report(tmp_path):
     assert not any("grade=" in ln for ln in lines)  # levels are shown under their column
     html = (tmp_path / "r.html").read_text()
     assert f"<b>grade</b> — {len(chosen)} of 9 levels selected" in html
+
+
+def test_group_categoricals_on_the_command_line(tmp_path):
+    data, out, doc = _fit_json(tmp_path, "--group-categoricals")
+    grade = next(c for c in doc["columns"] if c["column"] == "grade")
+    assert grade["n_selected"] in (0, grade["n_features"])
+    assert doc["params"]["group_categoricals"] is True
+    r = run("fit", data, "-t", "y", "--group-categoricals", "--engine", "data")
+    assert r.exit_code == 2 and r.stdout == ""
+    assert "--group-categoricals" in r.stderr and "--engine gram" in r.stderr

@@ -227,3 +227,94 @@ def test_auto_engine_leaves_the_pass_once_the_levels_outgrow_the_gram(tmp_path, 
     assert [f.name for f in auto.features] == [f.name for f in forced.features]
     assert len(auto.features) > 50  # the levels (a few rare ones pooled) and x
     assert_same(auto, forced)
+
+
+# -- the issue's "done when" and --group-categoricals -------------------------------------------
+
+def _done_csv(path, n=3000, seed=0):
+    """A 30-level and a 60-level categorical that drive the target, a 12-level one that does
+    not, a customer ID, a numeric driver and numeric noise."""
+    rng = np.random.default_rng(seed)
+    a, b, c = rng.integers(0, 30, n), rng.integers(0, 60, n), rng.integers(0, 12, n)
+    x = rng.normal(size=n)
+    y = rng.normal(size=30)[a] + 0.7 * rng.normal(size=60)[b] + 0.5 * x + rng.normal(size=n)
+    pacsv.write_csv(pa.table({
+        "customer_id": [f"C-{v:09d}" for v in rng.permutation(10**6)[:n]],
+        "region": [f"R{v}" for v in a], "state": [f"S{v}" for v in b],
+        "noise_cat": [f"N{v}" for v in c], "x": x, "noise": rng.normal(size=n), "y": y}), path)
+    return path
+
+
+def test_done_when_defaults_keep_both_categoricals_and_exclude_the_id(tmp_path):
+    res = _fit(_done_csv(tmp_path / "d.csv"), "auto")
+    cols = {c["column"]: c for c in res.columns}
+    assert "customer_id" not in cols
+    assert any("customer_id" in w.message for w in res.warnings if w.code == "excluded_column")
+    assert cols["region"]["kind"] == cols["state"]["kind"] == "categorical"
+    assert cols["region"]["selected"] and cols["state"]["selected"]
+    assert cols["state"]["n_features"] >= 55  # 60 levels of ~50 rows: few or none pooled
+
+
+def test_group_categoricals_selects_whole_columns(tmp_path):
+    path = _done_csv(tmp_path / "d.csv")
+    res = _fit(path, "auto", group_categoricals=True, stability=3)
+    assert res.engine == "gram" and res.params["group_categoricals"] is True
+    cols = {c["column"]: c for c in res.columns}
+    assert cols["region"]["n_selected"] == cols["region"]["n_features"]
+    assert cols["state"]["n_selected"] == cols["state"]["n_features"]
+    assert cols["noise_cat"]["n_selected"] == 0
+    for name in ("region", "state", "noise_cat"):
+        feats = [f for f in res.features if f.column == name]
+        # Fold frequency and stability are per column: the same for every level.
+        assert len({f.fold_frequency for f in feats}) == 1
+        assert len({f.stability for f in feats}) == 1
+
+
+def test_group_categoricals_all_rows_fit_meets_the_kkt_conditions(tmp_path):
+    """The pipeline's all-rows fit at the chosen alpha against the group-lasso optimality
+    conditions on the design standardized here, independently of the engine's statistics."""
+    from l1select.prepare import design_matrix
+    from l1select.types import ColumnSpec, FeatureSpec, Recipe
+
+    path = _done_csv(tmp_path / "d.csv", n=1500, seed=5)
+    res = _fit(path, "gram", group_categoricals=True, model="elasticnet", l1_ratios=(0.8,))
+    rec = res.recipe
+    recipe = Recipe(rec["target"],
+                    tuple(ColumnSpec(c["name"], c["kind"], tuple(c["levels"] or ()),
+                                     tuple(c.get("pooled") or ())) for c in rec["columns"]),
+                    tuple(FeatureSpec(f["name"], f["column"], f["kind"], f["level"])
+                          for f in rec["features"]))
+    table = pacsv.read_csv(path)
+    X = design_matrix(table, recipe)
+    y = np.asarray(table.column("y"))
+    n = y.size
+    Xs = (X - X.mean(0)) / X.std(0)
+    w = np.array([f.coef_std for f in res.features])
+    r = y - y.mean() - Xs @ w
+    alpha, l1_ratio = res.alpha["chosen"], 0.8
+    grad = Xs.T @ r / n - alpha * (1 - l1_ratio) * w
+    cols = [f.column for f in res.features]
+    for col in dict.fromkeys(cols):
+        m = np.array([c == col for c in cols])
+        bound = alpha * l1_ratio * np.sqrt(m.sum())
+        nrm = np.linalg.norm(w[m])
+        # 1e-6 of the bound: the engine stops at a duality gap of 1e-10·var(y).
+        if nrm > 0:
+            np.testing.assert_allclose(grad[m], bound * w[m] / nrm, atol=1e-6 * bound)
+        else:
+            assert np.linalg.norm(grad[m]) <= bound * (1 + 1e-6)
+
+
+@pytest.mark.parametrize(("kw", "needle"), [
+    (dict(engine="data"), "--engine data cannot solve it"),
+    (dict(engine="reference"), "--engine reference cannot solve it"),
+    (dict(force=("x",)), "takes no --force"),
+    (dict(adaptive=True), "takes no --force, --penalty-factor or --adaptive"),
+])
+def test_group_categoricals_usage_errors(tmp_path, kw, needle):
+    from l1select.errors import ConfigError
+    from l1select.pipeline import validate
+    from l1select.types import FitParams
+
+    with pytest.raises(ConfigError, match=needle.replace("(", r"\(")):
+        validate(FitParams(target="y", group_categoricals=True, **kw))

@@ -312,3 +312,14 @@ def test_pooled_rare_levels_same_numbers_as_gram(scheduler, monkeypatch, tmp_pat
         assert "grade=(other)" in [f.name for f in a.features]
         assert_exact(a, b)
         assert [f.stability for f in a.features] == [f.stability for f in b.features]
+
+
+def test_group_categoricals_same_numbers_as_gram(scheduler, monkeypatch, tmp_path):
+    from tests.unit.test_categoricals import _pooled_csv
+
+    path = _pooled_csv(tmp_path / "d.csv")
+    monkeypatch.setattr(dask_engine, "CSV_PARTITION_BYTES", 4_000)
+    a = _fit(path, "dask", scheduler, group_categoricals=True, stability=3)
+    b = _fit(path, "gram", group_categoricals=True, stability=3)
+    assert_exact(a, b)
+    assert [f.stability for f in a.features] == [f.stability for f in b.features]
