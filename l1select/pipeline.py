@@ -76,9 +76,9 @@ def validate(params: FitParams) -> FitParams:
         problems.append("--force, --penalty-factor and --adaptive need penalty factors, which "
                         "the reference engine (scikit-learn) does not have; use --engine gram "
                         "or --engine data")
-    if params.group_categoricals and params.engine in ("data", "reference"):
-        problems.append(f"--group-categoricals runs on the Gram statistics; --engine "
-                        f"{params.engine} cannot solve it: use --engine gram (or auto, or dask)")
+    if params.group_categoricals and params.engine == "data":
+        problems.append("--group-categoricals runs on the Gram statistics; --engine data "
+                        "cannot solve it: use --engine gram (or auto, dask or reference)")
     if params.group_categoricals and (params.force or params.penalty_factors
                                       or params.adaptive):
         problems.append("--group-categoricals weighs each column by √(its size) and takes no "

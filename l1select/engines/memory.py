@@ -10,6 +10,7 @@ from l1select import io as l1io
 from l1select.engines.stability import MICRO_GROUPS, check_groups, half_pairs, micro_ids
 from l1select.errors import DataError, list_names
 from l1select.folds import Grouper
+from l1select.grouplasso import feature_groups, group_alpha_max
 from l1select.path import adaptive_initial_data, alpha_max, grids_for, make_penalty
 from l1select.prepare import Profiler, design_matrix, pool_columns, pool_rare_levels
 from l1select.types import AllRows, FitParams, Recipe, Scaling, Warn
@@ -166,7 +167,11 @@ def prepare_grids(mem: InMemory, params: FitParams) -> Prepared:
     penalty, adaptive = make_penalty(mem.recipe.features, params,
                                      lambda: initial_data(Xs, yc))
     unpen = None if penalty is None else Xs.T @ Xs[:, penalty == 0] / n
-    a_max = [alpha_max(xty, r, penalty, unpen) for r in params.l1_ratios]
+    if params.group_categoricals:
+        groups = feature_groups(mem.recipe.features)
+        a_max = [group_alpha_max(xty, groups, r) for r in params.l1_ratios]
+    else:
+        a_max = [alpha_max(xty, r, penalty, unpen) for r in params.l1_ratios]
     diag = np.einsum("ij,ij->j", Xs, Xs) / n
 
     def gram_cols(idx) -> np.ndarray:
