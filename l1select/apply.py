@@ -9,8 +9,9 @@ Rules for data that differs from the training data (documented in the README):
 - a column the model needs (a feature with a non-zero coefficient) that is missing from the
   data is an error; columns the model does not need may be absent;
 - a missing value is imputed with the training mean, as ``fit`` did;
-- a category level not seen at fit time counts as none of the known levels (all its one-hot
-  features 0), with a warning that counts the rows;
+- a category level not seen at fit time goes to ``column=(other)`` when the column has one
+  (rare levels were pooled at fit time); else it counts as none of the known levels (all its
+  one-hot features 0), with a warning that counts the rows;
 - a numeric column whose values are no longer numbers is an error naming the column and a value.
 """
 
@@ -62,7 +63,8 @@ def load_model(path: str) -> Model:
                          "write one with 'l1select fit … --format json'")
     try:
         recipe = doc["recipe"]
-        columns = {c["name"]: ColumnSpec(c["name"], c["kind"], tuple(c.get("levels") or ()))
+        columns = {c["name"]: ColumnSpec(c["name"], c["kind"], tuple(c.get("levels") or ()),
+                                         tuple(c.get("pooled") or ()))
                    for c in recipe["columns"]}
         coefs = {f["name"]: f for f in doc["features"]}
         feats = recipe["features"]
@@ -165,9 +167,10 @@ def predict(data_path: str, model: Model, keep: tuple[str, ...] = (),
             if col not in done:
                 done[col] = _column(batch.column(col), model.columns[col], shown, unseen)
             values = done[col]
-            if model.kinds[j] == "onehot":
+            if model.kinds[j] in ("onehot", "other"):
                 text, miss = values
-                X[:, j] = _onehot(text, model.levels[j])
+                X[:, j] = _onehot(text, model.levels[j]) if model.kinds[j] == "onehot" else \
+                    _other(text, model.columns[col])
                 X[miss, j] = np.nan
             else:
                 X[:, j] = values
@@ -203,6 +206,14 @@ def _onehot(text: pa.Array, level: str | None) -> np.ndarray:
     return _floats(pc.equal(text, level).fill_null(False))
 
 
+def _other(text: pa.Array, spec: ColumnSpec) -> np.ndarray:
+    """``column=(other)``: 1 where the value is none of the levels with their own feature."""
+    from l1select.prepare import _floats
+
+    known = pc.is_in(text, value_set=pa.array(list(spec.levels), pa.string()))
+    return _floats(pc.invert(known).fill_null(False))
+
+
 def _column(arr, spec: ColumnSpec, shown: str, unseen: dict):
     """One source column read the way the recipe says; categorical: (text, missing mask)."""
     from l1select.prepare import _bools, _text
@@ -210,6 +221,8 @@ def _column(arr, spec: ColumnSpec, shown: str, unseen: dict):
     if spec.kind == "categorical":
         text = _text(arr)
         miss = _bools(pc.is_null(text))
+        if spec.pooled:  # an unseen level is one more rare level: it goes to (other)
+            return text, miss
         known = pc.is_in(text, value_set=pa.array(list(spec.levels), pa.string()))
         new = pc.and_(pc.invert(known.fill_null(True)), pc.is_valid(text))
         if pc.any(new).as_py():

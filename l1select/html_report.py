@@ -210,7 +210,28 @@ def _selected_table(doc: dict[str, Any]) -> str:
             '<th class="num">coef (std)</th><th></th>'
             + "".join(f'<th class="num">{_e(label)}</th>' for _, label in extra) + "</tr>")
     rows = []
-    for i, f in enumerate(chosen, 1):
+    # A categorical's selected levels are gathered under one line for its column, at the
+    # place of its first level (the order of ``selected``).
+    groups = {c.get("column"): c for c in doc.get("columns") or []
+              if c.get("kind") == "categorical"}
+    ordered, seen = [], set()
+    for f in chosen:
+        col = groups.get(f.get("column"))
+        if col is None:
+            ordered.append(f)
+        elif col["column"] not in seen:
+            seen.add(col["column"])
+            ordered.append(col)
+            ordered += [by_name[n] for n in col.get("features", []) if n in by_name]
+    i = 0
+    for f in ordered:
+        if "name" not in f:  # a categorical column's line
+            rows.append(
+                f'<tr class="group"><td></td><td colspan="{5 + len(extra)}"><b>'
+                f'{_e(f["column"])}</b> — {_e(f.get("n_selected"))} of '
+                f'{_e(f.get("n_features"))} levels selected</td></tr>')
+            continue
+        i += 1
         std = f.get("coef_std")
         bar = ""
         if isinstance(std, (int, float)) and top > 0:

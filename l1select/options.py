@@ -216,8 +216,15 @@ FIT_OPTIONS: tuple[Option, ...] = (
            flags=("--standardize/--no-standardize",)),
     Option("missing", "choice", "mean", "Missing feature values: impute the training mean, "
            "drop rows, or fail.", INPUT, choices=("mean", "drop", "error"), plan=True),
-    Option("max_levels", "int", 20, "Text columns with at most this many values are one-hot "
-           "encoded.", INPUT, ge=1),
+    Option("max_levels", "int", None, "One-hot encode text columns with at most N distinct "
+           "values, however often they repeat (default: text whose values repeat, up to 1,000 "
+           "levels).", INPUT, ge=1),
+    Option("min_level_count", "int", 10, "Pool the levels of a categorical seen on fewer "
+           "training rows into one feature column=(other).", INPUT, ge=1,
+           why="1 pools nothing"),
+    Option("group_categoricals", "bool", False, "The group lasso: the levels of a categorical "
+           "enter or leave the model together (penalty weighted by √(number of levels)).",
+           MODEL),
     Option("features", "names", (), "Only these columns as features (names or globs; "
            "repeatable).", INPUT, flags=("-f",), plan=True),
     Option("exclude", "names", (), "Never use these columns (names or globs; repeatable).",
@@ -509,6 +516,14 @@ def _rules(p: Any) -> Iterable[Problem]:
                             "{engine} gram or {engine} data", at=given[0])
     if p.scheduler is not None and p.engine != "dask":
         yield Problem("scheduler", "applies to {engine} dask; add {engine} dask")
+    if p.group_categoricals and p.engine == "data":
+        yield Problem("group_categoricals", "runs on the Gram statistics; {engine} data cannot "
+                                            "solve it: use {engine} gram (or auto, dask or "
+                                            "reference)")
+    if p.group_categoricals and (p.force or p.penalty_factors or p.adaptive):
+        yield Problem("group_categoricals", "weighs each column by √(its size) and takes no "
+                                            "{force}, {penalty_factor} or {adaptive}; give one "
+                                            "or the other")
 
 
 # --------------------------------------------------------------------------------------------

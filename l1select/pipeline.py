@@ -10,7 +10,14 @@ from l1select import io as l1io
 from l1select.errors import ConfigError, escaped
 from l1select.options import problems
 from l1select.prepare import needed_columns
-from l1select.select import alternates, diagnostics, refit_ols, select, stability_summary
+from l1select.select import (
+    alternates,
+    column_summary,
+    diagnostics,
+    refit_ols,
+    select,
+    stability_summary,
+)
 from l1select.types import FitParams, Recipe, SelectionResult, Warn
 
 
@@ -40,12 +47,12 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
     columns, warnings = needed_columns(header.names, params.target, params.features,
                                        params.exclude, params.fold_column, source.display)
     n_rows = l1io.estimate_rows(source, data)
-    engine = _engine(params.engine, len(columns), n_rows)
+    engine = _engine(params.engine, len(columns), n_rows, params.group_categoricals)
     # One BLAS thread unless asked: the pass is many small products, and on a busy 2-core
     # machine a second BLAS thread fighting Arrow's parser slows it down several times.
     reporter = _Progress(progress, n_rows) if progress else None
     with threadpool_limits(limits=params.threads or 1):
-        out = engine.run(source, header, data, columns, params, reporter)
+        out = _run(engine, source, header, data, columns, params, reporter)
         features = list(out.recipe.features)
         chosen = select(list(out.fits), out.scaling, params.rule, features,
                         list(out.alpha_max), out.penalty)
@@ -61,6 +68,7 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
     if out.test_error is not None:
         n_test, mse, r2 = out.test_error(chosen.coef, chosen.intercept)
         test_report = {"n_rows": n_test, "mse": mse, "r2": r2}
+    results = extra.pop("features")
     cv = chosen.cv
     if cv is not None and out.fold_labels:
         cv = {**cv, "fold_labels": list(out.fold_labels)}
@@ -79,7 +87,8 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
         alpha=chosen.alpha,
         cv=cv,
         intercept=chosen.intercept,
-        features=extra.pop("features"),
+        features=results,
+        columns=column_summary(out.recipe, results),
         selected=chosen.selected,
         warnings=tuple(warnings) + out.warnings,
         recipe=_recipe_dict(out.recipe, out.scaling),
@@ -185,14 +194,15 @@ def _trust(out, chosen, params: FitParams, progress) -> dict:
             "converged": converged}
 
 
-# The Gram route keeps K+2 matrices of (p+1)² float64: past ~3,000 features they outgrow the
-# memory budget, and below n ≈ 2p they cost more to build than the data matrix does to use.
-GRAM_MAX_FEATURES = 3000
-
-
-def _engine(name: str, n_columns: int, n_rows: int | None):
-    """The engine to run. ``auto`` streams the Gram statistics unless the data is wide."""
+def _engine(name: str, n_columns: int, n_rows: int | None, group: bool = False):
+    """The engine to run. ``auto`` streams the Gram statistics unless the data is wide (by its
+    columns here; one-hot levels can make it wide later: the gram engine then raises
+    ``TooWide`` and :func:`_run` switches to the data engine)."""
+    if name == "auto" and group:
+        name = "gram"  # the group lasso runs on the Gram statistics only
     if name == "auto":
+        from l1select.engines.gram import GRAM_MAX_FEATURES
+
         wide = n_columns > GRAM_MAX_FEATURES or (n_rows is not None and n_rows < 2 * n_columns)
         name = "data" if wide else "gram"
     if name == "reference":
@@ -212,11 +222,25 @@ def _engine(name: str, n_columns: int, n_rows: int | None):
     return gram
 
 
+def _run(engine, source, header, data, columns, params: FitParams, reporter):
+    """Run ``engine``; with ``--engine auto``, the data engine when the gram engine finds the
+    design too wide once the categoricals are one-hot encoded."""
+    if params.engine != "auto" or engine.__name__ != "l1select.engines.gram":
+        return engine.run(source, header, data, columns, params, reporter)
+    try:
+        return engine.run(source, header, data, columns, params, reporter)
+    except engine.TooWide:
+        from l1select.engines import data as wide
+
+        return wide.run(source, header, data, columns, params, reporter)
+
+
 def _recipe_dict(recipe: Recipe, scaling) -> dict:
     """The preparation recipe a result carries, so that transform and predict need no refit."""
     return {
         "target": recipe.target,
-        "columns": [{"name": c.name, "kind": c.kind, "levels": list(c.levels) or None}
+        "columns": [{"name": c.name, "kind": c.kind, "levels": list(c.levels) or None,
+                     **({"pooled": list(c.pooled)} if c.pooled else {})}
                     for c in recipe.columns],
         "features": [
             {"name": f.name, "column": f.column, "kind": f.kind, "level": f.level,

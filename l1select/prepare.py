@@ -10,8 +10,8 @@ seen in all batches, with rules that do not depend on where the batches break:
   (:data:`_ID_NAME`) or counts the rows exactly (0…n−1 or 1…n in file order, no value
   missing); booleans are 0/1;
 - text is a number when every value is written as one (thousands separators allowed); else a
-  date when every value looks like one (excluded); else one-hot encoded when it has at most
-  ``max_levels`` distinct values; else excluded (IDs, free text);
+  date when every value looks like one (excluded); else one-hot encoded when its values repeat
+  (:func:`is_categorical`); else excluded (IDs, names, free text);
 - date/time, nested and binary columns, and columns with no values, are excluded.
 
 A column named exactly in ``--features`` (``explicit``) beats every guess: it is used when it
@@ -59,6 +59,29 @@ SCALE_AT = 256
 LIMIT = 400
 # The target's largest |value| must lie in here: squared errors of its size are normal floats.
 TARGET_RANGE = (1e-150, 1e150)
+
+# The default categorical rule: at most this many distinct values, and few against the rows.
+MAX_LEVELS = 1000
+MIN_MEAN_COUNT = 10
+SMALL_LEVELS = 20
+
+
+def is_categorical(n_levels: int, n_present: int, max_levels: int | None) -> bool:
+    """Whether a text column with ``n_levels`` distinct values in ``n_present`` non-missing
+    cells is a categorical (else an ID, names or free text, and excluded).
+
+    By default its values must repeat: at most ``MAX_LEVELS`` (1,000) distinct values, and
+    either each seen at least ``MIN_MEAN_COUNT`` (10) times on average (distinct values at
+    most 10% of the non-missing cells: a 28-level column in 300 rows, a 50-level one in 500)
+    or, for small tables, at most 20 levels each seen twice on average. IDs, names and free
+    text are seen about once each. An explicit ``max_levels`` (``--max-levels N``) replaces
+    the rule: at most N distinct values, however often they repeat.
+    """
+    if max_levels is not None:
+        return n_levels <= max_levels
+    return n_levels <= MAX_LEVELS and (
+        MIN_MEAN_COUNT * n_levels <= n_present
+        or (n_levels <= SMALL_LEVELS and 2 * n_levels <= n_present))
 
 
 def _match(patterns: tuple[str, ...], names: list[str], option: str, strict: bool,
@@ -199,6 +222,7 @@ class _Column:
     thousands_ok: bool = True
     date_ok: bool = True
     levels: dict[str, None] | None = field(default_factory=dict)
+    n_present: int = 0  # non-missing cells of a text column (the categorical rule)
     dropped_levels: list[str] = field(default_factory=list)
 
 
@@ -224,7 +248,7 @@ class Profiler:
     """Classifies the columns as batches arrive, and emits each batch's slot rows."""
 
     def __init__(self, schema: pa.Schema, target: str, fold_column: str | None,
-                 max_levels: int, missing: str, source: str, line_offset: int = 2,
+                 max_levels: int | None, missing: str, source: str, line_offset: int = 2,
                  row_label: str = "line", decimal_comma: bool = False,
                  explicit: tuple[str, ...] = ()):
         self.target = target
@@ -235,6 +259,8 @@ class Profiler:
         self._grouped_re = _DECIMAL_COMMA_RE if decimal_comma else _THOUSANDS_RE
         self.fold_column = fold_column
         self.max_levels = max_levels
+        # Levels are tracked up to this many; past it the column cannot be a categorical.
+        self.level_cap = MAX_LEVELS if max_levels is None else max_levels
         self.missing = missing
         self.source = source
         self.line_offset = line_offset
@@ -523,6 +549,7 @@ class Profiler:
                    init: dict, start: int) -> None:
         text = _text(arr)
         present = text.filter(pc.is_valid(text)) if text.null_count else text
+        col.n_present += len(present)
         if len(present):
             if col.number_ok:
                 col.number_ok = bool(pc.all(pc.match_substring_regex(present, _NUMBER_RE))
@@ -535,7 +562,7 @@ class Profiler:
             if col.levels is not None:
                 for v in pc.unique(present).to_pylist():
                     col.levels.setdefault(v, None)
-                if len(col.levels) > self.max_levels:
+                if len(col.levels) > self.level_cap:
                     col.dropped_levels = list(col.levels)
                     col.levels = None
         if col.number_ok or col.thousands_ok:
@@ -545,11 +572,17 @@ class Profiler:
                 self._check_finite(values, col.name, start)
                 values = self._scaled([col], values[:, None], start)[:, 0]
             self._emit_number(col, ("num", col.name), values, valid, keys, cols, init)
-        if col.levels is not None:
-            for level in col.levels:
+        if col.levels is not None and col.levels:
+            names = list(col.levels)
+            # One lookup for all levels, not one comparison per level (up to 1,000 of them).
+            where = pc.index_in(text, value_set=pa.array(names, pa.string()))
+            onehot = np.zeros((len(text), len(names)))
+            hit = _bools(where.is_valid())
+            onehot[np.flatnonzero(hit), _floats(where.filter(hit)).astype(np.int64)] = 1.0
+            cols.append(onehot)
+            for level in names:
                 key = ("lvl", col.name, level)
                 keys.append(key)
-                cols.append(_floats(pc.equal(text, level).fill_null(False)))
                 if key not in self._seen_slots:
                     init[key] = 0.0
 
@@ -576,7 +609,7 @@ class Profiler:
             if (a.name, a.kind) != (b.name, b.kind):
                 raise DataError(f"Column {quoted(a.name)} in {self.source} has different types in "
                                 "different files; give every file the same types")
-            _merge_column(a, b, self.max_levels)
+            _merge_column(a, b, self.level_cap)
 
     def seeded(self) -> Profiler:
         """A copy of this (merged, whole-data) profile that emits, on any part of the data,
@@ -616,7 +649,7 @@ class Profiler:
         if col.kind == "text" and col.levels:  # dates with few values: one level each
             return "categorical", ""
         if col.kind == "text" and col.levels is None:
-            why = (f"more than {self.max_levels} distinct values; raise --max-levels to "
+            why = (f"more than {self.level_cap} distinct values; raise --max-levels to "
                    "one-hot encode it, or")
         else:
             why = f"{reason}, which cannot be a feature;"
@@ -643,10 +676,15 @@ class Profiler:
             return self.grouped, ""
         if col.date_ok:
             return "excluded", "date/time"
-        if col.levels is not None:
+        if col.levels is not None and is_categorical(len(col.levels), col.n_present,
+                                                     self.max_levels):
             return "categorical", ""
-        return "excluded", (f"text with more than {self.max_levels} distinct values (IDs or free "
-                            "text; raise --max-levels to one-hot encode)")
+        if self.max_levels is not None:
+            return "excluded", (f"text with more than {self.max_levels} distinct values (IDs "
+                                "or free text; raise --max-levels to one-hot encode)")
+        return "excluded", ("text whose values rarely repeat (IDs, names or free text; "
+                            "--max-levels N one-hot encodes text with at most N distinct "
+                            "values)")
 
     def recipe(self) -> tuple[Recipe, list[Warn], dict[str, tuple]]:
         """The final recipe, the warnings, and for each feature its value slot."""
@@ -733,6 +771,7 @@ def _merge_column(a: _Column, b: _Column, max_levels: int) -> None:
     if a.exp is None:
         a.exp = b.exp
     a.has_missing |= b.has_missing
+    a.n_present += b.n_present
     a.number_ok &= b.number_ok
     a.thousands_ok &= b.thousands_ok
     a.date_ok &= b.date_ok
@@ -790,6 +829,66 @@ def column_values(arr, spec: ColumnSpec) -> np.ndarray:
     return _floats(arr)
 
 
+OTHER = "(other)"
+
+
+def pool_rare_levels(recipe: Recipe, counts: np.ndarray, min_count: int
+                     ) -> tuple[Recipe, list[np.ndarray], list[Warn]]:
+    """Pool the levels of each categorical seen on fewer than ``min_count`` training rows into
+    one feature ``column=(other)`` (scikit-learn's ``OneHotEncoder(min_frequency=…)``: the
+    pooled feature exists only when at least one level is pooled).
+
+    ``counts`` (n_features,) are the training-row counts of each feature's level (ignored for
+    other features). Returns the new recipe; for each of its features the indices of the old
+    features whose sum it is (a linear map, so the statistics pool exactly); and a warning
+    naming what was pooled.
+    """
+    specs = {c.name: c for c in recipe.columns}
+    features: list[FeatureSpec] = []
+    sources: list[np.ndarray] = []
+    columns: dict[str, ColumnSpec] = {}
+    pooled_names: list[str] = []
+    done: set[str] = set()
+    for j, f in enumerate(recipe.features):
+        if f.kind != "onehot":
+            features.append(f)
+            sources.append(np.array([j]))
+            continue
+        if f.column in done:
+            continue
+        done.add(f.column)
+        idx = [i for i, g in enumerate(recipe.features) if g.column == f.column]
+        rare = [i for i in idx if counts[i] < min_count]
+        keep = [i for i in idx if counts[i] >= min_count]
+        for i in keep:
+            features.append(recipe.features[i])
+            sources.append(np.array([i]))
+        if rare:
+            features.append(FeatureSpec(f"{f.column}={OTHER}", f.column, "other"))
+            sources.append(np.array(rare))
+            pooled_names.append(f"{f.column} ({len(rare)} of {len(idx)})")
+        columns[f.column] = ColumnSpec(
+            f.column, specs[f.column].kind,
+            tuple(recipe.features[i].level for i in keep),
+            tuple(recipe.features[i].level for i in rare))
+    warnings = []
+    if pooled_names:
+        warnings.append(Warn("pooled_levels", (
+            f"Pooled the levels seen on fewer than {min_count} training rows into one feature "
+            f"column={OTHER}: {list_names(pooled_names, 20)} (--min-level-count)")))
+    new = Recipe(recipe.target, tuple(columns.get(c.name, c) for c in recipe.columns),
+                 tuple(features), recipe.fold_column)
+    return new, sources, warnings
+
+
+def pool_columns(X: np.ndarray, sources: list[np.ndarray]) -> np.ndarray:
+    """The design of the pooled recipe from that of the unpooled one (NaN stays NaN)."""
+    if all(s.size == 1 for s in sources) and len(sources) == X.shape[1]:
+        return X
+    return np.column_stack([X[:, s[0]] if s.size == 1 else X[:, s].sum(axis=1)
+                            for s in sources]) if sources else X[:, :0]
+
+
 def design_matrix(table: pa.Table, recipe: Recipe) -> np.ndarray:
     """Apply ``recipe`` to ``table``: X (n_samples, n_features), NaN where missing."""
     n = table.num_rows
@@ -807,7 +906,12 @@ def design_matrix(table: pa.Table, recipe: Recipe) -> np.ndarray:
             miss = _bools(pc.is_null(text))
             for g in recipe.features:
                 if g.column == f.column:
-                    col = _floats(pc.equal(text, g.level).fill_null(False))
+                    if g.kind == "other":
+                        known = pc.is_in(text, value_set=pa.array(list(spec.levels),
+                                                                  pa.string()))
+                        col = _floats(pc.invert(known).fill_null(False))
+                    else:
+                        col = _floats(pc.equal(text, g.level).fill_null(False))
                     col[miss] = np.nan
                     X[:, j] = col
                     j += 1

@@ -10,7 +10,7 @@ import numpy as np
 from l1select.cv import CVCurve, choose, cv_curve
 from l1select.errors import quoted
 from l1select.path import ols_refit
-from l1select.types import AllRows, FeatureResult, FeatureSpec, PathFit, Scaling, Warn
+from l1select.types import AllRows, FeatureResult, FeatureSpec, PathFit, Recipe, Scaling, Warn
 
 
 @dataclass(frozen=True)
@@ -276,3 +276,28 @@ def diagnostics(sel: Selection, fit: PathFit, params, n_features: int, n_rows: i
             "selection is still informative, but a logistic model (glmnet's "
             "family='binomial') is the usual choice")))
     return out
+
+
+_COLUMN_KINDS = {"categorical": "categorical", "bool": "bool"}
+
+
+def column_summary(recipe: Recipe, features: tuple[FeatureResult, ...]
+                   ) -> tuple[dict[str, Any], ...]:
+    """One answer per source column, in the recipe's column order: ``{column, kind
+    (numeric | bool | categorical), n_features, n_selected, selected, features}``, where
+    ``features`` lists the column's selected features (a categorical's levels) in the order
+    of ``selected``, and ``selected`` is whether any of them is."""
+    by_column: dict[str, list[FeatureResult]] = {}
+    for f in features:
+        by_column.setdefault(f.column, []).append(f)
+    out = []
+    for c in recipe.columns:
+        feats = by_column.get(c.name)
+        if not feats:
+            continue
+        chosen = [f for f in feats if f.selected]
+        chosen.sort(key=lambda f: (-abs(f.coef_std), f.name))
+        out.append({"column": c.name, "kind": _COLUMN_KINDS.get(c.kind, "numeric"),
+                    "n_features": len(feats), "n_selected": len(chosen),
+                    "selected": bool(chosen), "features": [f.name for f in chosen]})
+    return tuple(out)

@@ -23,8 +23,10 @@ class Warn:
 class FeatureSpec:
     """One model feature and how it is made from a source column.
 
-    ``kind`` is ``numeric`` (the column's value), ``bool`` (0/1) or ``onehot`` (1 where the
-    column equals ``level``, else 0).
+    ``kind`` is ``numeric`` (the column's value), ``bool`` (0/1), ``onehot`` (1 where the
+    column equals ``level``, else 0) or ``other`` (``column=(other)``: 1 where the column has
+    a value that is none of its column's ``levels``: the pooled rare levels, and at
+    ``predict`` levels never seen).
     """
 
     name: str
@@ -36,11 +38,13 @@ class FeatureSpec:
 @dataclass(frozen=True)
 class ColumnSpec:
     """How one source column is read: ``numeric``, ``bool``, ``thousands`` (a number written
-    with thousands separators), or ``categorical`` with its ``levels``."""
+    with thousands separators), or ``categorical`` with its ``levels`` (each its own feature)
+    and the rare levels ``pooled`` into the one feature ``column=(other)``."""
 
     name: str
     kind: str
     levels: tuple[str, ...] = ()
+    pooled: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,9 @@ class SelectionResult:
     refit: dict[str, Any] | None = None
     intercept_ols: float | None = None
     penalty: dict[str, Any] | None = None
+    # One answer per source column (select.column_summary): {column, kind, n_features,
+    # n_selected, selected, features}.
+    columns: tuple[dict[str, Any], ...] = ()
 
     @property
     def sparsity(self) -> dict[str, Any]:

@@ -10,8 +10,9 @@ from l1select import io as l1io
 from l1select.engines.stability import MICRO_GROUPS, check_groups, half_pairs, micro_ids
 from l1select.errors import DataError, list_names, quoted
 from l1select.folds import Grouper
+from l1select.grouplasso import feature_groups, group_alpha_max
 from l1select.path import adaptive_initial_data, alpha_max, grids_for, make_penalty
-from l1select.prepare import Profiler, design_matrix
+from l1select.prepare import Profiler, design_matrix, pool_columns, pool_rare_levels
 from l1select.types import AllRows, FitParams, Recipe, Scaling, Warn
 
 
@@ -131,7 +132,7 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
     batch = prof.update(table, 0)
     recipe, warnings, _ = prof.recipe()
     units = prof.units()
-    unit = np.array([1.0 if f.kind == "onehot" else units[f.column] for f in recipe.features])
+    unit = _feature_units(recipe, units)
     # Held × unit, as the statistics engines hold them: squares of huge or tiny values stay
     # normal floats (exact: a power of two; 1 for most columns).
     X_all = design_matrix(table, recipe)[batch.rows] * unit
@@ -151,6 +152,13 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
     remap[order] = np.arange(1, len(order) + 1)
     groups = remap[groups]
     test = groups == 0
+    # Rare levels pool on the training rows (test rows excluded), the same for every fold.
+    train = X_all[~test]
+    counts = np.where(np.isnan(train), 0.0, train).sum(axis=0)
+    recipe, sources, pooled = pool_rare_levels(recipe, counts, params.min_level_count)
+    X_all = pool_columns(X_all, sources)
+    unit = _feature_units(recipe, units)
+    warnings += pooled
     if params.test_size is not None and (not test.any() or test.all()):
         raise DataError(f"--test-size {params.test_size} leaves no rows on one side of the "
                         f"split of {y_all.size} rows; choose another fraction")
@@ -181,6 +189,12 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
                     sha256=read.sha256, rows=batch.rows[~test], unit=unit[kept])
 
 
+def _feature_units(recipe, units: dict[str, float]) -> np.ndarray:
+    """Each feature's unit (see :meth:`Profiler.units`): indicators are held as they are."""
+    return np.array([1.0 if f.kind in ("onehot", "other") else units[f.column]
+                     for f in recipe.features])
+
+
 @dataclass(frozen=True)
 class Prepared:
     """The all-rows scaling, the alpha grid of each l1_ratio and their ``alpha_max``, the
@@ -205,7 +219,11 @@ def prepare_grids(mem: InMemory, params: FitParams) -> Prepared:
     penalty, adaptive = make_penalty(mem.recipe.features, params,
                                      lambda: initial_data(Xs, yc))
     unpen = None if penalty is None else Xs.T @ Xs[:, penalty == 0] / n
-    a_max = [alpha_max(xty, r, penalty, unpen) for r in params.l1_ratios]
+    if params.group_categoricals:
+        groups = feature_groups(mem.recipe.features)
+        a_max = [group_alpha_max(xty, groups, r) for r in params.l1_ratios]
+    else:
+        a_max = [alpha_max(xty, r, penalty, unpen) for r in params.l1_ratios]
     diag = np.einsum("ij,ij->j", Xs, Xs) / n
 
     def gram_cols(idx) -> np.ndarray:

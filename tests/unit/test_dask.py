@@ -337,3 +337,27 @@ def test_huge_and_tiny_columns_give_the_gram_engines_numbers(scheduler, tmp_path
     a = _fit(path, "dask", scheduler)
     assert dask_engine.last_transfer["partitions"] > 1
     assert_exact(a, _fit(path, "gram"))
+
+
+def test_pooled_rare_levels_same_numbers_as_gram(scheduler, monkeypatch, tmp_path):
+    from tests.unit.test_categoricals import _pooled_csv
+
+    path = _pooled_csv(tmp_path / "d.csv")
+    # Small partitions: the rare levels are first seen in different partitions.
+    monkeypatch.setattr(dask_engine, "CSV_PARTITION_BYTES", 4_000)
+    for case in (dict(), dict(test_size=0.3), dict(stability=3)):
+        a, b = _fit(path, "dask", scheduler, **case), _fit(path, "gram", **case)
+        assert "grade=(other)" in [f.name for f in a.features]
+        assert_exact(a, b)
+        assert [f.stability for f in a.features] == [f.stability for f in b.features]
+
+
+def test_group_categoricals_same_numbers_as_gram(scheduler, monkeypatch, tmp_path):
+    from tests.unit.test_categoricals import _pooled_csv
+
+    path = _pooled_csv(tmp_path / "d.csv")
+    monkeypatch.setattr(dask_engine, "CSV_PARTITION_BYTES", 4_000)
+    a = _fit(path, "dask", scheduler, group_categoricals=True, stability=3)
+    b = _fit(path, "gram", group_categoricals=True, stability=3)
+    assert_exact(a, b)
+    assert [f.stability for f in a.features] == [f.stability for f in b.features]
