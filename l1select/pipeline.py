@@ -8,70 +8,22 @@ import numpy as np
 
 from l1select import io as l1io
 from l1select.errors import ConfigError, escaped
-from l1select.path import explicit_grid
+from l1select.options import problems
 from l1select.prepare import needed_columns
 from l1select.select import alternates, diagnostics, refit_ols, select, stability_summary
 from l1select.types import FitParams, Recipe, SelectionResult, Warn
 
 
 def validate(params: FitParams) -> FitParams:
-    """Check the options once, at the entry; later stages trust them."""
-    problems = []
-    if params.model not in ("lasso", "elasticnet"):
-        problems.append(f"--model must be lasso or elasticnet, not '{params.model}'")
-    if params.model == "lasso" and tuple(params.l1_ratios) != (1.0,):
-        problems.append("--l1-ratio applies to --model elasticnet; lasso has l1_ratio 1")
-    if any(not (0.0 < r <= 1.0) for r in params.l1_ratios) or not params.l1_ratios:
-        problems.append("--l1-ratio values must be in (0, 1], e.g. --l1-ratio 0.1,0.5,0.9")
-    if params.fold_column is None and params.cv < 2:
-        problems.append(f"--cv must be at least 2, not {params.cv}")
-    if params.n_alphas < 1:
-        problems.append("--n-alphas must be at least 1")
-    if not (0.0 < params.eps < 1.0):
-        problems.append(f"--eps must be between 0 and 1, not {params.eps}")
-    if params.alpha is not None and not (params.alpha > 0 and np.isfinite(params.alpha)):
-        problems.append(f"--alpha must be a positive number, not {params.alpha}")
-    if params.alpha is not None and params.alphas is not None:
-        problems.append("give either --alpha (one fit, no CV) or --alphas (a CV grid), not both")
-    if params.alpha is not None and len(params.l1_ratios) > 1:
-        problems.append("--alpha fits one model: give a single --l1-ratio")
-    if params.test_size is not None and not (0.0 < params.test_size < 1.0):
-        problems.append(f"--test-size must be between 0 and 1, not {params.test_size}")
-    if params.max_levels < 1:
-        problems.append("--max-levels must be at least 1")
-    if params.rule not in ("1se", "min"):
-        problems.append(f"--rule must be 1se or min, not '{params.rule}'")
-    if params.missing not in ("mean", "drop", "error"):
-        problems.append(f"--missing must be mean, drop or error, not '{params.missing}'")
-    if params.stability is not None and params.stability < 1:
-        problems.append(f"--stability must be at least 1 (pairs of half-samples), not "
-                        f"{params.stability}")
-    if not (0.5 < params.stability_threshold <= 1.0):
-        problems.append("--stability-threshold must be in (0.5, 1] (the bound on false "
-                        f"selections needs more than 0.5), not {params.stability_threshold}")
-    if not (0.0 < params.corr_threshold <= 1.0):
-        problems.append(f"--corr-threshold must be in (0, 1], not {params.corr_threshold}")
-    bad = [f"{n}={w}" for n, w in params.penalty_factors if not (w >= 0 and np.isfinite(w))]
-    if bad:
-        problems.append(f"--penalty-factor weights must be finite and at least 0, not "
-                        f"{', '.join(bad)}")
-    both = sorted({n for n, _ in params.penalty_factors} & set(params.force))
-    if both:
-        problems.append(f"--force and --penalty-factor both name {', '.join(both)}: "
-                        "give one of them")
-    if params.refit not in (None, "ols"):
-        problems.append(f"--refit must be ols, not '{params.refit}'")
-    if params.engine == "reference" and (params.force or params.penalty_factors
-                                         or params.adaptive):
-        problems.append("--force, --penalty-factor and --adaptive need penalty factors, which "
-                        "the reference engine (scikit-learn) does not have; use --engine gram "
-                        "or --engine data")
-    if params.scheduler is not None and params.engine != "dask":
-        problems.append("--scheduler applies to --engine dask; add --engine dask")
-    if params.alphas is not None:
-        explicit_grid(params.alphas)
-    if problems:
-        raise ConfigError("; ".join(problems))
+    """Check the options once, at the entry; later stages trust them.
+
+    Raises :class:`ConfigError` with every problem, phrased with flag names
+    (``--cv must be at least 2, not 1``); the job-file loader phrases the same problems
+    (:func:`l1select.options.problems`) with its keys and lines.
+    """
+    found = problems(params)
+    if found:
+        raise ConfigError("; ".join(p.for_cli() for p in found))
     return params
 
 

@@ -6,12 +6,16 @@ batch, emits the rows of the *slot* vector that the statistics are built from (s
 missing-value indicator, plus the target. What a column finally means is decided from what was
 seen in all batches, with rules that do not depend on where the batches break:
 
-- numbers are features, unless every value is an integer and the column is a row counter
-  (steps of exactly ±1) or has an ID-like name; booleans are 0/1;
+- numbers are features, unless every value is an integer and the column has an ID name
+  (:data:`_ID_NAME`) or counts the rows exactly (0…n−1 or 1…n in file order, no value
+  missing); booleans are 0/1;
 - text is a number when every value is written as one (thousands separators allowed); else a
   date when every value looks like one (excluded); else one-hot encoded when it has at most
   ``max_levels`` distinct values; else excluded (IDs, free text);
 - date/time, nested and binary columns, and columns with no values, are excluded.
+
+A column named exactly in ``--features`` (``explicit``) beats every guess: it is used when it
+can be read as a number or a category, and is an error (saying why) when it cannot.
 
 :meth:`Profiler.recipe` gives the final :class:`~l1select.types.Recipe`; :func:`design_matrix`
 applies a recipe to a table (NaN where a value is missing).
@@ -40,11 +44,21 @@ _DECIMAL_COMMA_RE = (rf"^\s*[-+]?{_CUR}\s*[-+]?(\d{{1,3}}(\.\d{{3}})+|\d+)(,\d+)
                      rf"([eE][-+]?\d+)?\s*{_CUR}\s*$")
 _DATE_RE = (r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})"
             r"([ T]\d{1,2}:\d{2}.*)?\s*$")
+# The names that make an integer column an ID (case-insensitive, surrounding blanks ignored):
+# id, index, row, rownum, a name ending in _id (or " id", "-id", ".id"), an empty header (read
+# as unnamed_N) or pandas' written index (Unnamed: 0).
 _ID_NAME = re.compile(
-    r"(^|[_\s.-])(id|uuid|guid|key|index|idx)$|^(id|index|row|rownum|unnamed_\d+)$",
-    re.IGNORECASE,
+    r"^(id|index|row|rownum|unnamed_\d+|unnamed: ?\d+)$|[_\s.-]id$", re.IGNORECASE,
 )
 Y_SLOT = ("y",)
+# A column whose first values lie outside 2^±SCALE_AT in size is held in the statistics scaled by
+# a power of two (exact): its squares and co-moments would overflow or underflow otherwise.
+SCALE_AT = 256
+# Values later in a column may exceed its first ones (scaled to about 1) by up to 2^LIMIT: its
+# co-moments stay finite for any row count below 2^200.
+LIMIT = 400
+# The target's largest |value| must lie in here: squared errors of its size are normal floats.
+TARGET_RANGE = (1e-150, 1e150)
 
 
 def _match(patterns: tuple[str, ...], names: list[str], option: str, strict: bool,
@@ -177,8 +191,9 @@ class _Column:
     has_missing: bool = False
     fill: float = 0.0
     integral: bool = True
-    step: float | None = None  # +1 / -1 while the values count rows, nan once they don't
-    head: float | None = None  # the first integer value tracked (to merge profiles)
+    step: float | None = None  # +1 while the values count rows (steps of +1), nan once not
+    head: float | None = None  # the first value (a row counter starts at 0 or 1)
+    exp: int | None = None  # values are held × 2^-exp (None: not yet known, as 0)
     last: float | None = None
     number_ok: bool = True
     thousands_ok: bool = True
@@ -210,8 +225,11 @@ class Profiler:
 
     def __init__(self, schema: pa.Schema, target: str, fold_column: str | None,
                  max_levels: int, missing: str, source: str, line_offset: int = 2,
-                 row_label: str = "line", decimal_comma: bool = False):
+                 row_label: str = "line", decimal_comma: bool = False,
+                 explicit: tuple[str, ...] = ()):
         self.target = target
+        # Columns named exactly in --features: used whatever the heuristics say.
+        self.explicit = frozenset(explicit)
         # How grouped numbers are written: 1,234.5 in comma-delimited files, 1.234,5 else.
         self.grouped = "decimal_comma" if decimal_comma else "thousands"
         self._grouped_re = _DECIMAL_COMMA_RE if decimal_comma else _THOUSANDS_RE
@@ -231,7 +249,9 @@ class Profiler:
                 col = _Column(f.name, "bool")
             elif _is_number(t):
                 col = _Column(f.name, "numeric")
-            elif _is_text(t) or pa.types.is_null(t):
+            elif _is_text(t) or pa.types.is_null(t) or (pa.types.is_temporal(t)
+                                                        and f.name in self.explicit):
+                # An explicit date/time column is read as its text: levels, if few enough.
                 col = _Column(f.name, "text")
             elif pa.types.is_temporal(t):
                 col = _Column(f.name, "excluded", "date/time")
@@ -247,6 +267,7 @@ class Profiler:
         self._seen_slots: set[tuple] = {Y_SLOT}
         self._shift: dict[tuple, float] = {}
         self.target_values_seen = False
+        self.y_absmax = 0.0
         self.first_width: int | None = None  # slots emitted by the first batch
 
     # -- the target --------------------------------------------------------------------------
@@ -274,8 +295,53 @@ class Profiler:
     def _check_finite(self, values: np.ndarray, name: str, start: int) -> None:
         bad = np.isinf(values)
         if bad.any():
-            self._problem(int(np.flatnonzero(bad)[0]), name, start, "an infinite value",
+            self._problem(int(np.flatnonzero(bad)[0]), name, start,
+                          "an infinite value (or a number beyond ±1.8e308)",
                           "replace it with a finite number or leave it empty")
+
+    def _check_target_size(self, y: np.ndarray, start: int) -> None:
+        """Squared errors of the target's size must be normal floats (see TARGET_RANGE)."""
+        with np.errstate(invalid="ignore"):
+            big = np.abs(y) > TARGET_RANGE[1]
+        if big.any():
+            i = int(np.flatnonzero(big)[0])
+            self._problem(i, self.target, start, f"a value too large to fit ({y[i]:.3g})",
+                          "its squared errors overflow: divide the target by a power of ten")
+        finite = np.abs(y[np.isfinite(y)])
+        if finite.size:
+            self.y_absmax = max(self.y_absmax, float(finite.max()))
+
+    def _scaled(self, cols: list[_Column], M: np.ndarray, start: int) -> np.ndarray:
+        """The values ``M`` (n, len(cols)) of numeric columns as held: × 2^-exp.
+
+        A column's exponent is fixed by its first batch with a non-zero value: 0 when its
+        largest |value| there is within 2^±SCALE_AT (most data: nothing changes), else that
+        value's binary exponent. Scaling by a power of two is exact, and the standardized
+        lasso does not depend on a column's scale.
+        """
+        with np.errstate(invalid="ignore"):
+            absM = np.abs(M)
+            top = np.max(np.where(np.isnan(absM), 0.0, absM), axis=0) if M.shape[0] else \
+                np.zeros(M.shape[1])
+        for j, col in enumerate(cols):
+            if col.exp is None and top[j] > 0:
+                # Clamped so that the unit 2^-exp is a float (subnormal values: 2^1000).
+                e = int(np.clip(np.frexp(top[j])[1], -1000, 1000))
+                col.exp = e if abs(e) > SCALE_AT else 0
+        exps = np.array([c.exp or 0 for c in cols], dtype=np.int64)
+        if exps.any():
+            M = np.ldexp(M, -exps[None, :])
+            absM = np.abs(M)
+        with np.errstate(invalid="ignore"):
+            too_big = absM > 2.0 ** LIMIT
+        for j in np.flatnonzero(too_big.any(axis=0)):
+            i = int(np.argmax(too_big[:, j]))
+            self._problem(i, cols[j].name, start,
+                          f"a value ({np.ldexp(M[i, j], int(exps[j])):.3g}) too large beside "
+                          f"its earlier values (about {2.0 ** int(exps[j]):.3g}), so that the "
+                          "squares of its spread overflow",
+                          "rescale the column, or leave the value out")
+        return M
 
     def _problem(self, i: int, name: str, start: int, what: str, todo: str) -> None:
         """Remember the earliest bad cell of the batch; :meth:`update` raises it at the end."""
@@ -296,6 +362,7 @@ class Profiler:
         self._first_problem: tuple[int, DataError] | None = None
         y = self._target(batch.column(self.target))
         self._check_finite(y, self.target, start)
+        self._check_target_size(y, start)
         keep = ~np.isnan(y)
         self.n_missing_target += int(n - keep.sum())
         keys: list[tuple] = [Y_SLOT]
@@ -372,6 +439,8 @@ class Profiler:
             miss_cols.append((col, miss))
             if miss.all():
                 continue
+        self._track_integers(numeric, M)
+        M = self._scaled(numeric, M, start)
         for j, col in enumerate(numeric):
             if not col.observed and not (has_nan[j] and nan[:, j].all()):
                 col.observed = True
@@ -383,14 +452,13 @@ class Profiler:
                     self._shift[("x", col.name)] = col.fill
             elif ("x", col.name) not in self._seen_slots:
                 init[("x", col.name)] = col.fill
-        self._track_integers(numeric, M)
         if has_nan.any():
             fills = np.array([c.fill for c in numeric])
             M = np.where(nan, fills[None, :], M)
         return M
 
     def _track_integers(self, numeric: list[_Column], M: np.ndarray) -> None:
-        """Whether each column holds only integers, and counts rows in steps of ±1 (an ID)."""
+        """Whether each column holds only integers, and counts the rows (steps of +1)."""
         idx = [j for j, c in enumerate(numeric) if c.integral]
         if not idx:
             return
@@ -419,21 +487,22 @@ class Profiler:
             self.missing_columns.add(col.name)
 
     def _track_numbers(self, col: _Column, obs: np.ndarray) -> None:
-        """Follow the steps between consecutive integer values (ID-like when always ±1)."""
+        """Follow the steps between consecutive values: a row counter steps by +1 only.
+
+        Missing values are skipped here; a column with any is no row counter (see
+        :meth:`_decide`), so this only has to be right for complete columns.
+        """
         if obs.size == 0:
             return
         if col.head is None:
             col.head = float(obs[0])
         if col.step is None or not np.isnan(col.step):
             seq = obs if col.last is None else np.concatenate([[col.last], obs])
-            diffs = np.unique(np.diff(seq))
-            if diffs.size > 1 or (diffs.size == 1 and abs(diffs[0]) != 1):
+            diffs = np.diff(seq)
+            if diffs.size and not np.all(diffs == 1.0):
                 col.step = np.nan
-            elif diffs.size == 1:
-                if col.step is not None and col.step != diffs[0]:
-                    col.step = np.nan
-                else:
-                    col.step = float(diffs[0])
+            elif diffs.size:
+                col.step = 1.0
             col.last = float(obs[-1])
 
     def _emit_number(self, col: _Column, key: tuple, values: np.ndarray, valid: np.ndarray,
@@ -473,6 +542,8 @@ class Profiler:
             values = np.full(len(text), np.nan)
             if len(present):
                 values = parse_text_numbers(text, "plain" if col.number_ok else self.grouped)
+                self._check_finite(values, col.name, start)
+                values = self._scaled([col], values[:, None], start)[:, 0]
             self._emit_number(col, ("num", col.name), values, valid, keys, cols, init)
         if col.levels is not None:
             for level in col.levels:
@@ -496,6 +567,7 @@ class Profiler:
         self.n_rows += later.n_rows
         self.n_missing_target += later.n_missing_target
         self.n_missing_dropped += later.n_missing_dropped
+        self.y_absmax = max(self.y_absmax, later.y_absmax)
         self.missing_columns |= later.missing_columns
         self._seen_slots |= later._seen_slots
         if self.first_width is None:
@@ -529,8 +601,30 @@ class Profiler:
             dead.extend(("lvl", col.name, lv) for lv in col.dropped_levels)
         return [k for k in dead if k in self._seen_slots]
 
+    def _counts_rows(self, col: _Column) -> bool:
+        """The column is 0…n−1 or 1…n in file order, with no value missing."""
+        return (col.integral and not col.has_missing and col.head in (0.0, 1.0)
+                and (col.step == 1.0 or (self.n_rows == 1 and col.step is None)))
+
     def _decide(self, col: _Column) -> tuple[str, str]:
         """(kind, reason) of a column after all batches."""
+        kind, reason = self._guess(col)
+        if kind != "excluded" or col.name not in self.explicit:
+            return kind, reason
+        if col.kind == "numeric" and reason.startswith("ID-like"):  # used as asked
+            return "numeric", ""
+        if col.kind == "text" and col.levels:  # dates with few values: one level each
+            return "categorical", ""
+        if col.kind == "text" and col.levels is None:
+            why = (f"more than {self.max_levels} distinct values; raise --max-levels to "
+                   "one-hot encode it, or")
+        else:
+            why = f"{reason}, which cannot be a feature;"
+        raise DataError(f"Column '{col.name}' in {self.source}, named in --features, has "
+                        f"{why} remove it from --features")
+
+    def _guess(self, col: _Column) -> tuple[str, str]:
+        """(kind, reason) of a column after all batches, by the heuristics alone."""
         if col.kind == "excluded":
             return "excluded", col.reason
         if not col.observed and col.kind != "text" or (col.kind == "text" and col.levels == {}):
@@ -538,9 +632,10 @@ class Profiler:
         if col.kind == "bool":
             return "bool", ""
         if col.kind == "numeric":
-            if col.integral and (_ID_NAME.search(col.name) or
-                                 (col.step is not None and not np.isnan(col.step))):
-                return "excluded", "ID-like (integer IDs or row numbers)"
+            if col.integral and _ID_NAME.search(col.name.strip()):
+                return "excluded", "ID-like (an ID name)"
+            if self._counts_rows(col):
+                return "excluded", "ID-like (row numbers)"
             return "numeric", ""
         if col.number_ok:
             return "numeric_text", ""
@@ -560,6 +655,10 @@ class Profiler:
         if self.n_missing_target == self.n_rows:
             raise DataError(f"Target column {quoted(self.target)} in {self.source} has no values; "
                             "choose a column with numeric values")
+        if 0.0 < self.y_absmax < TARGET_RANGE[0]:
+            raise DataError(f"Target column '{self.target}' in {self.source} has only values "
+                            f"smaller than {TARGET_RANGE[0]:g} in size, whose squared errors "
+                            "underflow; multiply the target by a power of ten")
         columns: list[ColumnSpec] = []
         features: list[FeatureSpec] = []
         slots: dict[str, tuple] = {}
@@ -584,7 +683,11 @@ class Profiler:
         warnings = []
         for reason, names in excluded.items():
             code = "excluded_all_missing" if reason == "all values missing" else "excluded_column"
-            warnings.append(Warn(code, f"Excluded {reason}: {list_names(names, 20)}"))
+            hint = ""
+            if reason.startswith("ID-like"):
+                hint = (f"; pass --features {names[0]} to use it" if len(names) == 1
+                        else "; pass --features NAME to use one")
+            warnings.append(Warn(code, f"Excluded {reason}: {list_names(names, 20)}{hint}"))
         if self.n_missing_target:
             warnings.append(Warn("dropped_missing_target",
                                  f"Dropped {self.n_missing_target} rows with a missing target "
@@ -613,14 +716,22 @@ class Profiler:
         return recipe, warnings, slots
 
     def fills(self) -> dict[str, float]:
-        """The fill value of each column's missing values in the slot statistics."""
+        """The fill value of each column's missing values in the slot statistics (as held:
+        scaled, see :meth:`units`)."""
         return {c.name: c.fill for c in self.columns}
+
+    def units(self) -> dict[str, float]:
+        """How each column's values are held in the slot statistics: value × unit (a power
+        of two; 1 for most columns)."""
+        return {c.name: float(np.ldexp(1.0, -(c.exp or 0))) for c in self.columns}
 
 
 def _merge_column(a: _Column, b: _Column, max_levels: int) -> None:
     """Merge column profile ``b`` (later rows) into ``a`` (earlier rows)."""
     if not a.observed and b.observed:
         a.observed, a.fill = True, b.fill
+    if a.exp is None:
+        a.exp = b.exp
     a.has_missing |= b.has_missing
     a.number_ok &= b.number_ok
     a.thousands_ok &= b.thousands_ok
@@ -636,7 +747,7 @@ def _merge_column(a: _Column, b: _Column, max_levels: int) -> None:
         a.levels = None
     elif b.levels is None:
         a.dropped_levels += [v for v in b.dropped_levels if v not in set(a.dropped_levels)]
-    # Integers counting rows in steps of ±1, across the boundary too.
+    # Integers counting rows in steps of +1, across the boundary too.
     if not (a.integral and b.integral):
         a.integral = False
         return
@@ -651,7 +762,7 @@ def _merge_column(a: _Column, b: _Column, max_levels: int) -> None:
         return
     d = float(b.head) - float(a.last)
     steps.add(d)
-    a.step = steps.pop() if len(steps) == 1 and abs(d) == 1 else np.nan
+    a.step = steps.pop() if len(steps) == 1 and d == 1 else np.nan
     a.last = b.last
 
 

@@ -244,7 +244,8 @@ def _profiler(job: _Job, schema: pa.Schema) -> Profiler:
     offset, label = (2, "line") if job.source.format == "csv" else (1, "row")
     p = job.params
     return Profiler(schema, p.target, p.fold_column, p.max_levels, p.missing,
-                    job.source.display, offset, label, job.source.decimal_comma)
+                    job.source.display, offset, label, job.source.decimal_comma,
+                    explicit=p.features)
 
 
 def _by_label(params: FitParams) -> bool:

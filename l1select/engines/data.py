@@ -12,7 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from l1select.engines.memory import (
+    check_scaling,
     half_rows,
+    in_own_units,
     initial_data,
     load,
     n_values,
@@ -24,14 +26,17 @@ from l1select.path import make_penalty
 from l1select.types import EngineOutput, FitParams, PathFit
 
 
-def _fold_scaling(X: np.ndarray, rows: np.ndarray, standardize: bool):
-    """Training means, scales and standard deviations over ``rows`` (missing at the mean)."""
+def _fold_scaling(X: np.ndarray, rows: np.ndarray, standardize: bool, unit: np.ndarray):
+    """Training means, scales and standard deviations over ``rows`` (missing at the mean);
+    ``unit``: how the columns are held (see InMemory)."""
     sub = X[rows]
-    mean = np.nanmean(sub, axis=0)
+    with np.errstate(invalid="ignore"):  # a column with no value on these rows: NaN mean
+        mean = np.nanmean(sub, axis=0)
+    mean = np.where(np.isnan(mean), 0.0, mean)
     centered = np.where(np.isnan(sub), 0.0, sub - mean)
     std = np.sqrt(np.einsum("ij,ij->j", centered, centered) / rows.size)
     # A zero scale tells the kernel the feature is constant here: it stays at zero.
-    scale = std if standardize else np.where(std > 0, 1.0, 0.0)
+    scale = std if standardize else np.where(std > 0, unit, 0.0)
     return mean, scale
 
 
@@ -66,18 +71,25 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
     for k in range(1, mem.n_folds + 1):
         test = mem.groups == k
         rows = np.flatnonzero(~test).astype(np.int64)
-        mean, scale = _fold_scaling(mem.X, rows, params.standardize)
+        mean, scale = _fold_scaling(mem.X, rows, params.standardize, mem.units())
         folds.append((rows, mean, scale, float(y[rows].mean()), np.flatnonzero(test)))
+    own = in_own_units(scaling, mem.units())
+    check_scaling(own, mem.recipe, source.display)
     fits = []
     for l1_ratio, alphas in grids:
         # The all-rows fit and the folds' are independent: the kernel releases the GIL, so
         # they run side by side on the machine's cores (the numbers do not depend on it).
         jobs = [(all_rows, scaling.x_mean, scale_all, scaling.y_mean)] + \
             [(rows, mean, scale, y_mean) for rows, mean, scale, y_mean, _ in folds]
-        with ThreadPoolExecutor(max_workers=solve_threads(params, len(jobs))) as pool:
+        pool = ThreadPoolExecutor(max_workers=solve_threads(params, len(jobs)))
+        try:
             futures = [pool.submit(_path, Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio,
                                    params, penalty) for rows, mean, scale, y_mean in jobs]
             done = [f.result() for f in futures]
+        finally:
+            # On Ctrl-C the wait above is interrupted: do not wait for the paths still running
+            # (the command leaves without them, see cli.main); never start the others.
+            pool.shutdown(wait=False, cancel_futures=True)
         coefs, converged = done[0]
         mse_path = sizes = fold_coefs = None
         if folds:
@@ -98,7 +110,7 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
                             fold_sizes=sizes, fold_coefs=fold_coefs, converged=converged))
     return EngineOutput(
         engine="data", recipe=mem.recipe, warnings=mem.warnings, fits=tuple(fits),
-        scaling=scaling, alpha_max=tuple(a_max), n_rows=mem.n_rows, n_used=int(y.size),
+        scaling=own, alpha_max=tuple(a_max), n_rows=mem.n_rows, n_used=int(y.size),
         n_test=int(mem.y_test.size), n_dropped=mem.n_dropped, sha256=mem.sha256,
         n_folds=mem.n_folds, fold_labels=mem.fold_labels,
         test_error=test_error_fn(mem, scaling.x_mean), penalty=penalty,
@@ -118,7 +130,7 @@ def _halves(mem, Xf: np.ndarray, y: np.ndarray, params: FitParams, penalty):
         chosen = np.zeros((len(halves_rows), p, alphas.size), dtype=bool)
         converged = True
         for i, rows in enumerate(halves_rows):
-            mean, scale = _fold_scaling(mem.X, rows, params.standardize)
+            mean, scale = _fold_scaling(mem.X, rows, params.standardize, mem.units())
             y_mean = float(y[rows].mean())
             pf = penalty
             if params.adaptive:

@@ -7,7 +7,7 @@ import numpy as np
 
 from l1select import io as l1io
 from l1select.cv import heldout_sse
-from l1select.engines.memory import check_folds, constant_features
+from l1select.engines.memory import check_folds, check_scaling, constant_features
 from l1select.engines.stability import check_groups, half_pairs, micro_count, micro_ids
 from l1select.errors import DataError, quoted
 from l1select.folds import Grouper
@@ -86,7 +86,8 @@ def accumulate(source, header, data, columns, params: FitParams, progress=None):
             if red is None:
                 red = Reduction(Profiler(batch.schema, params.target, params.fold_column,
                                          params.max_levels, params.missing, source.display,
-                                         offset, label, source.decimal_comma),
+                                         offset, label, source.decimal_comma,
+                                         explicit=params.features),
                                 grouper, params)
             red.add(batch, start)
             if progress is not None:
@@ -111,14 +112,31 @@ def _layout(stats: Moments, prof: Profiler, recipe, slots) -> Layout:
                   fill=np.array(fill), target=stats.index(Y_SLOT))
 
 
-def _problem(st: Imputed, standardize: bool):
-    """The standardized Gram problem of some rows: (gram, xty, yty, scale, usable)."""
+def _units(prof: Profiler, recipe) -> np.ndarray:
+    """How each feature's values are held in the statistics: value × unit (see
+    :meth:`Profiler.units`; a one-hot level is held as is)."""
+    units = prof.units()
+    return np.array([1.0 if f.kind == "onehot" else units[f.column] for f in recipe.features])
+
+
+def _problem(st: Imputed, standardize: bool, unit: np.ndarray, source: str = "",
+             names=()):
+    """The standardized Gram problem of some rows: (gram, xty, yty, scale, std, usable), in
+    the units the statistics are held in (``unit``: see :func:`_units`)."""
     var = np.maximum(np.diag(st.xx), 0.0) / st.n
     std = np.sqrt(var)
     usable = std > 0
-    scale = np.where(usable, std, 1.0) if standardize else np.ones_like(std)
-    gram = st.xx / (st.n * np.outer(scale, scale))
-    xty = st.xy / (st.n * scale)
+    scale = np.where(usable, std, 1.0) if standardize else unit
+    with np.errstate(all="ignore"):
+        gram = st.xx / (st.n * np.outer(scale, scale))
+        xty = st.xy / (st.n * scale)
+    if not (np.all(np.isfinite(gram)) and np.all(np.isfinite(xty))):
+        # Only without standardization: the raw-scale Gram of huge values overflows.
+        bad = ~(np.isfinite(np.diag(gram)) & np.isfinite(xty))
+        which = [n for n, b in zip(names, bad, strict=False) if b][:3]
+        raise DataError(f"Column(s) {', '.join(which) or '?'} in {source} hold values too "
+                        "large to fit without standardization (their squares overflow); "
+                        "drop --no-standardize, or rescale them")
     return gram, xty, st.yy / st.n, scale, std, usable
 
 
@@ -135,6 +153,7 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
     from the whole data's profile and per-group statistics (whichever engine made them)."""
     recipe, warnings, slots = prof.recipe()
     layout = _layout(stats, prof, recipe, slots)
+    unit = _units(prof, recipe)
     order, fold_labels = grouper.label_order()
     n_folds = len(order) if params.alpha is None else 0
     train_mask = np.zeros(stats.n_groups, dtype=bool)
@@ -147,14 +166,16 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
     if n_train == 0:
         raise DataError(f"{source.display} has no rows with a target value; nothing to fit")
     full = imputed(n_train, mean_all, com_all, layout)
-    gram, xty, yty, scale, std, usable = _problem(full, params.standardize)
-    recipe, kept, more = constant_features(np.where(usable, std, 0.0), recipe, source.display)
+    names = [f.name for f in recipe.features]
+    recipe, kept, more = constant_features(_spread(full), recipe, source.display)
     warnings += more
+    unit, names = unit[kept], [n for n, k in zip(names, kept, strict=True) if k]
     if not kept.all():
         layout = Layout(layout.value[kept], layout.missing[kept], layout.fill[kept],
                         layout.target)
         full = imputed(n_train, mean_all, com_all, layout)
-        gram, xty, yty, scale, std, usable = _problem(full, params.standardize)
+    gram, xty, yty, scale, std, usable = _problem(full, params.standardize, unit,
+                                                  source.display, names)
     if yty <= 0:
         raise DataError(f"Target column {quoted(params.target)} in {source.display} is constant; "
                         "choose a target that varies")
@@ -175,7 +196,8 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
         others[g] = False
         n_k, mean_k, com_k = stats.merged(others)
         st = imputed(n_k, mean_k, com_k, layout)
-        fold_problems.append((g, st, _problem(st, params.standardize)))
+        fold_problems.append((g, st, _problem(st, params.standardize, unit, source.display,
+                                              names)))
     fits = []
     total = len(grids) * (1 + len(fold_problems))
     for i, (l1_ratio, alphas) in enumerate(grids):
@@ -200,14 +222,16 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
                     progress.path(i * (1 + n_folds) + k + 2, total)
         fits.append(PathFit(l1_ratio=l1_ratio, alphas=alphas, coefs=coefs, mse_path=mse_path,
                             fold_sizes=sizes, fold_coefs=fold_coefs, converged=converged))
-    scaling = Scaling(x_mean=full.x_mean, x_scale=scale, x_std=std, y_mean=full.y_mean,
-                      y_var=yty, n_samples=int(n_train))
+    # Back to the columns' own units (exact: the units are powers of two).
+    scaling = Scaling(x_mean=full.x_mean / unit, x_scale=scale / unit, x_std=std / unit,
+                      y_mean=full.y_mean, y_var=yty, n_samples=int(n_train))
+    check_scaling(scaling, recipe, source.display)
 
     test_error = None
     if n_test:
         def test_error(coef: np.ndarray, intercept: float):
             sse = heldout_sse(stats.n[0], stats.mean[0], stats.com[0], layout.value,
-                              layout.missing, layout.target, full.shift, coef[:, None],
+                              layout.missing, layout.target, full.shift, (coef / unit)[:, None],
                               np.array([intercept]))[0]
             mse = float(sse / stats.n[0])
             var = float(stats.com[0][layout.target, layout.target] / stats.n[0])
@@ -215,7 +239,7 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
 
     halves = None
     if params.stability:
-        halves = _halves(micro, stats, layout, recipe, params, penalty)
+        halves = _halves(micro, stats, layout, recipe, params, penalty, unit)
 
     return EngineOutput(
         engine=engine, recipe=recipe, warnings=tuple(warnings), fits=tuple(fits),
@@ -229,6 +253,11 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
     )
 
 
+def _spread(st: Imputed) -> np.ndarray:
+    """Each feature's standard deviation on these rows, in the units it is held in."""
+    return np.sqrt(np.maximum(np.diag(st.xx), 0.0) / st.n)
+
+
 def _initial(gram: np.ndarray, xty: np.ndarray, n: float, usable: np.ndarray):
     """The adaptive lasso's initial fit on the features that vary on these rows (the others
     get a zero coefficient, hence the largest weight)."""
@@ -240,7 +269,7 @@ def _initial(gram: np.ndarray, xty: np.ndarray, n: float, usable: np.ndarray):
 
 
 def _halves(micro: Moments | None, stats: Moments, layout: Layout, recipe, params: FitParams,
-            penalty: np.ndarray | None):
+            penalty: np.ndarray | None, unit: np.ndarray):
     """The half-sample solver of stability selection: each half's statistics are the merge
     of its micro-groups, imputed and standardized exactly as a training fold's."""
     assert micro is not None and micro.keys == stats.keys
@@ -256,7 +285,7 @@ def _halves(micro: Moments | None, stats: Moments, layout: Layout, recipe, param
         for i, mask in enumerate(m for pair in pairs for m in pair):
             n_h, mean_h, com_h = merge_sum(micro.n, micro.mean, micro.com, mask)
             st = imputed(n_h, mean_h, com_h, layout)
-            G, c, yy, _, _, ok = _problem(st, params.standardize)
+            G, c, yy, _, _, ok = _problem(st, params.standardize, unit)
             pf = penalty
             if params.adaptive:
                 pf, _ = make_penalty(recipe.features, params,

@@ -33,22 +33,58 @@ class InMemory:
     n_dropped: int
     sha256: str | None
     rows: np.ndarray | None = None  # global row index of each fitting row (micro-groups)
+    # X holds each column × its unit, a power of two (1 for most; see Profiler.units).
+    unit: np.ndarray | None = None
+
+    def units(self) -> np.ndarray:
+        return np.ones(self.X.shape[1]) if self.unit is None else self.unit
 
 
-def scaling_of(X: np.ndarray, y: np.ndarray, standardize: bool) -> Scaling:
+def scaling_of(X: np.ndarray, y: np.ndarray, standardize: bool,
+               unit: np.ndarray | None = None) -> Scaling:
     """Means and scales after imputing each column's missing values with its mean.
 
     Imputed values sit at the mean, so they add nothing to the sum of squares; the standard
-    deviation (ddof=0) is over all rows, imputed ones included.
+    deviation (ddof=0) is over all rows, imputed ones included. ``unit``: how the columns of
+    ``X`` are held (see :class:`InMemory`); without standardization a column's scale is 1 in
+    its own units.
     """
     n = X.shape[0]
-    x_mean = np.nanmean(X, axis=0)
+    with np.errstate(invalid="ignore"):  # a column with no value here: NaN, dropped after
+        x_mean = np.nanmean(X, axis=0) if n else np.full(X.shape[1], np.nan)
     centered = np.where(np.isnan(X), 0.0, X - x_mean)
     x_std = np.sqrt(np.einsum("ij,ij->j", centered, centered) / n)
-    x_scale = np.where(x_std > 0, x_std, 1.0) if standardize else np.ones_like(x_std)
+    ones = np.ones_like(x_std) if unit is None else unit
+    x_scale = np.where(x_std > 0, x_std, 1.0) if standardize else ones
     y_mean = float(np.mean(y))
     return Scaling(x_mean=x_mean, x_scale=x_scale, x_std=x_std, y_mean=y_mean,
                    y_var=float(np.mean((y - y_mean) ** 2)), n_samples=n)
+
+
+def in_own_units(scaling: Scaling, unit: np.ndarray) -> Scaling:
+    """``scaling`` of columns held × ``unit``, in the columns' own units (exact)."""
+    return Scaling(x_mean=scaling.x_mean / unit, x_scale=scaling.x_scale / unit,
+                   x_std=scaling.x_std / unit, y_mean=scaling.y_mean, y_var=scaling.y_var,
+                   n_samples=scaling.n_samples)
+
+
+def check_scaling(scaling: Scaling, recipe: Recipe, source: str) -> None:
+    """Each feature's coefficient on its own scale must be a normal, finite number: its
+    spread against the target's within 1e±305 (a column of subnormal values is not)."""
+    std = scaling.x_std
+    sy = np.sqrt(scaling.y_var)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        ratio = sy / std
+        bad = (std > 0) & ~((ratio > 1e-305) & (ratio < 1e305) &
+                            (std >= np.finfo(np.float64).tiny))
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        f = recipe.features[j]
+        what = "small" if not ratio[j] < 1e305 or std[j] < 1.0 else "large"
+        raise DataError(f"Column '{f.column}' in {source} has a spread ({std[j]:.3g}) too "
+                        f"{what} beside the target's ({sy:.3g}) for its coefficient to be a "
+                        f"normal number; {'multiply' if what == 'small' else 'divide'} the "
+                        "column by a power of ten")
 
 
 def standardized(X: np.ndarray, scaling: Scaling) -> np.ndarray:
@@ -90,10 +126,15 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
     table = read.table
     offset, label = (2, "line") if source.format == "csv" else (1, "row")
     prof = Profiler(table.schema, params.target, params.fold_column, params.max_levels,
-                    params.missing, source.display, offset, label, source.decimal_comma)
+                    params.missing, source.display, offset, label, source.decimal_comma,
+                    explicit=params.features)
     batch = prof.update(table, 0)
     recipe, warnings, _ = prof.recipe()
-    X_all = design_matrix(table, recipe)[batch.rows]
+    units = prof.units()
+    unit = np.array([1.0 if f.kind == "onehot" else units[f.column] for f in recipe.features])
+    # Held × unit, as the statistics engines hold them: squares of huge or tiny values stay
+    # normal floats (exact: a power of two; 1 for most columns).
+    X_all = design_matrix(table, recipe)[batch.rows] * unit
     y_all = batch.U[:, 0]
     grouper = Grouper(0 if params.alpha is not None else params.cv, params.seed,
                       params.test_size, params.fold_column is not None and params.alpha is None)
@@ -114,6 +155,10 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
         raise DataError(f"--test-size {params.test_size} leaves no rows on one side of the "
                         f"split of {y_all.size} rows; choose another fraction")
     X, y = X_all[~test], y_all[~test]
+    if not np.all(np.isfinite(X) | np.isnan(X)):
+        j = int(np.flatnonzero(~np.all(np.isfinite(X) | np.isnan(X), axis=0))[0])
+        raise DataError(f"Column '{recipe.features[j].column}' in {source.display} holds values "
+                        "too far apart in size to fit; rescale the column")
     with np.errstate(all="ignore"):
         spread = np.nanmax(X, axis=0) - np.nanmin(X, axis=0) if X.size else np.zeros(X.shape[1])
     recipe, kept, more = constant_features(np.nan_to_num(spread, nan=0.0), recipe,
@@ -133,7 +178,7 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
                     fold_labels=tuple(fold_labels), X_test=X_all[test][:, kept],
                     y_test=y_all[test], recipe=recipe, warnings=tuple(warnings),
                     n_rows=read.n_rows, n_dropped=prof.n_missing_target + prof.n_missing_dropped,
-                    sha256=read.sha256, rows=batch.rows[~test])
+                    sha256=read.sha256, rows=batch.rows[~test], unit=unit[kept])
 
 
 @dataclass(frozen=True)
@@ -152,7 +197,7 @@ class Prepared:
 
 def prepare_grids(mem: InMemory, params: FitParams) -> Prepared:
     """All-rows scaling, penalty factors, and the alpha grid of each l1_ratio."""
-    scaling = scaling_of(mem.X, mem.y, params.standardize)
+    scaling = scaling_of(mem.X, mem.y, params.standardize, mem.units())
     Xs = standardized(mem.X, scaling)
     n = mem.y.size
     yc = mem.y - scaling.y_mean
@@ -197,13 +242,14 @@ def half_rows(mem: InMemory, params: FitParams) -> list[np.ndarray]:
 
 
 def test_error_fn(mem: InMemory, x_mean: np.ndarray):
-    """The test-set error of a model, with missing values imputed by the training means."""
+    """The test-set error of a model, with missing values imputed by the training means
+    (``x_mean`` as the columns are held); the model's coefficients are on the own scale."""
     if mem.y_test.size == 0:
         return None
 
     def test_error(coef: np.ndarray, intercept: float) -> tuple[int, float, float | None]:
         X = np.where(np.isnan(mem.X_test), x_mean, mem.X_test)
-        resid = mem.y_test - intercept - X @ coef
+        resid = mem.y_test - intercept - X @ (coef / mem.units())
         mse = float(np.mean(resid ** 2))
         sst = float(np.mean((mem.y_test - mem.y_test.mean()) ** 2))
         return int(mem.y_test.size), mse, (1.0 - mse / sst) if sst > 0 else None

@@ -9,7 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from l1select.engines.memory import (
+    check_scaling,
     half_rows,
+    in_own_units,
     load,
     n_values,
     prepare_grids,
@@ -45,9 +47,11 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
     for k in range(1, mem.n_folds + 1):
         test = mem.groups == k
         train = ~test
-        sc = scaling_of(X[train], y[train], params.standardize)
+        sc = scaling_of(X[train], y[train], params.standardize, mem.units())
         folds.append((sc, standardized(X[train], sc), y[train] - sc.y_mean,
                       standardized(X[test], sc), y[test]))
+    own = in_own_units(scaling, mem.units())
+    check_scaling(own, mem.recipe, source.display)
     fits = []
     for l1_ratio, alphas in grids:
         coefs = _path(Xs, yc, l1_ratio, alphas, params.tol, params.max_iter)
@@ -66,7 +70,7 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
                             fold_sizes=sizes, fold_coefs=fold_coefs))
     return EngineOutput(
         engine="reference", recipe=mem.recipe, warnings=mem.warnings, fits=tuple(fits),
-        scaling=scaling, alpha_max=tuple(a_max), n_rows=mem.n_rows, n_used=int(y.size),
+        scaling=own, alpha_max=tuple(a_max), n_rows=mem.n_rows, n_used=int(y.size),
         n_test=int(mem.y_test.size), n_dropped=mem.n_dropped, sha256=mem.sha256,
         n_folds=mem.n_folds, fold_labels=mem.fold_labels,
         test_error=test_error_fn(mem, scaling.x_mean), problem=prep.problem,
@@ -84,7 +88,7 @@ def _halves(mem, params: FitParams):
         chosen = np.zeros((len(halves_rows), mem.X.shape[1], alphas.size), dtype=bool)
         for i, rows in enumerate(halves_rows):
             X, y = mem.X[rows], mem.y[rows]
-            sc = scaling_of(X, y, params.standardize)
+            sc = scaling_of(X, y, params.standardize, mem.units())
             coefs = _path(standardized(X, sc), y - sc.y_mean, l1_ratio, alphas, params.tol,
                           params.max_iter)
             chosen[i] = coefs != 0.0

@@ -67,7 +67,8 @@ def assert_exact(a, b):
 
 def _tricky(n=600, seed=0, missing=0.05):
     """Missing values, a category level first seen late, a column first missing late, a
-    row counter (excluded as ID-like whatever the partitions), a boolean and numbers as text."""
+    row counter (1…n, excluded as ID-like whatever the partitions), a boolean and numbers as
+    text."""
     X, y, _ = make_regression(n=n, p=4, seed=seed, missing=missing)
     rng = np.random.default_rng(seed)
     cat = np.where(np.arange(n) < n - 100, rng.choice(["a", "b"], n), rng.choice(["a", "c"], n))
@@ -77,7 +78,7 @@ def _tricky(n=600, seed=0, missing=0.05):
     df["y"] = y + (cat == "c") * 3.0
     df["cat"] = cat
     df["late"] = late
-    df["counter"] = np.arange(n) + 100
+    df["counter"] = np.arange(n) + 1  # 1…n: row numbers
     df["flag"] = rng.random(n) < 0.3
     df["amount"] = [f"{v:,.2f}" for v in rng.uniform(500, 5000, n)]
     return df
@@ -323,3 +324,16 @@ def test_cli_engine_dask_with_scheduler(scheduler, tmp_path):
     import json
 
     assert json.loads(res.stdout)["params"]["engine"] == "dask"
+
+
+def test_huge_and_tiny_columns_give_the_gram_engines_numbers(scheduler, tmp_path, monkeypatch):
+    """Columns held scaled by a power of two (issue 11): the exponent is merged across the
+    partitions' profiles, so every partition holds a column in the same units."""
+    monkeypatch.setattr(dask_engine, "CSV_PARTITION_BYTES", 4_000)
+    X, y, _ = make_regression(n=300, p=4, seed=3)
+    X[:, 0] *= 1e300
+    X[:, 1] *= 1e-300
+    path = write_csv(tmp_path / "extreme.csv", X, y)
+    a = _fit(path, "dask", scheduler)
+    assert dask_engine.last_transfer["partitions"] > 1
+    assert_exact(a, _fit(path, "gram"))
