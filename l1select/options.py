@@ -2,11 +2,11 @@
 
 Everything else is derived from a row of the table:
 
-- the ``fit`` command's options (flag, metavar, help, default, ``--help`` panel), built by
-  :func:`l1select.cli` from :func:`cli_parameters`;
+- the ``fit`` command's options (flag, metavar, help, default, ``--help`` panel), built in
+  ``cli._fit_signature``;
 - :class:`FitParams`, the frozen dataclass the library takes (one field per row);
 - the YAML job-file schema (``config.Options``, a pydantic model made by
-  :func:`l1select.config`), and with it ``l1select schema``;
+  ``pydantic.create_model`` from the rows), and with it ``l1select schema``;
 - the ``params`` block of the result JSON (:meth:`FitParams.to_dict`, a contract: keys and
   shapes never change within ``schema_version`` 1);
 - validation (:func:`problems`): structured ``(key, text)`` problems that the command line
@@ -14,12 +14,17 @@ Everything else is derived from a row of the table:
 
 How to add an option
 --------------------
-Add one :class:`Option` row below (name, kind, default, bounds or choices, help, panel). If its
-value should appear in the result's ``params``, leave ``to_params`` as it is (the value under
-the option's name); if it only says *where* something is computed (``threads``), set
-``to_params=None``. Cross-option rules (``--scheduler`` needs ``--engine dask``) go in
+Add one :class:`Option` row to :data:`FIT_OPTIONS` (name, kind, default, bounds or choices,
+help, panel), for example::
+
+    Option("min_level_count", "int", 1, "Levels seen fewer times are pooled.", INPUT, ge=1),
+
+If its value should appear in the result's ``params``, leave ``to_params`` as it is (the value
+under the option's name; rows are serialized in table order, so add it where its key should
+appear); if it only says *where* something is computed (``threads``), set ``to_params=None``.
+Rules that tie options together (``--scheduler`` needs ``--engine dask``) go in
 :func:`_rules`. Then use ``params.NAME`` where it matters, test it, and add its doc line to
-README.md. Nothing else spells the option again.
+README.md (and regenerate docs/cli.md). Nothing else spells the option again.
 
 This module imports neither numpy nor typer: ``l1select --help`` stays fast, and the library
 can use the table without the command line.
@@ -67,7 +72,12 @@ class Option:
     command line and job files have the option (``tol`` has neither). ``to_params``:
     ``"same"`` puts the value under ``name`` in the result's ``params``; a function
     ``(FitParams) -> value`` computes the entry; None leaves it out. ``plan``: shown in
-    ``batch --dry-run``'s plan when given.
+    ``batch --dry-run``'s plan when given. ``flags``: a short flag (``-t``) next to the long
+    one, or the whole declaration when it starts with ``--`` (``--standardize/
+    --no-standardize``). ``metavar`` names the value in ``--help`` and ``expects`` says what
+    a job file's value must be (both default by kind). ``scalar_ok``: a ``floats`` option
+    takes one number in YAML too. ``hint``: an example the command line adds to a bad
+    value's message. ``required``: a FitParams field without a default (``target``).
     """
 
     name: str
@@ -93,7 +103,6 @@ class Option:
     to_params: Any = "same"
     plan: bool = False
     required: bool = False
-    cli_default: str | None = None
 
     @property
     def field(self) -> str:
@@ -198,8 +207,9 @@ FIT_OPTIONS: tuple[Option, ...] = (
            plan=True),
     Option("n_alphas", "int", 100, "Number of alphas on the grid.", ge=1, to_params=None,
            plan=True),
-    Option("eps", "float", 1e-3, "Smallest alpha as a fraction of alpha_max.", gt=0, lt=1,
-           to_params=None, plan=True),
+    Option("eps", "float", None, "Smallest alpha as a fraction of alpha_max (default 1e-3; "
+           "1e-2 when there are fewer rows than features).", gt=0, lt=1, to_params=None,
+           plan=True),
     Option("alpha", "float", None, "Fit this one alpha on all rows, without CV.", gt=0,
            to_params=None, plan=True),
     Option("standardize", "bool", True, "Standardize features per training fold.",

@@ -75,7 +75,7 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
             "n_rows_dropped": out.n_dropped,
             "target": params.target,
         },
-        params={**params.to_dict(), "engine": out.engine, "n_folds": out.n_folds},
+        params={**_params_dict(params, out), "engine": out.engine, "n_folds": out.n_folds},
         alpha=chosen.alpha,
         cv=cv,
         intercept=chosen.intercept,
@@ -88,6 +88,19 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
         coef_path=chosen.coef_path,
         **extra,
     )
+
+
+def _params_dict(params: FitParams, out) -> dict:
+    """``params`` for the result, with the ``eps`` the default grid used (it depends on the
+    rows and features), so the JSON says how to rerun exactly."""
+    from l1select.path import default_eps
+
+    found = params.to_dict()
+    grid = found.get("alphas")
+    if isinstance(grid, dict) and "eps" in grid:
+        found["alphas"] = {**grid, "eps": default_eps(params, out.n_used,
+                                                      len(out.recipe.features))}
+    return found
 
 
 def _trust(out, chosen, params: FitParams, progress) -> dict:

@@ -248,7 +248,8 @@ def diagnostics(sel: Selection, fit: PathFit, params, n_features: int, n_rows: i
         if sel.i_alpha == last or curve.i_min == last:
             which = "chosen alpha" if sel.i_alpha == last else "CV minimum"
             todo = ("extend --alphas downward" if explicit else
-                    f"lower --eps (now {params.eps:g}) to extend the grid")
+                    f"lower --eps (the grid ends at {alphas[last] / alphas[0]:.3g} × "
+                    "alpha_max) to extend the grid")
             out.append(Warn("alpha_at_grid_edge", (
                 f"The {which} ({alphas[last]:.4g}) is the bottom of the grid: the best alpha "
                 f"may lie below it; {todo}")))

@@ -22,7 +22,7 @@ from l1select.engines.memory import (
     test_error_fn,
 )
 from l1select.engines.stability import MICRO_GROUPS
-from l1select.path import make_penalty
+from l1select.path import data_deviance_explained, make_penalty, saturated_length, stops_early
 from l1select.types import EngineOutput, FitParams, PathFit
 
 
@@ -30,14 +30,28 @@ def _fold_scaling(X: np.ndarray, rows: np.ndarray, standardize: bool, unit: np.n
     """Training means, scales and standard deviations over ``rows`` (missing at the mean);
     ``unit``: how the columns are held (see InMemory)."""
     sub = X[rows]
-    with np.errstate(invalid="ignore"):  # a column with no value on these rows: NaN mean
-        mean = np.nanmean(sub, axis=0)
-    mean = np.where(np.isnan(mean), 0.0, mean)
-    centered = np.where(np.isnan(sub), 0.0, sub - mean)
+    if np.isnan(sub).any():
+        with np.errstate(invalid="ignore"):  # a column with no value on these rows: NaN mean
+            mean = np.nanmean(sub, axis=0)
+        mean = np.where(np.isnan(mean), 0.0, mean)
+        centered = np.where(np.isnan(sub), 0.0, sub - mean)
+    else:  # the same sums as nanmean's, without its masked copies (wide data: 3x faster)
+        mean = sub.mean(axis=0)
+        centered = sub - mean
     std = np.sqrt(np.einsum("ij,ij->j", centered, centered) / rows.size)
     # A zero scale tells the kernel the feature is constant here: it stays at zero.
     scale = std if standardize else np.where(std > 0, unit, 0.0)
     return mean, scale
+
+
+def _standardized_columns(X: np.ndarray, idx: np.ndarray, mean: np.ndarray, scale: np.ndarray
+                          ) -> np.ndarray:
+    """Columns ``idx`` of the standardized matrix as the kernel sees it (missing: 0)."""
+    safe = np.where(scale[idx] > 0, scale[idx], 1.0)
+    Z = (X[:, idx] - mean[idx]) / safe
+    Z[np.isnan(Z)] = 0.0
+    Z[:, scale[idx] == 0] = 0.0
+    return Z
 
 
 def solve_threads(params: FitParams, n_jobs: int) -> int:
@@ -76,16 +90,34 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
     own = in_own_units(scaling, mem.units())
     check_scaling(own, mem.recipe, source.display)
     fits = []
+    early = stops_early(params, y.size, Xf.shape[1])
     for l1_ratio, alphas in grids:
         # The all-rows fit and the folds' are independent: the kernel releases the GIL, so
         # they run side by side on the machine's cores (the numbers do not depend on it).
         jobs = [(all_rows, scaling.x_mean, scale_all, scaling.y_mean)] + \
             [(rows, mean, scale, y_mean) for rows, mean, scale, y_mean, _ in folds]
-        pool = ThreadPoolExecutor(max_workers=solve_threads(params, len(jobs)))
+        threads = solve_threads(params, len(jobs))
+        pool = ThreadPoolExecutor(max_workers=threads)
         try:
-            futures = [pool.submit(_path, Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio,
-                                   params, penalty) for rows, mean, scale, y_mean in jobs]
-            done = [f.result() for f in futures]
+            def submit(batch, grid, l1_ratio=l1_ratio, pool=pool):
+                return [pool.submit(_path, Xf, y, rows, mean, scale, y_mean, grid, l1_ratio,
+                                    params, penalty) for rows, mean, scale, y_mean in batch]
+
+            if early:
+                # The all-rows fit decides where the path ends (it saturates); the folds that
+                # run beside it solve the whole grid and are cut after, which gives the same
+                # numbers (each alpha warm-starts from the one before, never from later ones).
+                first = submit(jobs[:threads], alphas)
+                coefs_all = first[0].result()[0]
+                m = saturated_length(data_deviance_explained(
+                    lambda idx: _standardized_columns(mem.X, idx, scaling.x_mean, scale_all),
+                    y - scaling.y_mean, coefs_all))
+                alphas = alphas[:m]
+                rest = submit(jobs[threads:], alphas)
+                done = [(w[:, :m], ok) for w, ok in (f.result() for f in first)] + \
+                    [f.result() for f in rest]
+            else:
+                done = [f.result() for f in submit(jobs, alphas)]
         finally:
             # On Ctrl-C the wait above is interrupted: do not wait for the paths still running
             # (the command leaves without them, see cli.main); never start the others.

@@ -12,7 +12,16 @@ from l1select.engines.stability import check_groups, half_pairs, micro_count, mi
 from l1select.errors import DataError, quoted
 from l1select.folds import Grouper
 from l1select.moments import Imputed, Layout, Moments, imputed, merge_sum
-from l1select.path import adaptive_initial, alpha_max, grids_for, make_penalty, solve_gram
+from l1select.path import (
+    adaptive_initial,
+    alpha_max,
+    gram_deviance_explained,
+    grids_for,
+    make_penalty,
+    saturated_length,
+    solve_gram,
+    stops_early,
+)
 from l1select.prepare import Y_SLOT, Profiler
 from l1select.types import AllRows, EngineOutput, FitParams, PathFit, Scaling
 
@@ -189,7 +198,7 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
                                      lambda: _initial(gram, xty, n_train, usable))
     unpen = None if penalty is None else gram[:, penalty == 0]
     a_max = [alpha_max(xty, r, penalty, unpen) for r in params.l1_ratios]
-    grids = grids_for(a_max, params)
+    grids = grids_for(a_max, params, int(n_train), p)
     fold_problems = []
     for g in order if n_folds else []:
         others = train_mask.copy()
@@ -203,6 +212,9 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
     for i, (l1_ratio, alphas) in enumerate(grids):
         coefs, converged = solve_gram(gram, xty, yty, alphas, l1_ratio, usable, params,
                                       penalty)
+        if stops_early(params, int(n_train), p):
+            m = saturated_length(gram_deviance_explained(gram, xty, yty, coefs))
+            alphas, coefs = alphas[:m], coefs[:, :m]
         mse_path = sizes = fold_coefs = None
         if fold_problems:
             mse_path = np.empty((alphas.size, n_folds))

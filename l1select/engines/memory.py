@@ -213,7 +213,7 @@ def prepare_grids(mem: InMemory, params: FitParams) -> Prepared:
         Z = standardized(mem.X, scaling)
         return Z.T @ Z[:, idx] / n
 
-    return Prepared(scaling, grids_for(a_max, params), a_max, penalty, adaptive,
+    return Prepared(scaling, grids_for(a_max, params, n, mem.X.shape[1]), a_max, penalty, adaptive,
                     AllRows(gram_cols=gram_cols, gram_diag=diag, xty=xty))
 
 

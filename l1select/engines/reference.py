@@ -20,6 +20,7 @@ from l1select.engines.memory import (
     test_error_fn,
 )
 from l1select.engines.stability import MICRO_GROUPS
+from l1select.path import data_deviance_explained, saturated_length, stops_early
 from l1select.types import EngineOutput, FitParams, PathFit
 
 
@@ -55,6 +56,9 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
     fits = []
     for l1_ratio, alphas in grids:
         coefs = _path(Xs, yc, l1_ratio, alphas, params.tol, params.max_iter)
+        if stops_early(params, y.size, X.shape[1]):
+            m = saturated_length(data_deviance_explained(lambda idx: Xs[:, idx], yc, coefs))
+            alphas, coefs = alphas[:m], coefs[:, :m]
         mse_path = sizes = fold_coefs = None
         if folds:
             mse_path = np.empty((alphas.size, len(folds)))

@@ -59,7 +59,6 @@ def assert_matches(got, want, where: str = "$") -> None:
         assert type(got) is type(want) and got == want, f"{where}: {got!r} != {want!r}"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_sample_data_matches_golden(case, update_golden):
     doc = _comparable(fit_json(HOUSING_CSV, *CASES[case]))

@@ -25,6 +25,10 @@ distributed = pytest.importorskip(
 
 from l1select.engines import dask as dask_engine  # noqa: E402
 
+# The module starts a local cluster of worker processes: `pytest -m "not dask"` (or "not slow")
+# leaves it out of the quick loop.
+pytestmark = [pytest.mark.dask, pytest.mark.slow]
+
 RTOL = 1e-10
 
 
