@@ -595,7 +595,9 @@ def _line_chunks(blocks, on_header=None):
 
 def lf_splittable(path: str) -> bool:
     """Whether a CSV file can be read in byte ranges cut after a LF (as the Dask engine
-    does): its lines end with LF or CRLF, and it is not UTF-16."""
+    does): its lines end with LF or CRLF, it is not UTF-16, and its first 64 KiB have no
+    quoted cell holding a line break (a range cannot tell such a break from a line end; one
+    that shows up only later is still misread)."""
     try:
         with _open(path) as fh:
             head = fh.read(SNIFF_BYTES)
@@ -604,7 +606,15 @@ def lf_splittable(path: str) -> bool:
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return False
     end = _header_end(head)
-    return not (end >= 0 and head[end:end + 1] == b"\r")
+    if end >= 0 and head[end:end + 1] == b"\r":
+        return False
+    quoted = False
+    for m in _QUOTE_OR_EOL.finditer(head):
+        if m.group() == b'"':
+            quoted = not quoted
+        elif quoted:
+            return False
+    return True
 
 
 _QUOTE_OR_EOL = re.compile(rb'["\r\n]')

@@ -653,7 +653,7 @@ class Profiler:
                    "one-hot encode it, or")
         else:
             why = f"{reason}, which cannot be a feature;"
-        raise DataError(f"Column '{col.name}' in {self.source}, named in --features, has "
+        raise DataError(f"Column {quoted(col.name)} in {self.source}, named in --features, has "
                         f"{why} remove it from --features")
 
     def _guess(self, col: _Column) -> tuple[str, str]:
@@ -694,7 +694,7 @@ class Profiler:
             raise DataError(f"Target column {quoted(self.target)} in {self.source} has no values; "
                             "choose a column with numeric values")
         if 0.0 < self.y_absmax < TARGET_RANGE[0]:
-            raise DataError(f"Target column '{self.target}' in {self.source} has only values "
+            raise DataError(f"Target column {quoted(self.target)} in {self.source} has only values "
                             f"smaller than {TARGET_RANGE[0]:g} in size, whose squared errors "
                             "underflow; multiply the target by a power of ten")
         columns: list[ColumnSpec] = []

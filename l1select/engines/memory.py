@@ -82,7 +82,7 @@ def check_scaling(scaling: Scaling, recipe: Recipe, source: str) -> None:
         j = int(np.flatnonzero(bad)[0])
         f = recipe.features[j]
         what = "small" if not ratio[j] < 1e305 or std[j] < 1.0 else "large"
-        raise DataError(f"Column '{f.column}' in {source} has a spread ({std[j]:.3g}) too "
+        raise DataError(f"Column {quoted(f.column)} in {source} has a spread ({std[j]:.3g}) too "
                         f"{what} beside the target's ({sy:.3g}) for its coefficient to be a "
                         f"normal number; {'multiply' if what == 'small' else 'divide'} the "
                         "column by a power of ten")
@@ -165,8 +165,8 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
     X, y = X_all[~test], y_all[~test]
     if not np.all(np.isfinite(X) | np.isnan(X)):
         j = int(np.flatnonzero(~np.all(np.isfinite(X) | np.isnan(X), axis=0))[0])
-        raise DataError(f"Column '{recipe.features[j].column}' in {source.display} holds values "
-                        "too far apart in size to fit; rescale the column")
+        raise DataError(f"Column {quoted(recipe.features[j].column)} in {source.display} holds "
+                        "values too far apart in size to fit; rescale the column")
     with np.errstate(all="ignore"):
         spread = np.nanmax(X, axis=0) - np.nanmin(X, axis=0) if X.size else np.zeros(X.shape[1])
     recipe, kept, more = constant_features(np.nan_to_num(spread, nan=0.0), recipe,

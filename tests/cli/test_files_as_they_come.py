@@ -81,6 +81,7 @@ def test_latin1_is_read_wherever_its_first_accent_is(tmp_path, monkeypatch, wher
     assert_same_numbers(got, want)
     levels = {f["name"] for f in got["features"] if f["column"] == header}
     assert f"{header}=Zürich" in levels
+    assert_same_numbers(fit_json("-", "-t", "y", input=latin1.read_bytes()), want)  # stdin
     _apply_both(latin1, reference, tmp_path, keep=header)
 
 

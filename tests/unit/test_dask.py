@@ -198,16 +198,20 @@ def test_a_folder_of_csv_files_and_gzip(scheduler, monkeypatch, tmp_path):
 
 
 def test_encodings_and_line_ends_as_every_engine_reads_them(scheduler, monkeypatch, tmp_path):
-    """Latin-1 first met in a late partition, a UTF-8 BOM, CR-only line ends and UTF-16 read
-    as the gram engine reads them (the last two as one partition: no cutting at LF there)."""
+    """Latin-1 first met in a late partition, a UTF-8 BOM, CR-only line ends, UTF-16 and quoted
+    line breaks read as the gram engine reads them (the last three as one partition: cutting
+    at a LF would be wrong there)."""
     df = _tricky(n=400, seed=3)
     df["cat"] = df["cat"].where(np.arange(400) < 350, "café")  # first accent in row 350
     text = df.to_csv(index=False, float_format="%.17g", lineterminator="\n")
+    df["note"] = np.where(np.arange(400) % 7 == 0, "two\nlines", "one line")
+    quoted_breaks = df.to_csv(index=False, float_format="%.17g", lineterminator="\n")
     monkeypatch.setattr(dask_engine, "CSV_PARTITION_BYTES", 5_000)
     for name, raw, whole in [("latin1.csv", text.encode("latin-1"), False),
                              ("bom.csv", b"\xef\xbb\xbf" + text.encode(), False),
                              ("cr.csv", text.replace("\n", "\r").encode("latin-1"), True),
-                             ("utf16.csv", b"\xff\xfe" + text.encode("utf-16-le"), True)]:
+                             ("utf16.csv", b"\xff\xfe" + text.encode("utf-16-le"), True),
+                             ("breaks.csv", quoted_breaks.encode(), True)]:
         path = tmp_path / name
         path.write_bytes(raw)
         a = _fit(path, "dask", scheduler)
