@@ -133,6 +133,12 @@ def _summary(doc: dict[str, Any]) -> list[tuple[str, str]]:
         share = f" ({frac:.0%})" if isinstance(frac, (int, float)) else ""
         rows.append(("features", _e(f"{sp.get('n_features')} candidates, "
                                     f"{sp.get('n_selected')} selected{share}")))
+    columns = doc.get("columns") or []
+    if any(c.get("kind") == "categorical" for c in columns):
+        n_cols = sum(bool(c.get("selected")) for c in columns)
+        how = " (whole columns: --group-categoricals)" if params.get("group_categoricals") \
+            else ""
+        rows.append(("columns", _e(f"{len(columns)} source columns, {n_cols} selected{how}")))
     model = params.get("model", "lasso")
     ratio = a.get("l1_ratio")
     rows.append(("model", _e(model + (f", l1_ratio {ratio:g}" if model == "elasticnet"

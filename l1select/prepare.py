@@ -620,6 +620,8 @@ class Profiler:
         out = copy.deepcopy(self)
         out.n_rows = out.n_missing_target = out.n_missing_dropped = 0
         out.missing_columns = set()
+        for col in out.columns:
+            col.n_present = 0
         return out
 
     # -- the outcome -------------------------------------------------------------------------

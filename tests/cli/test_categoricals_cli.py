@@ -100,6 +100,8 @@ def test_one_answer_per_column_in_json_table_and_report(tmp_path):
     assert not any("grade=" in ln for ln in lines)  # levels are shown under their column
     html = (tmp_path / "r.html").read_text()
     assert f"<b>grade</b> — {len(chosen)} of 9 levels selected" in html
+    n_cols = sum(c["selected"] for c in doc["columns"])
+    assert f"4 source columns, {n_cols} selected" in html
 
 
 def test_group_categoricals_on_the_command_line(tmp_path):
