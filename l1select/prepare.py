@@ -462,7 +462,8 @@ class Profiler:
         if not idx:
             return
         head = M[:64, idx]
-        ok = np.all((head == np.floor(head)) | np.isnan(head), axis=0)
+        # Infinite values are errors (raised at the end of the batch), not integers.
+        ok = np.all(((head == np.floor(head)) & ~np.isinf(head)) | np.isnan(head), axis=0)
         for j, good in zip(idx, ok, strict=True):
             if not good:
                 numeric[j].integral = False
@@ -470,7 +471,7 @@ class Profiler:
             col = numeric[j]
             v = M[:, j]
             obs = v[~np.isnan(v)]
-            if not np.all(obs == np.floor(obs)):
+            if not np.all((obs == np.floor(obs)) & ~np.isinf(obs)):
                 col.integral = False
                 continue
             self._track_numbers(col, obs)

@@ -18,6 +18,7 @@ from l1select.engines.memory import (
     initial_data,
     load,
     n_values,
+    nanmean,
     prepare_grids,
     test_error_fn,
 )
@@ -30,9 +31,8 @@ def _fold_scaling(X: np.ndarray, rows: np.ndarray, standardize: bool, unit: np.n
     """Training means, scales and standard deviations over ``rows`` (missing at the mean);
     ``unit``: how the columns are held (see InMemory)."""
     sub = X[rows]
-    with np.errstate(invalid="ignore"):  # a column with no value on these rows: NaN mean
-        mean = np.nanmean(sub, axis=0)
-    mean = np.where(np.isnan(mean), 0.0, mean)
+    mean = nanmean(sub)
+    mean = np.where(np.isnan(mean), 0.0, mean)  # no value on these rows: constant here
     centered = np.where(np.isnan(sub), 0.0, sub - mean)
     std = np.sqrt(np.einsum("ij,ij->j", centered, centered) / rows.size)
     # A zero scale tells the kernel the feature is constant here: it stays at zero.

@@ -50,8 +50,7 @@ def scaling_of(X: np.ndarray, y: np.ndarray, standardize: bool,
     its own units.
     """
     n = X.shape[0]
-    with np.errstate(invalid="ignore"):  # a column with no value here: NaN, dropped after
-        x_mean = np.nanmean(X, axis=0) if n else np.full(X.shape[1], np.nan)
+    x_mean = nanmean(X)
     centered = np.where(np.isnan(X), 0.0, X - x_mean)
     x_std = np.sqrt(np.einsum("ij,ij->j", centered, centered) / n)
     ones = np.ones_like(x_std) if unit is None else unit
@@ -59,6 +58,14 @@ def scaling_of(X: np.ndarray, y: np.ndarray, standardize: bool,
     y_mean = float(np.mean(y))
     return Scaling(x_mean=x_mean, x_scale=x_scale, x_std=x_std, y_mean=y_mean,
                    y_var=float(np.mean((y - y_mean) ** 2)), n_samples=n)
+
+
+def nanmean(X: np.ndarray) -> np.ndarray:
+    """``np.nanmean(X, axis=0)`` (the same sums), NaN for a column with no value and no
+    warning about it."""
+    count = X.shape[0] - np.isnan(X).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(np.isnan(X), 0.0, X).sum(axis=0) / count
 
 
 def in_own_units(scaling: Scaling, unit: np.ndarray) -> Scaling:
@@ -159,8 +166,9 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
         j = int(np.flatnonzero(~np.all(np.isfinite(X) | np.isnan(X), axis=0))[0])
         raise DataError(f"Column '{recipe.features[j].column}' in {source.display} holds values "
                         "too far apart in size to fit; rescale the column")
-    with np.errstate(all="ignore"):
-        spread = np.nanmax(X, axis=0) - np.nanmin(X, axis=0) if X.size else np.zeros(X.shape[1])
+    with np.errstate(all="ignore"):  # fmax/fmin skip NaN, and warn of no all-NaN column
+        spread = np.fmax.reduce(X, axis=0) - np.fmin.reduce(X, axis=0) if X.size else \
+            np.zeros(X.shape[1])
     recipe, kept, more = constant_features(np.nan_to_num(spread, nan=0.0), recipe,
                                            source.display)
     warnings += more
