@@ -19,7 +19,8 @@ from cli_helpers import HOUSING_CSV, invoke, strict_loads
 N_CASES = 40
 CELLS = ["inf", "-inf", "Infinity", "1e308", "-1e308", "1e-320", "NaN", "nan", "", "x#@!",
          "A" * 5000, '"', '"a,""b"""', "\x00", "12\x003", "1" + "0" * 400, "0." + "0" * 400 + "1",
-         "1e999", "-0", "  7  ", "1,234", "$5", "2022-13-45", "true"]
+         "1e999", "-0", "  7  ", "1,234", "1," + "000," * 130 + "000", "$5", "2022-13-45",
+         "true"]
 
 # Each case also runs one of these: the in-memory engines, other missing-value and split paths.
 OPTIONS = [[], ["--engine", "data"], ["--missing", "drop"], ["--test-size", "0.3"],
