@@ -59,6 +59,22 @@ def _path(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio, params, penalty=No
     return coefs, bool(np.all(n_iter < params.max_iter))
 
 
+def _in_threads(jobs: list[tuple], n_threads: int) -> list:
+    """``_path(*job)`` for each job, on ``n_threads`` threads, the results in order.
+
+    The caller waits on futures, which Ctrl-C interrupts at once (a kernel running on the
+    calling thread would hold the interrupt until its path ends). Then the paths still running
+    are not waited for (the command leaves without them, see cli.main) and the others never
+    start.
+    """
+    pool = ThreadPoolExecutor(max_workers=n_threads)
+    try:
+        futures = [pool.submit(_path, *job) for job in jobs]
+        return [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def run(source, header, data, columns, params: FitParams, progress=None) -> EngineOutput:
     mem = load(source, header, data, columns, params)
     prep = prepare_grids(mem, params)
@@ -81,15 +97,9 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
         # they run side by side on the machine's cores (the numbers do not depend on it).
         jobs = [(all_rows, scaling.x_mean, scale_all, scaling.y_mean)] + \
             [(rows, mean, scale, y_mean) for rows, mean, scale, y_mean, _ in folds]
-        pool = ThreadPoolExecutor(max_workers=solve_threads(params, len(jobs)))
-        try:
-            futures = [pool.submit(_path, Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio,
-                                   params, penalty) for rows, mean, scale, y_mean in jobs]
-            done = [f.result() for f in futures]
-        finally:
-            # On Ctrl-C the wait above is interrupted: do not wait for the paths still running
-            # (the command leaves without them, see cli.main); never start the others.
-            pool.shutdown(wait=False, cancel_futures=True)
+        done = _in_threads([(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio, params,
+                             penalty) for rows, mean, scale, y_mean in jobs],
+                           solve_threads(params, len(jobs)))
         coefs, converged = done[0]
         mse_path = sizes = fold_coefs = None
         if folds:
@@ -140,7 +150,8 @@ def _halves(mem, Xf: np.ndarray, y: np.ndarray, params: FitParams, penalty):
                 Z[:, scale == 0] = 0.0
                 pf, _ = make_penalty(mem.recipe.features, params,
                                      lambda Z=Z, yc=y[rows] - y_mean: initial_data(Z, yc))
-            w, ok = _path(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio, params, pf)
+            [(w, ok)] = _in_threads([(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio,
+                                      params, pf)], 1)
             converged &= ok
             chosen[i] = w != 0.0
             if progress is not None:
