@@ -687,6 +687,9 @@ class Profiler:
             if reason.startswith("ID-like"):
                 hint = (f"; pass --features {names[0]} to use it" if len(names) == 1
                         else "; pass --features NAME to use one")
+            elif reason == "date/time":
+                hint = (f"; pass --features {names[0] if len(names) == 1 else 'NAME'} to "
+                        "one-hot encode its values (at most --max-levels of them)")
             warnings.append(Warn(code, f"Excluded {reason}: {list_names(names, 20)}{hint}"))
         if self.n_missing_target:
             warnings.append(Warn("dropped_missing_target",

@@ -87,7 +87,11 @@ def check_scaling(scaling: Scaling, recipe: Recipe, source: str) -> None:
     if bad.any():
         j = int(np.flatnonzero(bad)[0])
         f = recipe.features[j]
-        what = "small" if not ratio[j] < 1e305 or std[j] < 1.0 else "large"
+        if std[j] < np.finfo(np.float64).tiny:
+            raise DataError(f"Column '{f.column}' in {source} has a spread ({std[j]:.3g}) below "
+                            "the smallest normal double (2.2e-308): its values hold too few "
+                            "digits to fit; multiply the column by a power of ten")
+        what = "small" if not ratio[j] < 1e305 else "large"
         raise DataError(f"Column '{f.column}' in {source} has a spread ({std[j]:.3g}) too "
                         f"{what} beside the target's ({sy:.3g}) for its coefficient to be a "
                         f"normal number; {'multiply' if what == 'small' else 'divide'} the "

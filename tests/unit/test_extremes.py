@@ -72,7 +72,8 @@ def test_subnormal_values_are_a_clear_error(tmp_path, data, engine):
     X, y = data
     tiny = X.copy()
     tiny[:, 1] *= 1e-320
-    with pytest.raises(DataError, match=r"Column 'x1'.*too small.*multiply the column"):
+    with pytest.raises(DataError, match=r"Column 'x1'.*smallest normal double.*multiply the "
+                                        "column"):
         _fit(write_csv(tmp_path / "a.csv", tiny, y), engine)
 
 
