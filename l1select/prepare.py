@@ -345,10 +345,10 @@ class Profiler:
         value's binary exponent. Scaling by a power of two is exact, and the standardized
         lasso does not depend on a column's scale.
         """
-        with np.errstate(invalid="ignore"):
-            absM = np.abs(M)
-            top = np.max(np.where(np.isnan(absM), 0.0, absM), axis=0) if M.shape[0] else \
-                np.zeros(M.shape[1])
+        if M.shape[0] == 0:
+            return M
+        top = np.fmax.reduce(np.abs(M), axis=0)  # NaN (missing) skipped; all missing: NaN
+        top = np.where(np.isnan(top), 0.0, top)
         for j, col in enumerate(cols):
             if col.exp is None and top[j] > 0:
                 # Clamped so that the unit 2^-exp is a float (subnormal values: 2^1000).
@@ -357,11 +357,11 @@ class Profiler:
         exps = np.array([c.exp or 0 for c in cols], dtype=np.int64)
         if exps.any():
             M = np.ldexp(M, -exps[None, :])
-            absM = np.abs(M)
-        with np.errstate(invalid="ignore"):
-            too_big = absM > 2.0 ** LIMIT
-        for j in np.flatnonzero(too_big.any(axis=0)):
-            i = int(np.argmax(too_big[:, j]))
+        for j in np.flatnonzero(np.ldexp(top, -exps) > 2.0 ** LIMIT):
+            with np.errstate(invalid="ignore"):
+                i = int(np.argmax(np.abs(M[:, j]) > 2.0 ** LIMIT))
+            if np.isinf(M[i, j]):
+                continue  # an infinite value: its own error
             self._problem(i, cols[j].name, start,
                           f"a value ({np.ldexp(M[i, j], int(exps[j])):.3g}) too large beside "
                           f"its earlier values (about {2.0 ** int(exps[j]):.3g}), so that the "
@@ -489,7 +489,8 @@ class Profiler:
         if not idx:
             return
         head = M[:64, idx]
-        ok = np.all((head == np.floor(head)) | np.isnan(head), axis=0)
+        # Infinite values are errors (raised at the end of the batch), not integers.
+        ok = np.all(((head == np.floor(head)) & ~np.isinf(head)) | np.isnan(head), axis=0)
         for j, good in zip(idx, ok, strict=True):
             if not good:
                 numeric[j].integral = False
@@ -497,7 +498,7 @@ class Profiler:
             col = numeric[j]
             v = M[:, j]
             obs = v[~np.isnan(v)]
-            if not np.all(obs == np.floor(obs)):
+            if not np.all((obs == np.floor(obs)) & ~np.isinf(obs)):
                 col.integral = False
                 continue
             self._track_numbers(col, obs)
@@ -727,6 +728,9 @@ class Profiler:
             if reason.startswith("ID-like"):
                 hint = (f"; pass --features {names[0]} to use it" if len(names) == 1
                         else "; pass --features NAME to use one")
+            elif reason == "date/time":
+                hint = (f"; pass --features {names[0] if len(names) == 1 else 'NAME'} to "
+                        f"one-hot encode its values (at most {self.level_cap:,} of them)")
             warnings.append(Warn(code, f"Excluded {reason}: {list_names(names, 20)}{hint}"))
         if self.n_missing_target:
             warnings.append(Warn("dropped_missing_target",

@@ -18,6 +18,7 @@ from l1select.engines.memory import (
     initial_data,
     load,
     n_values,
+    nanmean,
     prepare_grids,
     test_error_fn,
 )
@@ -31,9 +32,8 @@ def _fold_scaling(X: np.ndarray, rows: np.ndarray, standardize: bool, unit: np.n
     ``unit``: how the columns are held (see InMemory)."""
     sub = X[rows]
     if np.isnan(sub).any():
-        with np.errstate(invalid="ignore"):  # a column with no value on these rows: NaN mean
-            mean = np.nanmean(sub, axis=0)
-        mean = np.where(np.isnan(mean), 0.0, mean)
+        mean = nanmean(sub)
+        mean = np.where(np.isnan(mean), 0.0, mean)  # no value on these rows: constant here
         centered = np.where(np.isnan(sub), 0.0, sub - mean)
     else:  # the same sums as nanmean's, without its masked copies (wide data: 3x faster)
         mean = sub.mean(axis=0)
@@ -73,6 +73,22 @@ def _path(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio, params, penalty=No
     return coefs, bool(np.all(n_iter < params.max_iter))
 
 
+def _in_threads(jobs: list[tuple], n_threads: int) -> list:
+    """``_path(*job)`` for each job, on ``n_threads`` threads, the results in order.
+
+    The caller waits on futures, which Ctrl-C interrupts at once (a kernel running on the
+    calling thread would hold the interrupt until its path ends). Then the paths still running
+    are not waited for (the command leaves without them, see cli.main) and the others never
+    start.
+    """
+    pool = ThreadPoolExecutor(max_workers=n_threads)
+    try:
+        futures = [pool.submit(_path, *job) for job in jobs]
+        return [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def run(source, header, data, columns, params: FitParams, progress=None) -> EngineOutput:
     mem = load(source, header, data, columns, params)
     prep = prepare_grids(mem, params)
@@ -97,31 +113,24 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
         jobs = [(all_rows, scaling.x_mean, scale_all, scaling.y_mean)] + \
             [(rows, mean, scale, y_mean) for rows, mean, scale, y_mean, _ in folds]
         threads = solve_threads(params, len(jobs))
-        pool = ThreadPoolExecutor(max_workers=threads)
-        try:
-            def submit(batch, grid, l1_ratio=l1_ratio, pool=pool):
-                return [pool.submit(_path, Xf, y, rows, mean, scale, y_mean, grid, l1_ratio,
-                                    params, penalty) for rows, mean, scale, y_mean in batch]
 
-            if early:
-                # The all-rows fit decides where the path ends (it saturates); the folds that
-                # run beside it solve the whole grid and are cut after, which gives the same
-                # numbers (each alpha warm-starts from the one before, never from later ones).
-                first = submit(jobs[:threads], alphas)
-                coefs_all = first[0].result()[0]
-                m = saturated_length(data_deviance_explained(
-                    lambda idx: _standardized_columns(mem.X, idx, scaling.x_mean, scale_all),
-                    y - scaling.y_mean, coefs_all))
-                alphas = alphas[:m]
-                rest = submit(jobs[threads:], alphas)
-                done = [(w[:, :m], ok) for w, ok in (f.result() for f in first)] + \
-                    [f.result() for f in rest]
-            else:
-                done = [f.result() for f in submit(jobs, alphas)]
-        finally:
-            # On Ctrl-C the wait above is interrupted: do not wait for the paths still running
-            # (the command leaves without them, see cli.main); never start the others.
-            pool.shutdown(wait=False, cancel_futures=True)
+        def args(batch, grid, l1_ratio=l1_ratio):
+            return [(Xf, y, rows, mean, scale, y_mean, grid, l1_ratio, params, penalty)
+                    for rows, mean, scale, y_mean in batch]
+
+        if early:
+            # The all-rows fit decides where the path ends (it saturates); the folds that
+            # run beside it solve the whole grid and are cut after, which gives the same
+            # numbers (each alpha warm-starts from the one before, never from later ones).
+            first = _in_threads(args(jobs[:threads], alphas), threads)
+            m = saturated_length(data_deviance_explained(
+                lambda idx: _standardized_columns(mem.X, idx, scaling.x_mean, scale_all),
+                y - scaling.y_mean, first[0][0]))
+            alphas = alphas[:m]
+            done = [(w[:, :m], ok) for w, ok in first] + \
+                _in_threads(args(jobs[threads:], alphas), threads)
+        else:
+            done = _in_threads(args(jobs, alphas), threads)
         coefs, converged = done[0]
         mse_path = sizes = fold_coefs = None
         if folds:
@@ -172,7 +181,8 @@ def _halves(mem, Xf: np.ndarray, y: np.ndarray, params: FitParams, penalty):
                 Z[:, scale == 0] = 0.0
                 pf, _ = make_penalty(mem.recipe.features, params,
                                      lambda Z=Z, yc=y[rows] - y_mean: initial_data(Z, yc))
-            w, ok = _path(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio, params, pf)
+            [(w, ok)] = _in_threads([(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio,
+                                      params, pf)], 1)
             converged &= ok
             chosen[i] = w != 0.0
             if progress is not None:

@@ -51,8 +51,7 @@ def scaling_of(X: np.ndarray, y: np.ndarray, standardize: bool,
     its own units.
     """
     n = X.shape[0]
-    with np.errstate(invalid="ignore"):  # a column with no value here: NaN, dropped after
-        x_mean = np.nanmean(X, axis=0) if n else np.full(X.shape[1], np.nan)
+    x_mean = nanmean(X)
     centered = np.where(np.isnan(X), 0.0, X - x_mean)
     x_std = np.sqrt(np.einsum("ij,ij->j", centered, centered) / n)
     ones = np.ones_like(x_std) if unit is None else unit
@@ -60,6 +59,14 @@ def scaling_of(X: np.ndarray, y: np.ndarray, standardize: bool,
     y_mean = float(np.mean(y))
     return Scaling(x_mean=x_mean, x_scale=x_scale, x_std=x_std, y_mean=y_mean,
                    y_var=float(np.mean((y - y_mean) ** 2)), n_samples=n)
+
+
+def nanmean(X: np.ndarray) -> np.ndarray:
+    """``np.nanmean(X, axis=0)`` (the same sums), NaN for a column with no value and no
+    warning about it."""
+    count = X.shape[0] - np.isnan(X).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(np.isnan(X), 0.0, X).sum(axis=0) / count
 
 
 def in_own_units(scaling: Scaling, unit: np.ndarray) -> Scaling:
@@ -81,7 +88,12 @@ def check_scaling(scaling: Scaling, recipe: Recipe, source: str) -> None:
     if bad.any():
         j = int(np.flatnonzero(bad)[0])
         f = recipe.features[j]
-        what = "small" if not ratio[j] < 1e305 or std[j] < 1.0 else "large"
+        if std[j] < np.finfo(np.float64).tiny:
+            raise DataError(f"Column {quoted(f.column)} in {source} has a spread "
+                            f"({std[j]:.3g}) below "
+                            "the smallest normal double (2.2e-308): its values hold too few "
+                            "digits to fit; multiply the column by a power of ten")
+        what = "small" if not ratio[j] < 1e305 else "large"
         raise DataError(f"Column {quoted(f.column)} in {source} has a spread ({std[j]:.3g}) too "
                         f"{what} beside the target's ({sy:.3g}) for its coefficient to be a "
                         f"normal number; {'multiply' if what == 'small' else 'divide'} the "
@@ -167,8 +179,9 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
         j = int(np.flatnonzero(~np.all(np.isfinite(X) | np.isnan(X), axis=0))[0])
         raise DataError(f"Column {quoted(recipe.features[j].column)} in {source.display} holds "
                         "values too far apart in size to fit; rescale the column")
-    with np.errstate(all="ignore"):
-        spread = np.nanmax(X, axis=0) - np.nanmin(X, axis=0) if X.size else np.zeros(X.shape[1])
+    with np.errstate(all="ignore"):  # fmax/fmin skip NaN, and warn of no all-NaN column
+        spread = np.fmax.reduce(X, axis=0) - np.fmin.reduce(X, axis=0) if X.size else \
+            np.zeros(X.shape[1])
     recipe, kept, more = constant_features(np.nan_to_num(spread, nan=0.0), recipe,
                                            source.display)
     warnings += more

@@ -167,3 +167,25 @@ def test_ctrl_c_during_a_wide_fit_exits_at_once(tmp_path):
     # A behaviour test, not a benchmark: the exit takes ~0.1 s; waiting for the paths instead
     # took ~20 s here. 5 s leaves room for a loaded CI machine.
     assert elapsed < 5.0, elapsed
+
+
+def test_an_explicit_date_column_is_one_hot_encoded_and_predict_applies_it(tmp_path):
+    rng = np.random.default_rng(5)
+    n = 90
+    day = rng.integers(1, 4, n)
+    x = rng.normal(size=n)
+    cols = {"sold": [f"2024-01-0{d}" for d in day], "x": [float(v) for v in x],
+            "y": [float(v) for v in 2 * x + 3 * (day == 2) + 0.1 * rng.normal(size=n)]}
+    path = write_csv(tmp_path / "d.csv", cols)
+    result = ok(invoke("fit", path, "-t", "y", "--format", "json"))
+    assert "pass --features sold to one-hot encode" in result.stderr
+    model = tmp_path / "m.json"
+    ok(invoke("fit", path, "-t", "y", "-f", "sold", "-f", "x", "--format", "json", "-o", model))
+    doc = strict_loads(model.read_text())
+    assert "sold=2024-01-02" in doc["selected"]
+    pred = ok(invoke("predict", path, "--model", model)).stdout.splitlines()
+    assert pred[0] == "prediction" and len(pred) == n + 1
+    # The fit explains y closely (noise sd 0.1): predict applied the same encoding.
+    np.testing.assert_allclose([float(v) for v in pred[1:]], cols["y"], atol=0.5)
+    assert_error(invoke("fit", path, "-t", "y", "-f", "sold", "--max-levels", "2"), 1,
+                 "named in --features", "more than 2 distinct values")

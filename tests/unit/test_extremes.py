@@ -72,7 +72,8 @@ def test_subnormal_values_are_a_clear_error(tmp_path, data, engine):
     X, y = data
     tiny = X.copy()
     tiny[:, 1] *= 1e-320
-    with pytest.raises(DataError, match=r"Column 'x1'.*too small.*multiply the column"):
+    with pytest.raises(DataError, match=r"Column 'x1'.*smallest normal double.*multiply the "
+                                        "column"):
         _fit(write_csv(tmp_path / "a.csv", tiny, y), engine)
 
 
@@ -111,3 +112,15 @@ def test_huge_values_without_standardization_are_a_clear_error(tmp_path, data):
     X, y = data
     with pytest.raises(DataError, match="without standardization"):
         _fit(write_csv(tmp_path / "a.csv", X * 1e300, y), "gram", standardize=False)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_over_long_number_written_as_text_is_a_clear_error(tmp_path, data, engine):
+    X, y = data
+    lines = ["a,b,y"] + [f'"{1000 * a:,.2f}",{b!r},{t!r}' for a, b, t in
+                         zip(X[:, 0].tolist(), X[:, 1].tolist(), y.tolist(), strict=True)]
+    lines[6] = '"1,' + "000," * 130 + '000",1,2'  # beyond 1.8e308: read as infinity
+    path = tmp_path / "long.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"Column 'a'.*beyond ±1.8e308.*line 7"):
+        _fit(path, engine)

@@ -181,8 +181,11 @@ def test_an_explicit_feature_beats_the_guesses(batch_rows):
         "x": np.linspace(0, 1, n),
         "y": np.arange(n, dtype=float) % 5,
     })
-    names, _ = _kinds(table, batch_rows)
+    names, text = _kinds(table, batch_rows)
     assert names == ["x"]
+    # Each exclusion says which flag keeps the column.
+    assert "ID-like (an ID name): id; pass --features id to use it" in text
+    assert "date/time: when, day; pass --features NAME to one-hot encode its values" in text
     names, _ = _kinds(table, batch_rows, explicit=("id", "when", "day", "x"))
     assert names == ["id", "when=1970-01-01", "when=1970-01-02", "when=1970-01-03",
                      "day=2024-01-01", "day=2024-01-02", "day=2024-01-03", "x"]
