@@ -1,0 +1,195 @@
+"""The binomial family: penalized logistic regression paths and its CV measures.
+
+The objective (glmnet ``family="binomial"`` at ``lambda = alpha``; scikit-learn
+``LogisticRegression`` with ``C = 1/(n·alpha)`` on the standardized features)::
+
+    1/n sum_i w_i [log(1 + exp(eta_i)) - y_i eta_i]
+        + alpha * sum_j pf_j (l1_ratio |beta_j| + (1 - l1_ratio)/2 beta_j²)
+
+with weights ``w`` scaled to sum to ``n``, features standardized by their weighted mean and
+standard deviation (ddof=0) on the fitting rows, and an unpenalized intercept. The solver is
+in ``_kernels_logistic.py``; this module prepares its inputs and reads its outputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# glmnet clamps probabilities to [1e-5, 1 - 1e-5] in the CV deviance (its ``pmin``/``pmax``).
+DEVIANCE_CLAMP = 1e-5
+# The path stops once the fit explains this fraction of the null deviance (glmnet's
+# ``fdev``-style saturation, separable data): further alphas only inflate the coefficients.
+SATURATION = 0.999
+# glmnet computes no AUC on a fold of fewer rows than this and falls back to deviance.
+AUC_MIN_ROWS = 10
+MEASURES = ("deviance", "auc", "class", "mse", "mae")
+
+
+def normalized_weights(w: np.ndarray | None, n: int) -> np.ndarray:
+    """Observation weights scaled to sum to ``n`` (all 1 when ``w`` is None)."""
+    if w is None:
+        return np.ones(n)
+    w = np.asarray(w, dtype=np.float64)
+    return w * (n / float(w.sum()))
+
+
+def weighted_scaling(X: np.ndarray, rows: np.ndarray, w: np.ndarray, standardize: bool
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted means, scales and standard deviations (ddof=0) of ``X[rows]``.
+
+    ``w`` (len(rows),) sums to len(rows). A missing value sits at the mean (it adds nothing to
+    the spread); the mean is over the observed values, weighted. The scale of a feature that
+    does not vary is 0 (the solver keeps it at zero), else its standard deviation, or 1 when
+    not standardizing.
+    """
+    sub = X[rows]
+    seen = ~np.isnan(sub)
+    filled = np.where(seen, sub, 0.0)
+    ws = w @ seen
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(ws > 0, (w @ filled) / ws, 0.0)
+    centered = np.where(seen, sub - mean, 0.0)
+    std = np.sqrt(np.maximum(w @ (centered * centered), 0.0) / rows.size)
+    spread = np.nanmax(sub, axis=0) - np.nanmin(sub, axis=0) if rows.size else std
+    varies = np.nan_to_num(spread, nan=0.0) > 0
+    std = np.where(varies, std, 0.0)
+    scale = np.where(varies, std if standardize else 1.0, 0.0)
+    return mean, scale, std
+
+
+@dataclass(frozen=True)
+class LogisticPath:
+    """A solved path: ``coefs`` (n_features, n_alphas) and ``intercepts`` (n_alphas,) on the
+    standardized scale of ``mean``/``scale``; ``n_solved`` alphas were solved (a saturated
+    path stops early); ``dev_ratio`` (n_alphas,) the fraction of deviance explained."""
+
+    coefs: np.ndarray
+    intercepts: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+    std: np.ndarray
+    dev_ratio: np.ndarray
+    n_solved: int
+    converged: bool
+
+
+def _inv(scale: np.ndarray) -> np.ndarray:
+    return np.where(scale > 0, 1.0 / np.where(scale > 0, scale, 1.0), 0.0)
+
+
+def fit_path(X: np.ndarray, y: np.ndarray, w: np.ndarray | None, rows: np.ndarray,
+             alphas: np.ndarray, l1_ratio: float, penalty: np.ndarray | None,
+             standardize: bool, tol: float, max_iter: int, stop_saturated: bool = False,
+             scaling: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+             ) -> LogisticPath:
+    """The penalized logistic path on ``X[rows]`` over the descending ``alphas``.
+
+    Parameters
+    ----------
+    X : ndarray (n_total, n_features), float64, NaN where missing (Fortran order is fastest)
+    y : ndarray (n_total,) of 0/1; w : ndarray (n_total,) of weights >= 0, or None
+    rows : int64 ndarray — the fitting rows
+    penalty : ndarray (n_features,) of penalty factors, or None (all 1)
+    stop_saturated : stop once the deviance explained exceeds ``SATURATION``
+    scaling : (mean, scale, std) to use instead of the rows' own weighted ones
+    """
+    from l1select._kernels_logistic import logistic_path
+
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    yr = np.ascontiguousarray(y[rows], dtype=np.float64)
+    wr = normalized_weights(None if w is None else w[rows], rows.size)
+    mean, scale, std = scaling if scaling is not None else \
+        weighted_scaling(X, rows, wr, standardize)
+    p = X.shape[1]
+    pf = np.ones(p) if penalty is None else np.ascontiguousarray(penalty, dtype=np.float64)
+    coefs, intercepts, n_iter, dev_ratio, n_solved = logistic_path(
+        X, rows, yr, wr, np.ascontiguousarray(mean), _inv(scale),
+        np.ascontiguousarray(alphas, dtype=np.float64), float(l1_ratio), pf, float(tol),
+        int(max_iter), SATURATION if stop_saturated else 0.0)
+    return LogisticPath(coefs=coefs, intercepts=intercepts, mean=mean, scale=scale, std=std,
+                        dev_ratio=dev_ratio, n_solved=int(n_solved),
+                        converged=bool(np.all(n_iter[:n_solved] < max_iter)))
+
+
+def alpha_max(X: np.ndarray, y: np.ndarray, w: np.ndarray | None, rows: np.ndarray,
+              l1_ratio: float, penalty: np.ndarray | None, standardize: bool) -> float:
+    """The smallest alpha at which every penalized coefficient is zero:
+    ``max_j |x̃_jᵀ W (y − p₀)| / (n · l1_ratio · pf_j)``, with ``p₀`` the fit of the intercept
+    and the unpenalized features alone (``ȳ_w`` when every feature is penalized)."""
+    from l1select._kernels_logistic import gradient
+
+    p = X.shape[1]
+    pf = np.ones(p) if penalty is None else np.asarray(penalty, dtype=np.float64)
+    pen = pf > 0
+    if not pen.any():
+        return 0.0
+    # At an alpha this large every penalized coefficient is zero and the unpenalized ones
+    # (if any) are fitted: the solver itself gives p₀.
+    huge = np.array([1e300])
+    fit = fit_path(X, y, w, rows, huge, 1.0, pf, standardize, 1e-14, 10_000)
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    yr = np.ascontiguousarray(y[rows], dtype=np.float64)
+    wr = normalized_weights(None if w is None else w[rows], rows.size)
+    eta = fit.intercepts[0] + standardize_rows(X, rows, fit.mean, fit.scale) @ fit.coefs[:, 0]
+    grad = np.zeros(p)
+    gradient(X, rows, yr, wr, np.ascontiguousarray(fit.mean), _inv(fit.scale),
+             np.ascontiguousarray(eta), grad)
+    return float(np.max(np.abs(grad[pen]) / pf[pen])) / l1_ratio
+
+
+def standardize_rows(X: np.ndarray, rows: np.ndarray | None, mean: np.ndarray,
+                     scale: np.ndarray) -> np.ndarray:
+    """``(X[rows] - mean) / scale`` with missing values (and constant features) at 0."""
+    sub = X if rows is None else X[rows]
+    Z = (sub - mean) * _inv(scale)
+    Z[np.isnan(Z)] = 0.0
+    return Z
+
+
+def probabilities(Z: np.ndarray, coefs: np.ndarray, intercepts: np.ndarray) -> np.ndarray:
+    """P(y = 1) of standardized rows ``Z`` (n, p) under each fit: shape (n, n_alphas)."""
+    eta = Z @ coefs + intercepts
+    return 0.5 * (1.0 + np.tanh(0.5 * eta))  # the logistic function, without overflow
+
+
+def deviance(y: np.ndarray, prob: np.ndarray) -> np.ndarray:
+    """glmnet's per-row binomial deviance ``−2[y log p + (1−y) log(1−p)]``, p clamped."""
+    p = np.clip(prob, DEVIANCE_CLAMP, 1.0 - DEVIANCE_CLAMP)
+    y = y.reshape(y.shape + (1,) * (p.ndim - y.ndim))
+    return -2.0 * (y * np.log(p) + (1.0 - y) * np.log(1.0 - p))
+
+
+def weighted_auc(y: np.ndarray, w: np.ndarray, score: np.ndarray) -> float:
+    """The weighted area under the ROC curve: the weighted fraction of (positive, negative)
+    pairs ranked correctly, ties counting one half (NaN without both classes)."""
+    pos_w = float(w[y == 1].sum())
+    neg_w = float(w[y == 0].sum())
+    if pos_w <= 0 or neg_w <= 0:
+        return float("nan")
+    order = np.argsort(score, kind="stable")
+    s, yy, ww = score[order], y[order], w[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    pos = np.add.reduceat(ww * (yy == 1), starts)
+    neg = np.add.reduceat(ww * (yy == 0), starts)
+    below = np.cumsum(neg) - neg
+    return float(np.sum(pos * (below + 0.5 * neg)) / (pos_w * neg_w))
+
+
+def fold_measure(measure: str, y: np.ndarray, w: np.ndarray, prob: np.ndarray,
+                 threshold: float) -> np.ndarray:
+    """One held-out fold's measure at each alpha: the weighted mean of the per-row measure
+    (AUC per fold). ``prob`` (n, n_alphas); returns (n_alphas,)."""
+    wn = w / w.sum()
+    if measure == "deviance":
+        return wn @ deviance(y, prob)
+    if measure == "class":
+        return wn @ ((prob > threshold) != (y[:, None] == 1))
+    if measure == "mse":
+        return wn @ (y[:, None] - prob) ** 2
+    if measure == "mae":
+        return wn @ np.abs(y[:, None] - prob)
+    if measure == "auc":
+        return np.array([weighted_auc(y, w, prob[:, k]) for k in range(prob.shape[1])])
+    raise ValueError(measure)
