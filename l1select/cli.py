@@ -37,6 +37,7 @@ from l1select.options import (
     Eps,
     Exclude,
     FailFast,
+    FamilyOpt,
     Features,
     FoldColumn,
     Force,
@@ -45,6 +46,7 @@ from l1select.options import (
     Keep,
     L1Ratio,
     MaxLevels,
+    MeasureOpt,
     MissingOpt,
     Model,
     ModelFile,
@@ -62,6 +64,7 @@ from l1select.options import (
     PlotFormatOpt,
     PlotOnly,
     PlotsOpt,
+    PositiveClass,
     Quiet,
     RefitOpt,
     ReportOpt,
@@ -77,6 +80,8 @@ from l1select.options import (
     Standardize,
     TestSize,
     Threads,
+    Threshold,
+    Weights,
     _floats,
     _penalty_factors,
 )
@@ -239,6 +244,11 @@ def fit(
     penalty_factor: PenaltyFactor = None,
     adaptive: Adaptive = False,
     refit: RefitOpt = None,
+    family: FamilyOpt = "auto",  # type: ignore[assignment]
+    positive_class: PositiveClass = None,
+    measure: MeasureOpt = None,
+    threshold: Threshold = 0.5,
+    weights: Weights = None,
     format: FormatOpt = OutputFormat.table,
     output: Output = None,
     engine: EngineOpt = Engine.auto,
@@ -282,6 +292,9 @@ def fit(
                 corr_threshold=corr_threshold, force=tuple(force or ()),
                 penalty_factors=tuple(factors or ()), adaptive=adaptive,
                 refit=getattr(refit, "value", refit),
+                family=getattr(family, "value", family), positive_class=positive_class,
+                measure=getattr(measure, "value", measure), threshold=threshold,
+                weights=weights,
             )
         _check_destinations(plots, report)
         with _progress(err) as progress:
@@ -316,7 +329,7 @@ _CONFIG_KEYS = ("target", "features", "exclude", "model", "l1_ratio", "cv", "fol
                 "seed", "rule", "n_alphas", "eps", "alphas", "alpha", "standardize", "missing",
                 "max_levels", "test_size", "engine", "scheduler", "threads", "stability",
                 "stability_threshold", "corr_threshold", "force", "penalty_factor", "adaptive",
-                "refit")
+                "refit", "family", "positive_class", "measure", "threshold", "weights")
 
 
 def _given_options(ctx: typer.Context, **parsed: object) -> dict[str, object]:

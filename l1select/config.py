@@ -163,6 +163,8 @@ RULES = ("1se", "min")
 MISSING = ("mean", "drop", "error")
 ENGINES = ("auto", "gram", "data", "reference", "dask")
 REFITS = ("ols",)
+FAMILIES = ("auto", "gaussian", "binomial")
+MEASURES = ("deviance", "auc", "class", "mse", "mae")
 
 # Bounds shown to editors through the JSON Schema. pipeline.validate enforces them (it is the
 # one source of truth); tests/unit/test_config.py checks that the two agree.
@@ -265,6 +267,15 @@ class Options(BaseModel):
                                  "fit (default false).")
     refit: Literal[REFITS] | None = _opt(
         "ols: also report least-squares coefficients on the selected features.")
+    family: Literal[FAMILIES] | None = _opt(
+        "binomial (logistic, two-valued target), gaussian, or auto (default).")
+    positive_class: str | int | float | bool | None = _opt(
+        "The target value modelled as 1 (default: the second of the two in sorted order).")
+    measure: Literal[MEASURES] | None = _opt(
+        "CV measure: deviance (binomial default), auc, class, mse (gaussian default), mae.")
+    threshold: float | None = _opt(
+        "binomial: predict the positive class above this probability (default 0.5).")
+    weights: str | None = _opt("Column of non-negative observation weights (not a feature).")
 
 
 _JOB_NAME = ("A name for the job, unique in the file; its output goes to OUTPUT_DIR/NAME/. "
@@ -296,7 +307,8 @@ class BatchFile(BaseModel):
 
 OPTION_KEYS = tuple(k for k in Options.model_fields if k != "source")
 JOB_KEYS = ("name", "source", *OPTION_KEYS)
-_FLOAT_KEYS = {"eps", "alpha", "test_size", "stability_threshold", "corr_threshold"}
+_FLOAT_KEYS = {"eps", "alpha", "test_size", "stability_threshold", "corr_threshold",
+               "threshold"}
 _FIT_DEFAULTS = {f.name: f.default for f in dataclasses.fields(FitParams)}
 
 # What a key expects, for type errors.
@@ -314,6 +326,9 @@ _EXPECTS = {
     "corr_threshold": "a number", "force": "a column name or a list",
     "penalty_factor": "a mapping of column: factor", "adaptive": "true or false",
     "refit": "ols",
+    "family": "one of " + ", ".join(FAMILIES), "positive_class": "a value of the target",
+    "measure": "one of " + ", ".join(MEASURES), "threshold": "a number",
+    "weights": "a column name",
     "defaults": "a mapping of options (key: value)", "jobs": "a list of jobs (- name: …)",
 }
 _ITEM_EXPECTS = {"int_type": "a whole number", "float_type": "a number",
@@ -379,7 +394,8 @@ class JobSpec:
             "stability": p.stability, "stability_threshold": p.stability_threshold,
             "corr_threshold": p.corr_threshold, "force": list(p.force),
             "penalty_factor": dict(p.penalty_factors), "adaptive": p.adaptive,
-            "refit": p.refit,
+            "refit": p.refit, "family": p.family, "positive_class": p.positive_class,
+            "measure": p.measure, "threshold": p.threshold, "weights": p.weights,
         }
 
 
@@ -599,7 +615,7 @@ class _Checker:
             return loc, f"missing ({what})"
         if kind == "literal_error":
             choices = {"model": MODELS, "rule": RULES, "missing": MISSING, "engine": ENGINES,
-                       "refit": REFITS}
+                       "refit": REFITS, "family": FAMILIES, "measure": MEASURES}
             options = list(choices.get(key, ()))
             hint = did_you_mean(str(value), options) if isinstance(value, str) else ""
             return loc, (f"must be one of {', '.join(options)}, not {_show(value)}"
@@ -743,8 +759,18 @@ def _params(values: dict[str, Any]) -> FitParams:
         force=tuple(values.get("force") or ()),
         penalty_factors=tuple((str(k), float(v))
                               for k, v in (values.get("penalty_factor") or {}).items()),
-        adaptive=get("adaptive"), refit=get("refit"),
+        adaptive=get("adaptive"), refit=get("refit"), family=get("family"),
+        positive_class=None if values.get("positive_class") is None else
+        _class_text(values["positive_class"]),
+        measure=get("measure"), threshold=get("threshold"), weights=get("weights"),
     )
+
+
+def _class_text(value: Any) -> str:
+    """A positive class written in YAML (text, number or boolean) as --positive-class text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _value_problems(params: FitParams) -> list[tuple[str | None, str, set[str]]]:

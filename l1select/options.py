@@ -141,6 +141,38 @@ Adaptive = Annotated[bool, typer.Option(
 RefitOpt = Annotated[Refit | None, typer.Option(
     "--refit", help="ols: also report least-squares coefficients on the selected features "
     "(post-selection estimates).", show_default=False)]
+
+
+# Binary targets (README "Binary targets: logistic regression")
+class Family(StrEnum):
+    auto = "auto"
+    gaussian = "gaussian"
+    binomial = "binomial"
+
+
+class Measure(StrEnum):
+    deviance = "deviance"
+    auc = "auc"
+    class_ = "class"
+    mse = "mse"
+    mae = "mae"
+
+
+FamilyOpt = Annotated[Family, typer.Option(
+    "--family", help="binomial: logistic regression of a two-valued target; gaussian: "
+    "least squares; auto: binomial when the target has exactly two values.")]
+PositiveClass = Annotated[str | None, typer.Option(
+    "--positive-class", help="The target value modelled as 1 (default: the second of the two "
+    "in sorted order).", show_default=False)]
+MeasureOpt = Annotated[Measure | None, typer.Option(
+    "--measure", help="CV measure: binomial deviance (default), auc, class "
+    "(misclassification), mse or mae of the probability; gaussian mse.", show_default=False)]
+Threshold = Annotated[float, typer.Option(
+    "--threshold", help="binomial: predict the positive class above this probability (class "
+    "measure, test accuracy, predict).")]
+Weights = Annotated[str | None, typer.Option(
+    "--weights", help="Column of non-negative observation weights (not a feature); binary "
+    "targets only for now.", show_default=False)]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 

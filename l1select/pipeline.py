@@ -8,6 +8,7 @@ import numpy as np
 
 from l1select import io as l1io
 from l1select.errors import ConfigError
+from l1select.family import check_weights_column, resolve
 from l1select.path import explicit_grid
 from l1select.prepare import needed_columns
 from l1select.select import alternates, diagnostics, refit_ols, select, stability_summary
@@ -68,6 +69,17 @@ def validate(params: FitParams) -> FitParams:
                         "or --engine data")
     if params.scheduler is not None and params.engine != "dask":
         problems.append("--scheduler applies to --engine dask; add --engine dask")
+    if params.family not in ("auto", "gaussian", "binomial"):
+        problems.append(f"--family must be auto, gaussian or binomial, not '{params.family}'")
+    binomial_only = ("deviance", "auc", "class")
+    if params.measure is not None and params.measure not in ("mse", "mae") + binomial_only:
+        problems.append(f"--measure must be deviance, auc, class, mse or mae, not "
+                        f"'{params.measure}'")
+    elif params.family == "gaussian" and params.measure in binomial_only:
+        problems.append(f"--measure {params.measure} is for a binary target; with --family "
+                        "gaussian use mse or mae")
+    if not (0.0 < params.threshold < 1.0):
+        problems.append(f"--threshold must be between 0 and 1, not {params.threshold}")
     if params.alphas is not None:
         explicit_grid(params.alphas)
     if problems:
@@ -85,18 +97,35 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
 
     params = validate(params)
     source, header, data = l1io.open_header(path)
+    exclude = params.exclude
+    if params.weights is not None:
+        check_weights_column(params.weights, header.names, params.target, params.fold_column,
+                             source.display)
+        exclude = (*exclude, params.weights)  # the weights column is never a feature
     columns, warnings = needed_columns(header.names, params.target, params.features,
-                                       params.exclude, params.fold_column, source.display)
+                                       exclude, params.fold_column, source.display)
+    if params.weights is not None:
+        columns.append(params.weights)
+    family, classes = params.family, None
+    if family != "gaussian":
+        target = l1io.read(source, header, [params.target], data).table.column(params.target)
+        family, classes = resolve(target, family, params.positive_class, params.target,
+                                  source.display)
+    if family == "gaussian":
+        _gaussian_only(params)
     n_rows = l1io.estimate_rows(source, data)
-    engine = _engine(params.engine, len(columns), n_rows)
+    engine = _engine(params.engine, len(columns), n_rows, family)
     # One BLAS thread unless asked: the pass is many small products, and on a busy 2-core
     # machine a second BLAS thread fighting Arrow's parser slows it down several times.
     reporter = _Progress(progress, n_rows) if progress else None
     with threadpool_limits(limits=params.threads or 1):
-        out = engine.run(source, header, data, columns, params, reporter)
+        if classes is not None:
+            out = engine.run(source, header, data, columns, params, reporter, classes)
+        else:
+            out = engine.run(source, header, data, columns, params, reporter)
         features = list(out.recipe.features)
         chosen = select(list(out.fits), out.scaling, params.rule, features,
-                        list(out.alpha_max), out.penalty)
+                        list(out.alpha_max), out.penalty, out.family, out.measure)
         extra = _trust(out, chosen, params, reporter)
     halves_converged = extra.pop("converged")
     if not (all(f.converged for f in out.fits) and halves_converged):
@@ -106,7 +135,9 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
             "approximate (highly correlated features slow it down: consider --exclude)"))
     warnings.extend(extra.pop("warnings"))
     test_report = None
-    if out.test_error is not None:
+    if out.test_error is not None and out.family == "binomial":
+        test_report = out.test_error(chosen.coef, chosen.intercept)
+    elif out.test_error is not None:
         n_test, mse, r2 = out.test_error(chosen.coef, chosen.intercept)
         test_report = {"n_rows": n_test, "mse": mse, "r2": r2}
     cv = chosen.cv
@@ -122,15 +153,22 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
             "n_rows_test": out.n_test,
             "n_rows_dropped": out.n_dropped,
             "target": params.target,
+            **({} if classes is None else {"classes": {
+                "negative": classes.values[0], "positive": classes.values[1],
+                "counts": {str(v): c for v, c in zip(classes.values, classes.counts,
+                                                     strict=True)}}}),
         },
-        params={**params.to_dict(), "engine": out.engine, "n_folds": out.n_folds},
+        params={**params.to_dict(), "engine": out.engine, "n_folds": out.n_folds,
+                "family": out.family, "measure": out.measure,
+                "positive_class": None if classes is None else classes.positive},
         alpha=chosen.alpha,
         cv=cv,
         intercept=chosen.intercept,
         features=extra.pop("features"),
         selected=chosen.selected,
         warnings=tuple(warnings) + out.warnings,
-        recipe=_recipe_dict(out.recipe, out.scaling),
+        recipe={**_recipe_dict(out.recipe, out.scaling), "family": out.family,
+                **({} if classes is None else {"classes": list(classes.values)})},
         test=test_report,
         engine=out.engine,
         coef_path=chosen.coef_path,
@@ -163,7 +201,27 @@ def _trust(out, chosen, params: FitParams, progress) -> dict:
             tuple(k for k, _ in alts[n]) if n in alts else None))
 
     extra: dict = {"stability": None, "refit": None, "intercept_ols": None}
-    if params.refit == "ols":
+    if params.refit == "ols" and out.family == "binomial":
+        index = {n: j for j, n in enumerate(names)}
+        sel = np.array([index[n] for n in chosen.selected], dtype=np.int64)
+        coef, intercept, diverged = out.refit(sel)
+        for j, n in enumerate(names):
+            results[n] = replace(results[n],
+                                 coef_ols=float(coef[j]) if j in set(sel.tolist()) else None)
+        extra["intercept_ols"] = intercept
+        extra["refit"] = {
+            "method": "logistic",
+            "note": ("post-selection estimates: unpenalized logistic regression on the "
+                     "selected features, fitted on the same rows that selected them; their "
+                     "standard errors and p-values would not be valid (the selection used "
+                     "the data)"),
+        }
+        if diverged:
+            warnings.append(Warn("refit_separation", (
+                "The unpenalized logistic refit does not converge: the selected features "
+                "separate the classes (nearly) perfectly, so its estimates grow without "
+                "bound; coef_ols is where it stopped and is not meaningful")))
+    elif params.refit == "ols":
         coef, intercept, deficient = refit_ols(features, chosen.selected, out.problem,
                                                out.scaling)
         chosen_set = set(chosen.selected)
@@ -225,8 +283,34 @@ def _trust(out, chosen, params: FitParams, progress) -> dict:
 GRAM_MAX_FEATURES = 3000
 
 
-def _engine(name: str, n_columns: int, n_rows: int | None):
-    """The engine to run. ``auto`` streams the Gram statistics unless the data is wide."""
+def _gaussian_only(params: FitParams) -> None:
+    """What only the binomial family has, asked of a gaussian fit: a usage error."""
+    if params.weights is not None:
+        raise ConfigError("--weights is not supported yet for a numeric target (family "
+                          "gaussian); it works with a binary target (--family binomial)")
+    if params.measure in ("deviance", "auc", "class"):
+        raise ConfigError(f"--measure {params.measure} is for a binary target, and "
+                          f"'{params.target}' is numeric (family gaussian); use mse or mae")
+    if params.measure == "mae":
+        raise ConfigError("--measure mae is not supported yet for a numeric target (family "
+                          "gaussian); the CV error is the mse")
+
+
+# The engines that fit the binomial family (the data held in memory).
+BINOMIAL_ENGINES = ("auto", "data")
+
+
+def _engine(name: str, n_columns: int, n_rows: int | None, family: str = "gaussian"):
+    """The engine to run. ``auto`` streams the Gram statistics unless the data is wide; the
+    binomial family is fitted in memory."""
+    if family == "binomial":
+        if name not in BINOMIAL_ENGINES:
+            raise ConfigError(f"--engine {name} cannot fit a logistic model (binary target, "
+                              "family binomial): it needs the rows in memory; use --engine "
+                              "auto or --engine data, or --family gaussian for a linear model")
+        from l1select.engines import logistic
+
+        return logistic
     if name == "auto":
         wide = n_columns > GRAM_MAX_FEATURES or (n_rows is not None and n_rows < 2 * n_columns)
         name = "data" if wide else "gram"

@@ -95,6 +95,12 @@ class FitParams:
     # --engine dask: the scheduler's address (None: DASK_SCHEDULER_ADDRESS, else a local
     # cluster). Where the statistics are computed, not what: not part of to_dict().
     scheduler: str | None = None
+    # Families, weights and measures (README "Binary targets")
+    family: str = "auto"  # auto | gaussian | binomial
+    positive_class: str | None = None  # None: the second of the two values in sorted order
+    measure: str | None = None  # None: the family's default (mse, deviance)
+    threshold: float = 0.5  # the probability above which the positive class is predicted
+    weights: str | None = None  # the column of observation weights
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,6 +134,11 @@ class FitParams:
             "penalty_factor": {name: w for name, w in self.penalty_factors},
             "adaptive": self.adaptive,
             "refit": self.refit,
+            "family": self.family,
+            "positive_class": self.positive_class,
+            "measure": self.measure,
+            "threshold": self.threshold,
+            "weights": self.weights,
         }
 
 
@@ -146,6 +157,11 @@ class PathFit:
     fold_sizes: Any | None
     converged: bool = True
     fold_coefs: Any | None = None
+    # binomial: the all-rows intercepts (n_alphas,) on the standardized scale (gaussian: the
+    # target mean), every CV measure by name (n_alphas, n_folds), the deviance explained
+    intercepts: Any | None = None
+    measures: dict[str, Any] | None = None
+    dev_ratio: Any | None = None
 
 
 @dataclass(frozen=True)
@@ -244,6 +260,10 @@ class EngineOutput:
     problem: AllRows | None = None
     halves: Any = None
     n_target_values: int | None = None
+    family: str = "gaussian"
+    measure: str = "mse"  # the CV measure the curve is of
+    # binomial: refit(selected indices) -> (coef, intercept, diverged), the unpenalized fit
+    refit: Any = None
 
 
 @dataclass(frozen=True)
