@@ -91,7 +91,8 @@ def select(fits: list[PathFit], scaling: Scaling, rule: str,
         FeatureResult(name=f.name, column=f.column, coef=float(coef[j]),
                       coef_std=float(coef_std[j]), selected=f.name in chosen_set,
                       fold_frequency=None if freq is None else float(freq[j]),
-                      penalty_factor=float(pf[j]))
+                      penalty_factor=float(pf[j]),
+                      odds_ratio=float(np.exp(coef_std[j])) if family == "binomial" else None)
         for j, f in enumerate(features)
     )
     alpha = {

@@ -199,6 +199,7 @@ class FeatureResult:
     penalty_factor: float = 1.0
     alternates: tuple[str, ...] | None = None
     coef_ols: float | None = None
+    odds_ratio: float | None = None  # binomial: exp(coef_std), the odds ratio per SD
 
 
 @dataclass(frozen=True)
