@@ -154,6 +154,29 @@ def _same(v: Any, text: str, kind: str) -> bool:
     return False
 
 
+class NotBinary(Exception):
+    """``--family auto``: the whole target turned out not to be binary (a linear model)."""
+
+
+def looks_binary(arr) -> bool:
+    """Whether the first rows of a target column suggest a binary target: text or booleans
+    (a text target can only be binary), or at most two distinct numbers."""
+    kind = _kind(arr.type)
+    if kind in ("text", "bool"):
+        return True
+    return kind == "numeric" and len(distinct(arr, kind)[0]) <= 2
+
+
+def binary_classes(arr, family: str, positive_class: str | None, target: str, source: str
+                   ) -> Classes:
+    """The two classes of the whole target column; :class:`NotBinary` when ``auto`` finds a
+    numeric target with more (or fewer) than two values."""
+    resolved, classes = resolve(arr, family, positive_class, target, source)
+    if classes is None:
+        raise NotBinary(target)
+    return classes
+
+
 def check_weights_column(name: str, names: list[str], target: str, fold_column: str | None,
                          source: str) -> None:
     """The weights column exists and is not the target or the fold column."""

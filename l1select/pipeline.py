@@ -8,7 +8,7 @@ import numpy as np
 
 from l1select import io as l1io
 from l1select.errors import ConfigError
-from l1select.family import check_weights_column, resolve
+from l1select.family import NotBinary, binary_classes, check_weights_column, looks_binary
 from l1select.path import explicit_grid
 from l1select.prepare import needed_columns
 from l1select.select import alternates, diagnostics, refit_ols, select, stability_summary
@@ -106,23 +106,33 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
                                        exclude, params.fold_column, source.display)
     if params.weights is not None:
         columns.append(params.weights)
-    family, classes = params.family, None
-    if family != "gaussian":
-        target = l1io.read(source, header, [params.target], data).table.column(params.target)
-        family, classes = resolve(target, family, params.positive_class, params.target,
-                                  source.display)
-    if family == "gaussian":
-        _gaussian_only(params)
     n_rows = l1io.estimate_rows(source, data)
-    engine = _engine(params.engine, len(columns), n_rows, family)
+    family = params.family
+    if family == "auto":
+        family = _likely_family(source, header, data, params)
     # One BLAS thread unless asked: the pass is many small products, and on a busy 2-core
     # machine a second BLAS thread fighting Arrow's parser slows it down several times.
     reporter = _Progress(progress, n_rows) if progress else None
     with threadpool_limits(limits=params.threads or 1):
-        if classes is not None:
-            out = engine.run(source, header, data, columns, params, reporter, classes)
-        else:
+        out = None
+        if family == "binomial":
+            engine = _engine(params.engine, len(columns), n_rows, "binomial")
+
+            def classes_of(target):
+                return binary_classes(target, params.family, params.positive_class,
+                                      params.target, source.display)
+
+            try:
+                out = engine.run(source, header, data, columns, params, reporter, classes_of)
+            except NotBinary:
+                # The first rows looked binary, the whole target is not: a linear model.
+                family = "gaussian"
+                reporter = _Progress(progress, n_rows) if progress else None
+        if out is None:
+            _gaussian_only(params)
+            engine = _engine(params.engine, len(columns), n_rows)
             out = engine.run(source, header, data, columns, params, reporter)
+        classes = out.classes
         features = list(out.recipe.features)
         chosen = select(list(out.fits), out.scaling, params.rule, features,
                         list(out.alpha_max), out.penalty, out.family, out.measure)
@@ -281,6 +291,23 @@ def _trust(out, chosen, params: FitParams, progress) -> dict:
 # The Gram route keeps K+2 matrices of (p+1)² float64: past ~3,000 features they outgrow the
 # memory budget, and below n ≈ 2p they cost more to build than the data matrix does to use.
 GRAM_MAX_FEATURES = 3000
+
+
+def _likely_family(source, header, data, params: FitParams) -> str:
+    """``--family auto``: binomial when the target's first block of rows looks binary (text,
+    booleans, or at most two numbers), to be confirmed on the whole column when the data are
+    loaded; else gaussian, without reading more than that block."""
+    def one_pass(overrides, encoding):
+        blocks = l1io.batches(source, header, [params.target], data, l1io.Scan(), overrides,
+                              encoding)
+        try:
+            first = next(blocks, None)
+        finally:
+            blocks.close()
+        return None if first is None else first[0].column(0)
+
+    first = l1io.with_retypes(one_pass)
+    return "binomial" if first is not None and looks_binary(first) else "gaussian"
 
 
 def _gaussian_only(params: FitParams) -> None:

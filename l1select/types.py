@@ -265,6 +265,7 @@ class EngineOutput:
     measure: str = "mse"  # the CV measure the curve is of
     # binomial: refit(selected indices) -> (coef, intercept, diverged), the unpenalized fit
     refit: Any = None
+    classes: Any = None  # binomial: the target's family.Classes (negative, positive)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,8 @@ REFIT_MAX_ITER = 2000
 
 def run(source, header, data, columns, params: FitParams, progress=None, classes=None
         ) -> EngineOutput:
+    """``classes(target_column)`` gives the two classes of the whole target column
+    (``family.binary_classes``), raising ``family.NotBinary`` when it is not binary."""
     mem = load(source, header, data, columns, params, classes)
     X = np.asfortranarray(mem.X)
     y = np.ascontiguousarray(mem.y)
@@ -147,6 +149,7 @@ def run(source, header, data, columns, params: FitParams, progress=None, classes
         halves=_halves(mem, X, y, w, params, penalty) if params.stability else None,
         family="binomial", measure=measure,
         refit=lambda sel: _refit(X, y, w, all_rows, sel, scaling, params),
+        classes=mem.classes,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,7 @@ class InMemory:
     rows: np.ndarray | None = None  # global row index of each fitting row (micro-groups)
     w: np.ndarray | None = None  # observation weights of the fitting rows (None: all 1)
     w_test: np.ndarray | None = None
+    classes: Any = None  # a binary target's family.Classes
 
 
 
@@ -91,8 +93,9 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
          params: FitParams, classes=None) -> InMemory:
     """Read every needed column into memory, profile it as one batch and split the rows.
 
-    With ``classes`` (a binary target, ``family.Classes``) the target becomes 0/1 and the
-    folds are stratified by class; ``params.weights`` names a weights column (not a feature).
+    With ``classes`` (a binary target: a function from the whole target column to its
+    ``family.Classes``) the target becomes 0/1 and the folds are stratified by class;
+    ``params.weights`` names a weights column (not a feature).
     """
     read = l1io.read(source, header, columns, data)
     table = read.table
@@ -105,6 +108,7 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
         import pyarrow as pa
 
         i = table.schema.get_field_index(params.target)
+        classes = classes(table.column(i))
         table = table.set_column(i, params.target,
                                  pa.array(classes.encode(table.column(i)), type=pa.float64()))
     prof = Profiler(table.schema, params.target, params.fold_column, params.max_levels,
@@ -160,7 +164,7 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
                     n_rows=read.n_rows, n_dropped=prof.n_missing_target + prof.n_missing_dropped,
                     sha256=read.sha256, rows=batch.rows[~test],
                     w=None if w_all is None else w_all[~test],
-                    w_test=None if w_all is None else w_all[test])
+                    w_test=None if w_all is None else w_all[test], classes=classes)
 
 
 @dataclass(frozen=True)

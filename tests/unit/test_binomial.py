@@ -188,6 +188,7 @@ def test_errors(tmp_path):
         fit(path, weights="w")
     with pytest.raises(ConfigError, match="--engine gram cannot fit a logistic model"):
         fit(path, engine="gram")
+    assert fit(path, engine="gram", family="gaussian", n_alphas=5).params["engine"] == "gram"
     with pytest.raises(ConfigError, match="--positive-class '2' is not a value"):
         fit(path, positive_class="2")
     three = write(tmp_path / "t.csv", X, y + (np.arange(y.size) % 7 == 0))
@@ -214,3 +215,47 @@ def test_auc_on_small_folds_falls_back_to_deviance(tmp_path):
     result = fit(write(tmp_path / "b.csv", X, y), measure="auc", n_alphas=10)
     assert result.cv["metric"] == "deviance"
     assert "auc_small_folds" in {w.code for w in result.warnings}
+
+
+def test_trust_features_work_for_binomial(tmp_path):
+    X, y = make_binary(n=200, seed=12)
+    path = write(tmp_path / "b.csv", X, y)
+    result = fit(path, n_alphas=20, force=("x5",), stability=3, refit="ols")
+    by = {f.name: f for f in result.features}
+    assert by["x5"].coef != 0 and by["x5"].penalty_factor == 0
+    assert result.penalty["forced"] == ["x5"]
+    assert result.stability["pairs"] == 3 and by["x0"].stability == 1.0
+    assert result.refit["method"] == "logistic"
+    # The refit is unpenalized: its coefficients are larger than the lasso's shrunk ones.
+    assert abs(by["x0"].coef_ols) > abs(by["x0"].coef)
+    adaptive = fit(path, n_alphas=20, adaptive=True)
+    assert adaptive.penalty["adaptive"]["initial"] == "ridge_logistic"
+    assert set(adaptive.selected[:2]) == {"x0", "x1"}
+
+
+def test_refit_is_the_unpenalized_logistic_fit(tmp_path):
+    X, y = make_binary(n=200, seed=13)
+    result = fit(write(tmp_path / "b.csv", X, y), n_alphas=20, refit="ols")
+    sel = [int(n[1:]) for n in result.selected]
+    ref = LogisticRegression(C=np.inf, solver="lbfgs", tol=1e-12, max_iter=100_000) \
+        .fit(X[:, sel], y)
+    got = {f.name: f.coef_ols for f in result.features}
+    # lbfgs stops at a gradient of ~1e-12; the coefficients then agree to ~1e-6.
+    np.testing.assert_allclose([got[f"x{j}"] for j in sel], ref.coef_[0], rtol=1e-5)
+    assert result.intercept_ols == pytest.approx(ref.intercept_[0], rel=1e-5, abs=1e-6)
+
+
+def test_a_target_binary_only_in_its_first_rows_gets_a_linear_model(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(14)
+    n = 70_000  # more than the first Parquet batch (65,536 rows)
+    x = rng.normal(size=n)
+    y = (rng.random(n) < 0.5).astype(float)
+    y[-100:] = 2.0 + x[-100:]  # a count-like target: not binary after all
+    path = tmp_path / "late.parquet"
+    pq.write_table(pa.table({"x0": x, "x1": rng.normal(size=n), "y": y}), path,
+                   row_group_size=n)
+    result = fit(str(path), n_alphas=5)
+    assert result.params["family"] == "gaussian" and result.cv["metric"] == "mse"
