@@ -129,16 +129,7 @@ def run(source, header, data, columns, params: FitParams, progress=None, classes
             "grid (the classes are (nearly) separable): the path stops there, as glmnet's "
             "does; coefficients grow without bound below it")))
 
-    Xs = standardize_rows(X, None, mean, scale)
-    diag = np.einsum("ij,ij->j", Xs, Xs) / n
-
-    def gram_cols(idx) -> np.ndarray:
-        Z = standardize_rows(X, None, mean, scale)
-        return Z.T @ Z[:, idx] / n
-
-    problem = AllRows(gram_cols=gram_cols, gram_diag=diag,
-                      xty=Xs.T @ (wn * (y - scaling.y_mean)) / n)
-    del Xs
+    problem = _all_rows_problem(X, y, wn, mean, scale, scaling.y_mean)
     return EngineOutput(
         engine="data", recipe=mem.recipe, warnings=mem.warnings + tuple(warnings),
         fits=tuple(fits), scaling=scaling, alpha_max=tuple(a_max), n_rows=mem.n_rows,
@@ -151,6 +142,37 @@ def run(source, header, data, columns, params: FitParams, progress=None, classes
         refit=lambda sel: _refit(X, y, w, all_rows, sel, scaling, params),
         classes=mem.classes,
     )
+
+
+# Columns standardized at a time for the all-rows correlations: never a second n×p matrix.
+BLOCK = 64
+
+
+def _all_rows_problem(X, y, wn, mean, scale, y_mean) -> AllRows:
+    """The standardized all-rows Gram, column by column on demand (alternates use it), its
+    diagonal, and ``Xsᵀ W (y − ȳ_w) / n``; formed in blocks of columns."""
+    n, p = X.shape
+
+    def blocks():
+        for lo in range(0, p, BLOCK):
+            hi = min(lo + BLOCK, p)
+            yield lo, hi, standardize_rows(X[:, lo:hi], None, mean[lo:hi], scale[lo:hi])
+
+    diag = np.empty(p)
+    xty = np.empty(p)
+    for lo, hi, Z in blocks():
+        diag[lo:hi] = np.einsum("ij,ij->j", Z, Z) / n
+        xty[lo:hi] = Z.T @ (wn * (y - y_mean)) / n
+
+    def gram_cols(idx) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.int64)
+        sel = standardize_rows(X[:, idx], None, mean[idx], scale[idx])
+        out = np.empty((p, idx.size))
+        for lo, hi, Z in blocks():
+            out[lo:hi] = Z.T @ sel / n
+        return out
+
+    return AllRows(gram_cols=gram_cols, gram_diag=diag, xty=xty)
 
 
 def _test_error(mem, x_mean: np.ndarray, threshold: float):
