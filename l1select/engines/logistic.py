@@ -9,6 +9,7 @@ and of all rows run in parallel threads (the kernel releases the GIL).
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from l1select.solve.logistic import (
     deviance,
     fit_path,
     fold_measure,
+    make_design,
     normalized_weights,
     probabilities,
     standardize_rows,
@@ -47,7 +49,8 @@ def run(source, header, data, columns, params: FitParams, progress=None, classes
     """``classes(target_column)`` gives the two classes of the whole target column
     (``family.binary_classes``), raising ``family.NotBinary`` when it is not binary."""
     mem = load(source, header, data, columns, params, classes)
-    X = np.asfortranarray(mem.X)
+    X = make_design(mem.X)  # the solver's copy; mem.X is no longer needed
+    mem = replace(mem, X=np.empty((0, X.shape[1])))
     y = np.ascontiguousarray(mem.y)
     n, p = X.shape
     w = None if mem.w is None else np.ascontiguousarray(mem.w)
@@ -67,7 +70,7 @@ def run(source, header, data, columns, params: FitParams, progress=None, classes
                 "fewer folds (--cv) or, with --fold-column, folds that mix both classes")
         folds.append((rows, np.flatnonzero(test)))
 
-    mean, scale, std = weighted_scaling(X, all_rows, wn, params.standardize)
+    mean, scale, std = weighted_scaling(X, wn, params.standardize)
     scaling = Scaling(x_mean=mean, x_scale=np.where(scale > 0, scale, 1.0), x_std=std,
                       y_mean=float(wn @ y / n), y_var=float(wn @ (y - wn @ y / n) ** 2 / n),
                       n_samples=n)
@@ -110,7 +113,7 @@ def run(source, header, data, columns, params: FitParams, progress=None, classes
             fold_coefs = np.empty((len(folds), p, alphas.size))
             for k, ((_, test), fit) in enumerate(zip(folds, done, strict=True)):
                 converged &= fit.converged
-                Z = standardize_rows(X, test, fit.mean, fit.scale)
+                Z = standardize_rows(X.dense(test), None, fit.mean, fit.scale)
                 prob = probabilities(Z, fit.coefs, fit.intercepts)
                 wt = np.ones(test.size) if w is None else w[test]
                 for m in MEASURES:
@@ -156,7 +159,8 @@ def _all_rows_problem(X, y, wn, mean, scale, y_mean) -> AllRows:
     def blocks():
         for lo in range(0, p, BLOCK):
             hi = min(lo + BLOCK, p)
-            yield lo, hi, standardize_rows(X[:, lo:hi], None, mean[lo:hi], scale[lo:hi])
+            cols = np.arange(lo, hi)
+            yield lo, hi, standardize_rows(X.dense(cols=cols), None, mean[lo:hi], scale[lo:hi])
 
     diag = np.empty(p)
     xty = np.empty(p)
@@ -166,7 +170,7 @@ def _all_rows_problem(X, y, wn, mean, scale, y_mean) -> AllRows:
 
     def gram_cols(idx) -> np.ndarray:
         idx = np.asarray(idx, dtype=np.int64)
-        sel = standardize_rows(X[:, idx], None, mean[idx], scale[idx])
+        sel = standardize_rows(X.dense(cols=idx), None, mean[idx], scale[idx])
         out = np.empty((p, idx.size))
         for lo, hi, Z in blocks():
             out[lo:hi] = Z.T @ sel / n
@@ -205,7 +209,7 @@ def _refit(X, y, w, rows, selected: np.ndarray, scaling: Scaling, params: FitPar
     if selected.size == 0:
         b0 = np.log(scaling.y_mean / (1.0 - scaling.y_mean))
         return coef, float(b0), False
-    sub = np.asfortranarray(X[:, selected])
+    sub = make_design(X.dense(cols=selected))
     mean = scaling.x_mean[selected]
     scale = np.where(scaling.x_std[selected] > 0, scaling.x_scale[selected], 0.0)
     fit = fit_path(sub, y, w, rows, np.array([1.0]), 1.0, np.zeros(selected.size),

@@ -35,28 +35,109 @@ def normalized_weights(w: np.ndarray | None, n: int) -> np.ndarray:
     return w * (n / float(w.sum()))
 
 
-def weighted_scaling(X: np.ndarray, rows: np.ndarray, w: np.ndarray, standardize: bool
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weighted means, scales and standard deviations (ddof=0) of ``X[rows]``.
+@dataclass(frozen=True)
+class Design:
+    """The data matrix as the solver reads it: ``X0`` (n_rows, n_features), Fortran order,
+    with missing cells at 0, and the missing cells column by column
+    (``miss_idx[miss_ptr[j]:miss_ptr[j+1]]`` the rows where column j is missing)."""
 
-    ``w`` (len(rows),) sums to len(rows). A missing value sits at the mean (it adds nothing to
-    the spread); the mean is over the observed values, weighted. The scale of a feature that
-    does not vary is 0 (the solver keeps it at zero), else its standard deviation, or 1 when
-    not standardizing.
+    X0: np.ndarray
+    miss_ptr: np.ndarray
+    miss_idx: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.X0.shape
+
+    def dense(self, rows: np.ndarray | None = None, cols: np.ndarray | None = None
+              ) -> np.ndarray:
+        """``X[rows][:, cols]`` with NaN where missing (a copy)."""
+        n, p = self.X0.shape
+        cols = np.arange(p) if cols is None else np.asarray(cols, dtype=np.int64)
+        sub = self.X0[:, cols] if rows is None else self.X0[np.asarray(rows)][:, cols]
+        sub = np.array(sub, dtype=np.float64, order="F")
+        pos = None
+        if rows is not None:
+            pos = np.full(n, -1, dtype=np.int64)
+            pos[np.asarray(rows)] = np.arange(len(rows))
+        for k, j in enumerate(cols):
+            r = self.miss_idx[self.miss_ptr[j]:self.miss_ptr[j + 1]]
+            if r.size:
+                if pos is not None:
+                    r = pos[r]
+                    r = r[r >= 0]
+                sub[r, k] = np.nan
+        return sub
+
+
+def make_design(X: np.ndarray) -> Design:
+    """The solver's view of ``X`` (NaN where missing). ``X`` itself is left as it is."""
+    X0 = np.array(X, dtype=np.float64, order="F")
+    counts = np.zeros(X0.shape[1], dtype=np.int64)
+    parts = []
+    for j in range(X0.shape[1]):
+        r = np.flatnonzero(np.isnan(X0[:, j]))
+        if r.size:
+            X0[r, j] = 0.0
+        counts[j] = r.size
+        parts.append(r.astype(np.int64))
+    ptr = np.zeros(X0.shape[1] + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    idx = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return Design(X0=X0, miss_ptr=ptr, miss_idx=idx)
+
+
+def _observed(design: Design, w_full: np.ndarray) -> np.ndarray:
+    """``sum of w over the observed cells`` of each column."""
+    total = float(w_full.sum())
+    out = np.full(design.shape[1], total)
+    for j in range(design.shape[1]):
+        r = design.miss_idx[design.miss_ptr[j]:design.miss_ptr[j + 1]]
+        if r.size:
+            out[j] -= w_full[r].sum()
+    return out
+
+
+def weighted_scaling(design: Design, w_full: np.ndarray, standardize: bool
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted means, scales and standard deviations (ddof=0) of the rows with weight.
+
+    ``w_full`` (n_rows,) is 0 outside the fitting rows and sums to their number. A missing value
+    sits at the mean (it adds nothing to the spread); the mean is over the observed values,
+    weighted. The scale of a feature that does not vary there is 0 (the solver keeps it at
+    zero), else its standard deviation, or 1 when not standardizing.
     """
-    sub = X[rows]
-    seen = ~np.isnan(sub)
-    filled = np.where(seen, sub, 0.0)
-    ws = w @ seen
+    X0 = design.X0
+    n_fit = float(w_full.sum())
+    ws = _observed(design, w_full)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(ws > 0, (w @ filled) / ws, 0.0)
-    centered = np.where(seen, sub - mean, 0.0)
-    std = np.sqrt(np.maximum(w @ (centered * centered), 0.0) / rows.size)
-    spread = np.nanmax(sub, axis=0) - np.nanmin(sub, axis=0) if rows.size else std
-    varies = np.nan_to_num(spread, nan=0.0) > 0
+        mean = np.where(ws > 0, (w_full @ X0) / np.where(ws > 0, ws, 1.0), 0.0)
+    # Observed cells only: sum w (x - m)^2 = sum_all w (x0 - m)^2 - sum_missing w m^2.
+    sq = np.empty(X0.shape[1])
+    lo = np.full(X0.shape[1], np.inf)
+    hi = np.full(X0.shape[1], -np.inf)
+    used = w_full > 0
+    for j in range(X0.shape[1]):
+        d = X0[:, j] - mean[j]
+        r = design.miss_idx[design.miss_ptr[j]:design.miss_ptr[j + 1]]
+        sq[j] = w_full @ (d * d) - (w_full[r].sum() * mean[j] ** 2 if r.size else 0.0)
+        obs = used.copy()
+        obs[r] = False
+        if obs.any():
+            col = X0[obs, j]
+            lo[j], hi[j] = col.min(), col.max()
+    std = np.sqrt(np.maximum(sq, 0.0) / n_fit) if n_fit > 0 else np.zeros_like(sq)
+    varies = hi > lo
     std = np.where(varies, std, 0.0)
     scale = np.where(varies, std if standardize else 1.0, 0.0)
     return mean, scale, std
+
+
+def fit_weights(w: np.ndarray | None, rows: np.ndarray, n_total: int) -> np.ndarray:
+    """Weights of every row for a fit on ``rows``: 0 elsewhere, summing to ``len(rows)``."""
+    full = np.zeros(n_total)
+    full[rows] = normalized_weights(None if w is None else w[rows], len(rows))
+    return full
 
 
 @dataclass(frozen=True)
@@ -79,33 +160,32 @@ def _inv(scale: np.ndarray) -> np.ndarray:
     return np.where(scale > 0, 1.0 / np.where(scale > 0, scale, 1.0), 0.0)
 
 
-def fit_path(X: np.ndarray, y: np.ndarray, w: np.ndarray | None, rows: np.ndarray,
+def fit_path(design: Design, y: np.ndarray, w: np.ndarray | None, rows: np.ndarray,
              alphas: np.ndarray, l1_ratio: float, penalty: np.ndarray | None,
              standardize: bool, tol: float, max_iter: int, stop_saturated: bool = False,
              scaling: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
              ) -> LogisticPath:
-    """The penalized logistic path on ``X[rows]`` over the descending ``alphas``.
+    """The penalized logistic path on the ``rows`` of ``design`` over the descending ``alphas``.
 
     Parameters
     ----------
-    X : ndarray (n_total, n_features), float64, NaN where missing (Fortran order is fastest)
-    y : ndarray (n_total,) of 0/1; w : ndarray (n_total,) of weights >= 0, or None
-    rows : int64 ndarray — the fitting rows
+    design : :class:`Design` of the whole matrix (see :func:`make_design`)
+    y : ndarray (n_rows,) of 0/1; w : ndarray (n_rows,) of weights >= 0, or None
+    rows : int64 ndarray — the fitting rows (distinct)
     penalty : ndarray (n_features,) of penalty factors, or None (all 1)
     stop_saturated : stop once the deviance explained exceeds ``SATURATION``
     scaling : (mean, scale, std) to use instead of the rows' own weighted ones
     """
     from l1select._kernels_logistic import logistic_path
 
-    rows = np.ascontiguousarray(rows, dtype=np.int64)
-    yr = np.ascontiguousarray(y[rows], dtype=np.float64)
-    wr = normalized_weights(None if w is None else w[rows], rows.size)
+    n_total, p = design.shape
+    w_full = fit_weights(w, np.asarray(rows, dtype=np.int64), n_total)
     mean, scale, std = scaling if scaling is not None else \
-        weighted_scaling(X, rows, wr, standardize)
-    p = X.shape[1]
+        weighted_scaling(design, w_full, standardize)
     pf = np.ones(p) if penalty is None else np.ascontiguousarray(penalty, dtype=np.float64)
     coefs, intercepts, n_iter, dev_ratio, n_solved = logistic_path(
-        X, rows, yr, wr, np.ascontiguousarray(mean), _inv(scale),
+        design.X0, design.miss_ptr, design.miss_idx, np.ascontiguousarray(y, dtype=np.float64),
+        w_full, np.ascontiguousarray(mean, dtype=np.float64), _inv(scale),
         np.ascontiguousarray(alphas, dtype=np.float64), float(l1_ratio), pf, float(tol),
         int(max_iter), SATURATION if stop_saturated else 0.0)
     return LogisticPath(coefs=coefs, intercepts=intercepts, mean=mean, scale=scale, std=std,
@@ -113,29 +193,32 @@ def fit_path(X: np.ndarray, y: np.ndarray, w: np.ndarray | None, rows: np.ndarra
                         converged=bool(np.all(n_iter[:n_solved] < max_iter)))
 
 
-def alpha_max(X: np.ndarray, y: np.ndarray, w: np.ndarray | None, rows: np.ndarray,
+def alpha_max(design: Design, y: np.ndarray, w: np.ndarray | None, rows: np.ndarray,
               l1_ratio: float, penalty: np.ndarray | None, standardize: bool) -> float:
     """The smallest alpha at which every penalized coefficient is zero:
     ``max_j |x̃_jᵀ W (y − p₀)| / (n · l1_ratio · pf_j)``, with ``p₀`` the fit of the intercept
     and the unpenalized features alone (``ȳ_w`` when every feature is penalized)."""
     from l1select._kernels_logistic import gradient
 
-    p = X.shape[1]
+    n_total, p = design.shape
     pf = np.ones(p) if penalty is None else np.asarray(penalty, dtype=np.float64)
     pen = pf > 0
     if not pen.any():
         return 0.0
     # At an alpha this large every penalized coefficient is zero and the unpenalized ones
     # (if any) are fitted: the solver itself gives p₀.
-    huge = np.array([1e300])
-    fit = fit_path(X, y, w, rows, huge, 1.0, pf, standardize, 1e-14, 10_000)
-    rows = np.ascontiguousarray(rows, dtype=np.int64)
-    yr = np.ascontiguousarray(y[rows], dtype=np.float64)
-    wr = normalized_weights(None if w is None else w[rows], rows.size)
-    eta = fit.intercepts[0] + standardize_rows(X, rows, fit.mean, fit.scale) @ fit.coefs[:, 0]
+    fit = fit_path(design, y, w, rows, np.array([1e300]), 1.0, pf, standardize, 1e-14, 10_000)
+    w_full = fit_weights(w, np.asarray(rows, dtype=np.int64), n_total)
+    beta = fit.coefs[:, 0]
+    eta = np.full(n_total, fit.intercepts[0])
+    nz = np.flatnonzero(beta)
+    if nz.size:
+        Z = standardize_rows(design.dense(cols=nz), None, fit.mean[nz], fit.scale[nz])
+        eta += Z @ beta[nz]
     grad = np.zeros(p)
-    gradient(X, rows, yr, wr, np.ascontiguousarray(fit.mean), _inv(fit.scale),
-             np.ascontiguousarray(eta), grad)
+    gradient(design.X0, design.miss_ptr, design.miss_idx,
+             np.ascontiguousarray(y, dtype=np.float64), w_full, float(len(rows)),
+             np.ascontiguousarray(fit.mean), _inv(fit.scale), eta, grad)
     return float(np.max(np.abs(grad[pen]) / pf[pen])) / l1_ratio
 
 

@@ -14,6 +14,7 @@ from l1select.solve.logistic import (
     alpha_max,
     fit_path,
     fold_measure,
+    make_design,
     standardize_rows,
     weighted_auc,
 )
@@ -34,7 +35,7 @@ def make_binary(n=300, p=8, seed=0, missing=0.0):
     y = (rng.random(n) < 1.0 / (1.0 + np.exp(-(Z @ beta - 0.4)))).astype(float)
     if missing:
         X = np.where(rng.random(X.shape) < missing, np.nan, X)
-    return np.asfortranarray(X), y
+    return make_design(X), y
 
 
 def _path(X, y, alphas, l1_ratio=1.0, w=None, penalty=None, rows=None, **kw):
@@ -52,6 +53,7 @@ def test_matches_sklearn_logistic_regression(l1_ratio):
     alphas = a_max * np.array([0.9, 0.3, 0.05, 0.005])
     fit = _path(X, y, alphas, l1_ratio)
     assert fit.converged and fit.n_solved == alphas.size
+    X = X.dense()
     Z = (X - X.mean(0)) / X.std(0)
     for k, a in enumerate(alphas):
         ref = LogisticRegression(C=1.0 / (n * a), l1_ratio=l1_ratio, solver="saga",
@@ -66,7 +68,7 @@ def _kkt(X, y, w, fit, alphas, l1_ratio, pf):
     """Largest KKT violation at each alpha, relative to alpha (0 at an exact optimum)."""
     n = y.size
     wn = np.ones(n) if w is None else w * n / w.sum()
-    Z = standardize_rows(X, None, fit.mean, fit.scale)
+    Z = standardize_rows(X.dense(), None, fit.mean, fit.scale)
     out = []
     for k, a in enumerate(alphas):
         b = fit.coefs[:, k]
@@ -114,7 +116,7 @@ def test_integer_weights_equal_duplicated_rows():
     alphas = a_max * np.array([0.5, 0.1, 0.02])
     weighted = _path(X, y, alphas, w=counts.astype(float))
     rep = np.repeat(rows, counts)
-    Xd, yd = np.asfortranarray(X[rep]), y[rep]
+    Xd, yd = make_design(X.dense(rep)), y[rep]
     assert a_max == pytest.approx(alpha_max(Xd, yd, None, np.arange(yd.size), 1.0, None, True),
                                   rel=1e-12)
     dup = _path(Xd, yd, alphas)
@@ -140,8 +142,9 @@ def test_flipping_the_positive_class_negates_every_coefficient():
 
 def test_separable_data_stop_the_path_when_saturated():
     rng = np.random.default_rng(4)
-    X = np.asfortranarray(rng.normal(size=(100, 4)))
-    y = (X[:, 0] > 0).astype(float)
+    raw = rng.normal(size=(100, 4))
+    y = (raw[:, 0] > 0).astype(float)
+    X = make_design(raw)
     rows = np.arange(100)
     a = alpha_max(X, y, None, rows, 1.0, None, True)
     alphas = np.geomspace(a, a * 1e-6, 100)
