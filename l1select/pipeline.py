@@ -151,6 +151,9 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
         n_test, mse, r2 = out.test_error(chosen.coef, chosen.intercept)
         test_report = {"n_rows": n_test, "mse": mse, "r2": r2}
     cv = chosen.cv
+    roc = out.fits[chosen.chosen].roc
+    if cv is not None and roc is not None:
+        cv = {**cv, "roc": roc(chosen.i_alpha)}
     if cv is not None and out.fold_labels:
         cv = {**cv, "fold_labels": list(out.fold_labels)}
     return SelectionResult(

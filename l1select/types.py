@@ -162,6 +162,8 @@ class PathFit:
     intercepts: Any | None = None
     measures: dict[str, Any] | None = None
     dev_ratio: Any | None = None
+    # binomial: roc(i_alpha) -> the ROC curve of the out-of-fold predictions at that alpha
+    roc: Any | None = None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from l1select.solve.logistic import (
     make_design,
     normalized_weights,
     probabilities,
+    roc_points,
     standardize_rows,
     weighted_auc,
     weighted_scaling,
@@ -125,7 +126,8 @@ def run(source, header, data, columns, params: FitParams, progress=None, classes
             mse_path=None if measures is None else measures[measure], fold_sizes=sizes,
             converged=converged, fold_coefs=fold_coefs,
             intercepts=whole.intercepts[:alphas.size], measures=measures,
-            dev_ratio=whole.dev_ratio[:alphas.size]))
+            dev_ratio=whole.dev_ratio[:alphas.size],
+            roc=None if not folds else _roc(X, y, w, folds, done)))
     if saturated:
         warnings.append(Warn("saturated_path", (
             "The fit explains more than 99.9% of the deviance before the end of the alpha "
@@ -177,6 +179,21 @@ def _all_rows_problem(X, y, wn, mean, scale, y_mean) -> AllRows:
         return out
 
     return AllRows(gram_cols=gram_cols, gram_diag=diag, xty=xty)
+
+
+def _roc(X, y, w, folds, fits):
+    """``roc(i)``: the ROC curve of the out-of-fold probabilities at the i-th alpha (each row
+    predicted by the fit of the folds that did not hold it)."""
+
+    def roc(i: int) -> dict:
+        prob = np.empty(y.size)
+        for (_, test), fit in zip(folds, fits, strict=True):
+            Z = standardize_rows(X.dense(test), None, fit.mean, fit.scale)
+            prob[test] = probabilities(Z, fit.coefs[:, i:i + 1], fit.intercepts[i:i + 1])[:, 0]
+        held = np.concatenate([t for _, t in folds])
+        return roc_points(y[held], np.ones(held.size) if w is None else w[held], prob[held])
+
+    return roc
 
 
 def _test_error(mem, x_mean: np.ndarray, threshold: float):

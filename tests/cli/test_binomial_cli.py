@@ -94,3 +94,12 @@ def test_a_missing_weight_names_its_line(tmp_path):
     path = write_csv(tmp_path / "c.csv", cols)
     assert_error(invoke("fit", path, "-t", "churned", "--weights", "w"), 1,
                  "missing weight at line 6")
+
+
+def test_plots_and_report_show_the_roc_curve(tmp_path, churn):
+    plots, report = tmp_path / "plots", tmp_path / "r.html"
+    ok(invoke("fit", churn, "-t", "churned", "-q", "--plots", plots, "--report", report))
+    assert sorted(p.name for p in plots.iterdir()) == ["coefficients.png", "cv.png",
+                                                       "path.png", "roc.png"]
+    html = report.read_text()
+    assert 'id="fig-roc"' in html and "CV deviance" in html and "CV AUC" in html

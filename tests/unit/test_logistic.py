@@ -167,3 +167,22 @@ def test_weighted_auc_matches_sklearn():
         roc_auc_score(y, score, sample_weight=w), rel=1e-12)
     wrong = np.average((prob[:, 0] > 0.5) != (y == 1), weights=w)
     assert fold_measure("class", y, w, prob, 0.5)[0] == pytest.approx(wrong, rel=1e-12)
+
+
+def test_roc_points_match_sklearn():
+    from sklearn.metrics import roc_curve
+
+    from l1select.solve.logistic import roc_points
+
+    rng = np.random.default_rng(5)
+    y = (rng.random(3000) < 0.3).astype(float)
+    prob = np.round(1.0 / (1.0 + np.exp(-(rng.normal(size=3000) + y))), 3)  # ties
+    w = rng.uniform(0.5, 2.0, size=3000)
+    roc = roc_points(y, w, prob)
+    assert roc["auc"] == pytest.approx(roc_auc_score(y, prob, sample_weight=w), rel=1e-12)
+    fpr, tpr, _ = roc_curve(y, prob, sample_weight=w, drop_intermediate=False)
+    assert len(roc["fpr"]) == 201  # thinned from the ~1000 distinct scores
+    # Every kept point lies on scikit-learn's curve (same cumulative weights, to rounding).
+    on = {(round(a, 12), round(b, 12)) for a, b in zip(fpr, tpr, strict=True)}
+    assert all((round(a, 12), round(b, 12)) in on
+               for a, b in zip(roc["fpr"], roc["tpr"], strict=True))
