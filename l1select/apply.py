@@ -45,6 +45,9 @@ class Model:
     impute: np.ndarray
     intercept: float
     selected_columns: tuple[str, ...]
+    family: str = "gaussian"
+    classes: tuple | None = None  # binomial: (negative, positive) target values
+    threshold: float = 0.5  # binomial: the fit's --threshold
 
 
 def load_model(path: str) -> Model:
@@ -80,7 +83,12 @@ def load_model(path: str) -> Model:
             intercept=float(doc["intercept"]),
             selected_columns=tuple(dict.fromkeys(
                 f["column"] for f in doc["features"] if f.get("selected"))),
+            family=recipe.get("family", "gaussian"),
+            classes=tuple(recipe["classes"]) if recipe.get("classes") else None,
+            threshold=float(doc.get("params", {}).get("threshold") or 0.5),
         )
+        if model.family == "binomial" and (model.classes is None or len(model.classes) != 2):
+            raise KeyError("recipe.classes")
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{path}: the result file is incomplete ({exc!r} is missing or "
                          "wrong); write it again with 'l1select fit … --format json'") from None
@@ -145,9 +153,21 @@ def transform(data_path: str, model: Model, keep: tuple[str, ...] = (),
 
 
 def predict(data_path: str, model: Model, keep: tuple[str, ...] = (),
-            output: str | None = None) -> tuple[dict, list[Warn]]:
+            output: str | None = None, threshold: float | None = None
+            ) -> tuple[dict, list[Warn]]:
     """Write one prediction per input row, in input order (``prediction`` and the ``keep``
-    columns). The target is not needed and is ignored."""
+    columns). The target is not needed and is ignored.
+
+    For a binomial model: ``probability`` (of the positive class) and ``prediction``, the
+    class label at ``threshold`` (None: the fit's).
+    """
+    binomial = model.family == "binomial"
+    cut = model.threshold if threshold is None else threshold
+    if binomial and not (0.0 < cut < 1.0):
+        from l1select.errors import ConfigError
+
+        raise ConfigError(f"--threshold must be between 0 and 1, not {cut}")
+    head = ["probability", "prediction"] if binomial else ["prediction"]
     needed = list(dict.fromkeys(model.feature_columns[j] for j in range(model.coef.size)
                                 if model.coef[j] != 0.0))
     unseen: dict[str, dict] = {}
@@ -175,8 +195,15 @@ def predict(data_path: str, model: Model, keep: tuple[str, ...] = (),
             else:
                 X[:, j] = values
         pred = predict_rows(X, model.coef, model.intercept, model.impute)
-        arrays = [pa.array(pred, pa.float64())] + [batch.column(k) for k in keep]
-        return pa.record_batch(arrays, names=["prediction", *keep])
+        if binomial:
+            prob = 0.5 * (1.0 + np.tanh(0.5 * pred))  # the logistic function of the log-odds
+            label = np.where(prob > cut, 1, 0)
+            arrays = [pa.array(prob, pa.float64()),
+                      pa.array([model.classes[k] for k in label])]
+        else:
+            arrays = [pa.array(pred, pa.float64())]
+        arrays += [batch.column(k) for k in keep]
+        return pa.record_batch(arrays, names=[*head, *keep])
 
     try:
         opened = l1io.open_header(data_path)
@@ -187,7 +214,9 @@ def predict(data_path: str, model: Model, keep: tuple[str, ...] = (),
         present = [c for c in dict.fromkeys(model.feature_columns) if c in names]
         columns = list(dict.fromkeys(present + needed + list(keep)))
         _, schema = _stream(opened, columns, writer, make, text=False)
-        writer.close(schema or pa.schema([("prediction", pa.float64())]))
+        empty = [("probability", pa.float64()), ("prediction", pa.string())] if binomial \
+            else [("prediction", pa.float64())]
+        writer.close(schema or pa.schema(empty))
     except BaseException:
         writer.abort()
         raise

@@ -280,7 +280,8 @@ def _fit_option(option: Option):
     from typing import Literal
 
     annotation: object = {"int": int, "float": float, "bool": bool, "str": str,
-                          "floats": str, "names": list[str], "factors": list[str]}.get(
+                          "floats": str, "names": list[str], "factors": list[str],
+                          "label": str}.get(
         option.kind)
     if option.kind == "choice":
         annotation = Literal[option.choices]  # type: ignore[valid-type]
@@ -521,16 +522,21 @@ def predict(
     model: ModelFile,
     keep: Keep = None,
     output: DataOut = None,
+    threshold: Annotated[float | None, typer.Option(
+        "--threshold", help="Binary target: predict the positive class above this probability "
+        "(default: the fit's).", metavar="P", show_default=False)] = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Write one prediction per row of DATA from a fitted result (plus --keep columns)."""
+    """Write one prediction per row of DATA from a fitted result (plus --keep columns); for a
+    binary target the probability of the positive class and the predicted class."""
     err = _err_console(quiet)
     with handle_errors(debug), _quiet_pipe():
         from l1select.apply import load_model
         from l1select.apply import predict as run_predict
 
-        summary, warnings = run_predict(data, load_model(model), tuple(keep or ()), output)
+        summary, warnings = run_predict(data, load_model(model), tuple(keep or ()), output,
+                                        threshold)
         _print_warnings(err, warnings)
         if output not in (None, "-"):
             err.print(f"wrote {summary['rows']} predictions to {output}", highlight=False,

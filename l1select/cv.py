@@ -40,12 +40,16 @@ def cv_curve(mse_path: np.ndarray, fold_sizes: np.ndarray) -> tuple[np.ndarray, 
     return mean, se
 
 
-def choose(alphas: np.ndarray, mean: np.ndarray, se: np.ndarray) -> CVCurve:
-    """``i_min`` minimizes the CV error (the largest alpha among ties); ``i_1se`` is the largest
-    alpha whose error is at most the minimum plus its SE."""
-    i_min = int(np.argmin(mean))  # argmin takes the first, i.e. the largest alpha, among ties
-    bound = mean[i_min] + se[i_min]
-    ok = np.flatnonzero(mean <= bound)
+def choose(alphas: np.ndarray, mean: np.ndarray, se: np.ndarray,
+           maximize: bool = False) -> CVCurve:
+    """``i_min`` is the best alpha (the least CV error; the largest AUC with ``maximize``; the
+    largest alpha among ties); ``i_1se`` is the largest alpha within one SE of the best."""
+    if maximize:
+        i_min = int(np.argmax(mean))  # the first, i.e. the largest alpha, among ties
+        ok = np.flatnonzero(mean >= mean[i_min] - se[i_min])
+    else:
+        i_min = int(np.argmin(mean))
+        ok = np.flatnonzero(mean <= mean[i_min] + se[i_min])
     i_1se = int(ok[np.argmax(alphas[ok])])
     return CVCurve(mean=mean, se=se, i_min=i_min, i_1se=i_1se)
 

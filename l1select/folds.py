@@ -40,6 +40,25 @@ def fold_ids(index: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
     return ranks[block_pos, index % n_folds].astype(np.int64)
 
 
+def stratified_fold_ids(index: np.ndarray, strata: np.ndarray, n_folds: int, seed: int
+                        ) -> np.ndarray:
+    """Folds stratified by class: the rows of each stratum, in order of their global index,
+    are dealt to the folds as :func:`fold_ids` deals rows, by their rank within the stratum
+    (with a seed of its own per stratum). Each class is then split as evenly as possible, and
+    the folds still depend only on the rows' indices, classes and the seed.
+
+    ``strata`` (n,) holds small non-negative integers (the class of each row).
+    """
+    index = np.asarray(index, dtype=np.int64)
+    out = np.empty(index.size, dtype=np.int64)
+    order = np.argsort(index, kind="stable")
+    for s in np.unique(strata):
+        members = order[strata[order] == s]
+        rank = np.arange(members.size, dtype=np.int64)
+        out[members] = fold_ids(rank, n_folds, seed + 7919 * (int(s) + 1))
+    return out
+
+
 def holdout_mask(index: np.ndarray, test_size: float, seed: int) -> np.ndarray:
     """True for the rows held out as the test set: each row independently with ``test_size``."""
     index = np.asarray(index, dtype=np.int64)
@@ -71,8 +90,10 @@ class Grouper:
     def n_groups(self) -> int:
         return 1 + (len(self.labels) if self.by_label else max(self.n_folds, 1))
 
-    def groups(self, rows: np.ndarray, labels: list | None = None) -> np.ndarray:
-        """Group ids (n,) of the rows with global indices ``rows`` (and fold labels)."""
+    def groups(self, rows: np.ndarray, labels: list | None = None,
+               strata: np.ndarray | None = None) -> np.ndarray:
+        """Group ids (n,) of the rows with global indices ``rows`` (and fold labels); with
+        ``strata`` (the class of each row, all rows at once) the folds are stratified."""
         if self.by_label:
             assert labels is not None
             out = np.empty(rows.size, dtype=np.int64)
@@ -81,6 +102,8 @@ class Grouper:
                 if g is None:
                     g = self.labels[lab] = len(self.labels) + 1
                 out[i] = g
+        elif self.n_folds and strata is not None:
+            out = stratified_fold_ids(rows, strata, self.n_folds, self.seed) + 1
         elif self.n_folds:
             out = fold_ids(rows, self.n_folds, self.seed) + 1
         else:

@@ -152,8 +152,15 @@ def _summary(doc: dict[str, Any]) -> list[tuple[str, str]]:
                             f"max {_fmt(a.get('max'))}")))
     if cv:
         folds = f" ({cv.get('n_folds')} folds)" if cv.get("n_folds") else ""
-        rows.append(("CV MSE", _e(f"{_fmt(cv.get('mean'))} ± {_fmt(cv.get('se'), 3)}{folds}")))
-        rows.append(("CV R²", _e(_fmt(cv.get("r2"), 3))))
+        metric = str(cv.get("metric", "mse"))
+        rows.append((f"CV {metric if metric == 'deviance' else metric.upper()}",
+                     _e(f"{_fmt(cv.get('mean'))} ± {_fmt(cv.get('se'), 3)}{folds}")))
+        if "deviance_explained" in cv:  # binomial
+            rows.append(("CV AUC", _e(_fmt(cv.get("auc"), 3))))
+            rows.append(("misclassified", _e(_fmt(cv.get("misclassification"), 3))))
+            rows.append(("deviance explained", _e(_fmt(cv.get("deviance_explained"), 3))))
+        else:
+            rows.append(("CV R²", _e(_fmt(cv.get("r2"), 3))))
     stab = doc.get("stability")
     if isinstance(stab, dict) and isinstance(stab.get("stable"), list):
         threshold = stab.get("threshold")
@@ -162,7 +169,12 @@ def _summary(doc: dict[str, Any]) -> list[tuple[str, str]]:
         n = len(stab["stable"])
         rows.append(("stability", _e(f"{n} feature{'s' * (n != 1)} with selection "
                                      f"probability{at}{fits}")))
-    if test:
+    if test and "auc" in test:
+        rows.append(("test", _e(f"deviance {_fmt(test.get('deviance'))} · AUC "
+                                f"{_fmt(test.get('auc'), 3)} · accuracy "
+                                f"{_fmt(test.get('accuracy'), 3)} ({_fmt(test.get('n_rows'))} "
+                                "rows held out)")))
+    elif test:
         rows.append(("test MSE", _e(f"{_fmt(test.get('mse'))} · R² {_fmt(test.get('r2'), 3)} "
                                     f"({_fmt(test.get('n_rows'))} rows held out)")))
     rows.append(("intercept", _e(_fmt(doc.get("intercept"), 6))))
@@ -178,6 +190,8 @@ def _pictures(doc: dict[str, Any]) -> list[str]:
                 "alpha; the selected features are labelled.",
         "coefficients": "The selected features' standardized coefficients; on the right, "
                         "their stability and fold frequency when the result has them.",
+        "roc": "ROC curve of the out-of-fold predictions at the chosen alpha (each row "
+               "predicted by the fit that did not see it); dotted: chance.",
     }
     out = ['<div class="figs">']
     for name, fig in figs.items():

@@ -8,6 +8,7 @@ import numpy as np
 
 from l1select import io as l1io
 from l1select.errors import ConfigError, escaped
+from l1select.family import NotBinary, binary_classes, check_weights_column, looks_binary
 from l1select.options import problems
 from l1select.prepare import needed_columns
 from l1select.select import (
@@ -44,18 +45,49 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
 
     params = validate(params)
     source, header, data = l1io.open_header(path)
+    exclude = params.exclude
+    if params.weights is not None:
+        check_weights_column(params.weights, header.names, params.target, params.fold_column,
+                             source.display)
+        exclude = (*exclude, params.weights)  # the weights column is never a feature
     columns, warnings = needed_columns(header.names, params.target, params.features,
-                                       params.exclude, params.fold_column, source.display)
+                                       exclude, params.fold_column, source.display)
+    if params.weights is not None:
+        columns.append(params.weights)
     n_rows = l1io.estimate_rows(source, data)
-    engine = _engine(params.engine, len(columns), n_rows, params.group_categoricals)
+    family = params.family
+    if family == "auto":
+        family = _likely_family(source, header, data, params)
     # One BLAS thread unless asked: the pass is many small products, and on a busy 2-core
     # machine a second BLAS thread fighting Arrow's parser slows it down several times.
     reporter = _Progress(progress, n_rows) if progress else None
     with threadpool_limits(limits=params.threads or 1):
-        out = _run(engine, source, header, data, columns, params, reporter)
+        out = None
+        if family == "binomial":
+            if params.group_categoricals:
+                raise ConfigError("--group-categoricals is not available for a binary target "
+                                  "(family binomial) yet; leave it out, or use --family "
+                                  "gaussian for a linear model")
+            engine = _engine(params.engine, len(columns), n_rows, family="binomial")
+
+            def classes_of(target):
+                return binary_classes(target, params.family, params.positive_class,
+                                      params.target, source.display)
+
+            try:
+                out = engine.run(source, header, data, columns, params, reporter, classes_of)
+            except NotBinary:
+                # The first rows looked binary, the whole target is not: a linear model.
+                family = "gaussian"
+                reporter = _Progress(progress, n_rows) if progress else None
+        if out is None:
+            _gaussian_only(params)
+            engine = _engine(params.engine, len(columns), n_rows, params.group_categoricals)
+            out = _run(engine, source, header, data, columns, params, reporter)
+        classes = out.classes
         features = list(out.recipe.features)
         chosen = select(list(out.fits), out.scaling, params.rule, features,
-                        list(out.alpha_max), out.penalty)
+                        list(out.alpha_max), out.penalty, out.family, out.measure)
         extra = _trust(out, chosen, params, reporter)
     halves_converged = extra.pop("converged")
     if not (all(f.converged for f in out.fits) and halves_converged):
@@ -65,11 +97,16 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
             "approximate (highly correlated features slow it down: consider --exclude)"))
     warnings.extend(extra.pop("warnings"))
     test_report = None
-    if out.test_error is not None:
+    if out.test_error is not None and out.family == "binomial":
+        test_report = out.test_error(chosen.coef, chosen.intercept)
+    elif out.test_error is not None:
         n_test, mse, r2 = out.test_error(chosen.coef, chosen.intercept)
         test_report = {"n_rows": n_test, "mse": mse, "r2": r2}
     results = extra.pop("features")
     cv = chosen.cv
+    roc = out.fits[chosen.chosen].roc
+    if cv is not None and roc is not None:
+        cv = {**cv, "roc": roc(chosen.i_alpha)}
     if cv is not None and out.fold_labels:
         cv = {**cv, "fold_labels": list(out.fold_labels)}
     return SelectionResult(
@@ -82,8 +119,14 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
             "n_rows_test": out.n_test,
             "n_rows_dropped": out.n_dropped,
             "target": params.target,
+            **({} if classes is None else {"classes": {
+                "negative": classes.values[0], "positive": classes.values[1],
+                "counts": {str(v): c for v, c in zip(classes.values, classes.counts,
+                                                     strict=True)}}}),
         },
-        params={**_params_dict(params, out), "engine": out.engine, "n_folds": out.n_folds},
+        params={**_params_dict(params, out), "engine": out.engine, "n_folds": out.n_folds,
+                "family": out.family, "measure": out.measure,
+                "positive_class": None if classes is None else classes.positive},
         alpha=chosen.alpha,
         cv=cv,
         intercept=chosen.intercept,
@@ -91,7 +134,8 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
         columns=column_summary(out.recipe, results),
         selected=chosen.selected,
         warnings=tuple(warnings) + out.warnings,
-        recipe=_recipe_dict(out.recipe, out.scaling),
+        recipe={**_recipe_dict(out.recipe, out.scaling), "family": out.family,
+                **({} if classes is None else {"classes": list(classes.values)})},
         test=test_report,
         engine=out.engine,
         coef_path=chosen.coef_path,
@@ -137,7 +181,27 @@ def _trust(out, chosen, params: FitParams, progress) -> dict:
             tuple(k for k, _ in alts[n]) if n in alts else None))
 
     extra: dict = {"stability": None, "refit": None, "intercept_ols": None}
-    if params.refit == "ols":
+    if params.refit == "ols" and out.family == "binomial":
+        index = {n: j for j, n in enumerate(names)}
+        sel = np.array([index[n] for n in chosen.selected], dtype=np.int64)
+        coef, intercept, diverged = out.refit(sel)
+        for j, n in enumerate(names):
+            results[n] = replace(results[n],
+                                 coef_ols=float(coef[j]) if j in set(sel.tolist()) else None)
+        extra["intercept_ols"] = intercept
+        extra["refit"] = {
+            "method": "logistic",
+            "note": ("post-selection estimates: unpenalized logistic regression on the "
+                     "selected features, fitted on the same rows that selected them; their "
+                     "standard errors and p-values would not be valid (the selection used "
+                     "the data)"),
+        }
+        if diverged:
+            warnings.append(Warn("refit_separation", (
+                "The unpenalized logistic refit does not converge: the selected features "
+                "separate the classes (nearly) perfectly, so its estimates grow without "
+                "bound; coef_ols is where it stopped and is not meaningful")))
+    elif params.refit == "ols":
         coef, intercept, deficient = refit_ols(features, chosen.selected, out.problem,
                                                out.scaling)
         chosen_set = set(chosen.selected)
@@ -194,10 +258,53 @@ def _trust(out, chosen, params: FitParams, progress) -> dict:
             "converged": converged}
 
 
-def _engine(name: str, n_columns: int, n_rows: int | None, group: bool = False):
+def _likely_family(source, header, data, params: FitParams) -> str:
+    """``--family auto``: binomial when the target's first block of rows looks binary (text,
+    booleans, or at most two numbers), to be confirmed on the whole column when the data are
+    loaded; else gaussian, without reading more than that block."""
+    def one_pass(overrides):
+        blocks = l1io.batches(source, header, [params.target], data, l1io.Scan(), overrides)
+        try:
+            first = next(blocks, None)
+        finally:
+            blocks.close()
+        return None if first is None else first[0].column(0)
+
+    first = l1io.with_retypes(one_pass)
+    return "binomial" if first is not None and looks_binary(first) else "gaussian"
+
+
+def _gaussian_only(params: FitParams) -> None:
+    """What only the binomial family has, asked of a gaussian fit: a usage error."""
+    if params.weights is not None:
+        raise ConfigError("--weights is not supported yet for a numeric target (family "
+                          "gaussian); it works with a binary target (--family binomial)")
+    if params.measure in ("deviance", "auc", "class"):
+        raise ConfigError(f"--measure {params.measure} is for a binary target, and "
+                          f"'{params.target}' is numeric (family gaussian); use mse or mae")
+    if params.measure == "mae":
+        raise ConfigError("--measure mae is not supported yet for a numeric target (family "
+                          "gaussian); the CV error is the mse")
+
+
+# The engines that fit the binomial family (the data held in memory).
+BINOMIAL_ENGINES = ("auto", "data")
+
+
+def _engine(name: str, n_columns: int, n_rows: int | None, group: bool = False,
+            family: str = "gaussian"):
     """The engine to run. ``auto`` streams the Gram statistics unless the data is wide (by its
     columns here; one-hot levels can make it wide later: the gram engine then raises
-    ``TooWide`` and :func:`_run` switches to the data engine)."""
+    ``TooWide`` and :func:`_run` switches to the data engine). The binomial family is fitted
+    in memory."""
+    if family == "binomial":
+        if name not in BINOMIAL_ENGINES:
+            raise ConfigError(f"--engine {name} cannot fit a logistic model (binary target, "
+                              "family binomial): it needs the rows in memory; use --engine "
+                              "auto or --engine data, or --family gaussian for a linear model")
+        from l1select.engines import logistic
+
+        return logistic
     if name == "auto" and group:
         name = "gram"  # the group lasso runs on the Gram statistics only
     if name == "auto":

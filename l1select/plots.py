@@ -26,7 +26,9 @@ from typing import Any
 from l1select.errors import ConfigError, InputError, did_you_mean
 from l1select.files import write_atomic
 
-PLOT_NAMES = ("cv", "path", "coefficients")
+PLOT_NAMES = ("cv", "path", "coefficients", "roc")
+# Drawn by default only when the result has what they show.
+_OPTIONAL = {"roc": lambda doc: bool((doc.get("cv") or {}).get("roc"))}
 FORMATS = ("png", "svg")
 FIGSIZE = (8.0, 5.0)  # inches; at DPI, 800 x 500 pixels
 DPI = 100
@@ -316,7 +318,35 @@ def plot_coefficients(doc: dict[str, Any]):
     return fig
 
 
-PLOTS = {"cv": plot_cv, "path": plot_path, "coefficients": plot_coefficients}
+def plot_roc(doc: dict[str, Any]):
+    """The ROC curve of the out-of-fold predictions at the chosen alpha (binary targets):
+    each row predicted by the fit of the CV folds that did not hold it.
+
+    Raises :class:`PlotSkipped` when the result has none (not binomial, or no CV).
+    """
+    roc = (doc.get("cv") or {}).get("roc")
+    if not roc:
+        raise PlotSkipped("the result has no ROC curve (a binary target with CV has one)")
+    with _style():
+        fig = _figure()
+        ax = fig.add_subplot()
+        ax.plot([0, 1], [0, 1], color="0.6", linestyle=":", linewidth=1, gid="roc-chance")
+        ax.plot(roc["fpr"], roc["tpr"], color="tab:blue", linewidth=1.6, gid="roc-curve",
+                label=f"out-of-fold, AUC {_num(roc.get('auc')):.3f}")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.01)
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        positive = (doc.get("params") or {}).get("positive_class")
+        what = f"ROC of the CV predictions (positive: {positive})" if positive is not None \
+            else "ROC of the CV predictions"
+        ax.set_title(_title(doc, what), fontsize=11)
+        ax.legend(loc="lower right", fontsize=9)
+    return fig
+
+
+PLOTS = {"cv": plot_cv, "path": plot_path, "coefficients": plot_coefficients,
+         "roc": plot_roc}
 
 
 def choose(only: Iterable[str] | None) -> list[str]:
@@ -341,7 +371,10 @@ def figures(doc: dict[str, Any], only: Iterable[str] | None = None
     """The figures of a result, by name, and the pictures skipped with the reason."""
     out: dict[str, Any] = {}
     skipped: list[tuple[str, str]] = []
-    for name in choose(only):
+    names = choose(only)
+    if not only:
+        names = [n for n in names if n not in _OPTIONAL or _OPTIONAL[n](doc)]
+    for name in names:
         try:
             out[name] = PLOTS[name](doc)
         except PlotSkipped as why:
@@ -390,8 +423,9 @@ def check_output_dir(path: str | Path) -> None:
 
 def write_plots(doc: dict[str, Any], output: str | Path, fmt: str = "png",
                 only: Iterable[str] | None = None) -> PlotOutcome:
-    """Draw the pictures of a result (``cv``, ``path``, ``coefficients``, or those in
-    ``only``) into the folder ``output`` as ``NAME.png`` or ``NAME.svg``, atomically.
+    """Draw the pictures of a result (``cv``, ``path``, ``coefficients``, ``roc`` for a binary
+    target, or those in ``only``) into the folder ``output`` as ``NAME.png`` or ``NAME.svg``,
+    atomically.
 
     A picture the result cannot give (no CV with a fixed alpha) is skipped and listed in the
     outcome with the reason. Raises :class:`ConfigError` for an unknown name or format and
@@ -402,7 +436,7 @@ def write_plots(doc: dict[str, Any], output: str | Path, fmt: str = "png",
     names = choose(only)
     folder = output_dir(output)
     outcome = PlotOutcome()
-    figs, outcome.skipped = figures(doc, names)
+    figs, outcome.skipped = figures(doc, names if only else None)
     for name, fig in figs.items():
         target = folder / f"{name}.{fmt}"
         try:

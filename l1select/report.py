@@ -43,7 +43,8 @@ def to_dict(result: SelectionResult) -> dict[str, Any]:
              "selected": f.selected, "fold_frequency": f.fold_frequency,
              "stability": f.stability, "penalty_factor": f.penalty_factor,
              "alternates": None if f.alternates is None else list(f.alternates),
-             "coef_ols": f.coef_ols}
+             "coef_ols": f.coef_ols,
+             **({} if f.odds_ratio is None else {"odds_ratio": f.odds_ratio})}
             for f in result.features
         ],
         "columns": [dict(c) for c in result.columns],
@@ -138,8 +139,11 @@ def render_table(result: SelectionResult, console) -> None:
     table = Table(title=f"Selected features for '{escape(result.input['target'])}'",
                   title_justify="left")
     table.add_column("feature")
-    table.add_column("coef", justify="right")
+    binomial = result.params.get("family") == "binomial"
+    table.add_column("log-odds" if binomial else "coef", justify="right")
     table.add_column("coef (std)", justify="right")
+    if binomial:
+        table.add_column("OR/SD", justify="right")
     table.add_column("", no_wrap=True)
     folds = any(f.fold_frequency is not None for f in result.features)
     if folds:
@@ -148,17 +152,19 @@ def render_table(result: SelectionResult, console) -> None:
     for column, names in _by_column(result):
         if column is not None:
             table.add_row(f"[bold]{escape(column['column'])}[/] — {column['n_selected']} of "
-                          f"{column['n_features']} levels selected", "", "", "",
-                          *([""] if folds else []))
+                          f"{column['n_features']} levels selected", "", "",
+                          *([""] if binomial else []), "", *([""] if folds else []))
         for name in names:
             f = by_name[name]
             width = int(round(span * abs(f.coef_std) / top)) if top > 0 else 0
             bar = ("[green]" if f.coef_std > 0 else "[red]") + "█" * max(width, 1) + "[/]"
             shown = name if column is None else "  " + name[len(f.column) + 1:]
-            table.add_row(escape(shown), _fmt(f.coef, 6), _fmt(f.coef_std, 4), bar,
+            table.add_row(escape(shown), _fmt(f.coef, 6), _fmt(f.coef_std, 4),
+                          *([_fmt(f.odds_ratio, 4)] if binomial else []), bar,
                           *([_pct(f.fold_frequency)] if folds else []))
     if not result.selected:
-        table.add_row("(none selected)", "", "", "", *([""] if folds else []))
+        table.add_row("(none selected)", "", "", "", *([""] if binomial else []),
+                      *([""] if folds else []))
     console.print(table)
     _trust_table(result, console)
 
@@ -181,9 +187,20 @@ def render_table(result: SelectionResult, console) -> None:
     if result.cv is not None:
         cv = result.cv
         r2 = f" · R² {cv['r2']:.3f}" if cv.get("r2") is not None else ""
-        summary.add_row("CV MSE", f"{_fmt(cv['mean'])} ± {_fmt(cv['se'], 3)}{r2} "
-                                  f"({cv['n_folds']} folds)")
-    if result.test is not None:
+        label = {"mse": "MSE", "mae": "MAE", "auc": "AUC", "class": "misclass.",
+                 "deviance": "deviance"}.get(cv.get("metric", "mse"), cv.get("metric"))
+        summary.add_row(f"CV {label}", f"{_fmt(cv['mean'])} ± {_fmt(cv['se'], 3)}{r2} "
+                                       f"({cv['n_folds']} folds)")
+        if binomial:
+            auc = "—" if cv.get("auc") is None else f"{cv['auc']:.3f}"
+            summary.add_row("", f"AUC {auc} · misclassified {cv['misclassification']:.1%} · "
+                                f"deviance explained {cv['deviance_explained']:.1%}")
+    if result.test is not None and binomial:
+        t = result.test
+        auc = "—" if t.get("auc") is None else f"{t['auc']:.3f}"
+        summary.add_row("test", f"deviance {_fmt(t['deviance'])} · AUC {auc} · accuracy "
+                                f"{t['accuracy']:.1%} ({t['n_rows']} rows held out)")
+    elif result.test is not None:
         t = result.test
         r2 = f" · R² {t['r2']:.3f}" if t.get("r2") is not None else ""
         summary.add_row("test MSE", f"{_fmt(t['mse'])}{r2} ({t['n_rows']} rows held out)")
@@ -191,6 +208,12 @@ def render_table(result: SelectionResult, console) -> None:
     summary.add_row("rows", f"{inp['n_rows_used']} used, {inp['n_rows_dropped']} dropped"
                     + (f", {inp['n_rows_test']} held out" if inp.get("n_rows_test") else "")
                     + f" of {inp['n_rows']} read")
+    classes = inp.get("classes")
+    if classes:
+        counts = classes["counts"]
+        summary.add_row("classes", " · ".join(
+            f"{escape(str(k))} {v}" for k, v in counts.items())
+            + f" (positive: {escape(str(classes['positive']))})")
     summary.add_row("intercept", _fmt(result.intercept, 6))
     _trust_summary(result, summary)
     console.print(summary)

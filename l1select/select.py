@@ -27,13 +27,17 @@ class Selection:
     curve: CVCurve | None = None  # the chosen l1_ratio's CV curve
 
 
-def back_transform(coef_std: np.ndarray, scaling: Scaling) -> tuple[np.ndarray, float]:
+def back_transform(coef_std: np.ndarray, scaling: Scaling, intercept_std: float | None = None
+                   ) -> tuple[np.ndarray, float]:
     """Coefficients on the original scale, and the intercept, of a standardized fit.
 
-    ``y ≈ y_mean + ((x - x_mean) / x_scale) @ coef_std = intercept + x @ coef``.
+    ``y ≈ b + ((x - x_mean) / x_scale) @ coef_std = intercept + x @ coef`` with ``b`` the
+    standardized fit's intercept: ``y_mean`` for squared loss, the fitted one (log-odds) for
+    the binomial family.
     """
     coef = coef_std / scaling.x_scale
-    intercept = scaling.y_mean - float(coef @ scaling.x_mean)
+    b = scaling.y_mean if intercept_std is None else intercept_std
+    intercept = b - float(coef @ scaling.x_mean)
     return coef, intercept
 
 
@@ -45,31 +49,36 @@ def _order(names: list[str], coef_std: np.ndarray) -> list[str]:
 
 def select(fits: list[PathFit], scaling: Scaling, rule: str,
            features: list[FeatureSpec], alpha_max: list[float],
-           penalty: np.ndarray | None = None) -> Selection:
+           penalty: np.ndarray | None = None, family: str = "gaussian",
+           measure: str = "mse") -> Selection:
     """Choose the (l1_ratio, alpha) pair and report the all-rows fit there.
 
     Without CV (one fixed alpha) the single fit is taken as it is. Each feature's
     ``fold_frequency`` is the fraction of the CV training folds whose fit has it non-zero at
     the chosen alpha; ``penalty`` (n_features,) the penalty factors the paths were solved with.
+    ``measure`` names the CV measure of the fits' ``mse_path`` (the best AUC is the largest).
     """
+    maximize = measure == "auc"
     curves: list[CVCurve | None] = []
     for fit in fits:
         if fit.mse_path is None:
             curves.append(None)
         else:
             mean, se = cv_curve(fit.mse_path, fit.fold_sizes)
-            curves.append(choose(fit.alphas, mean, se))
+            curves.append(choose(fit.alphas, mean, se, maximize))
     if curves[0] is None:
         chosen, i_alpha = 0, 0
     else:
         best = [c.mean[c.i_min] for c in curves]  # type: ignore[union-attr]
-        chosen = int(np.argmin(best))
+        chosen = int(np.argmax(best) if maximize else np.argmin(best))
         curve = curves[chosen]
         i_alpha = curve.i_min if rule == "min" else curve.i_1se  # type: ignore[union-attr]
     fit = fits[chosen]
     curve = curves[chosen]
     coef_std_fit = fit.coefs[:, i_alpha]
-    coef, intercept = back_transform(coef_std_fit, scaling)
+    coef, intercept = back_transform(
+        coef_std_fit, scaling,
+        None if fit.intercepts is None else float(fit.intercepts[i_alpha]))
     # On the standardized scale whatever the fit's own scaling, so sizes compare across features.
     coef_std = coef * scaling.x_std
     names = [f.name for f in features]
@@ -83,7 +92,8 @@ def select(fits: list[PathFit], scaling: Scaling, rule: str,
         FeatureResult(name=f.name, column=f.column, coef=float(coef[j]),
                       coef_std=float(coef_std[j]), selected=f.name in chosen_set,
                       fold_frequency=None if freq is None else float(freq[j]),
-                      penalty_factor=float(pf[j]))
+                      penalty_factor=float(pf[j]),
+                      odds_ratio=float(np.exp(coef_std[j])) if family == "binomial" else None)
         for j, f in enumerate(features)
     )
     alpha = {
@@ -104,15 +114,28 @@ def select(fits: list[PathFit], scaling: Scaling, rule: str,
                                   "mean": float(c.mean[i]), "se": float(c.se[i]),
                                   "n_nonzero": int(nnz[i])})
         mean = float(curve.mean[i_alpha])
+        binomial = family == "binomial"
         cv = {
-            "metric": "mse",
+            "metric": measure,
             "mean": mean,
             "se": float(curve.se[i_alpha]),
-            "r2": (1.0 - mean / scaling.y_var) if scaling.y_var > 0 else None,
+            "r2": None if binomial else (1.0 - mean / scaling.y_var) if scaling.y_var > 0
+            else None,
             "n_folds": int(fit.mse_path.shape[1]),
-            "fold_sizes": [int(s) for s in fit.fold_sizes],
+            # Binomial folds are weighed by their observation weights, which may be fractional.
+            "fold_sizes": [int(s) if float(s).is_integer() else float(s)
+                           for s in fit.fold_sizes],
             "path": path_rows,
         }
+        if binomial and fit.measures is not None:
+            at = {m: cv_curve(fit.measures[m], fit.fold_sizes)[0][i_alpha]
+                  for m in ("auc", "class", "deviance")}
+            cv.update({
+                "auc": None if np.isnan(at["auc"]) else float(at["auc"]),
+                "misclassification": float(at["class"]),
+                "deviance": float(at["deviance"]),
+                "deviance_explained": float(fit.dev_ratio[i_alpha]),
+            })
     return Selection(alpha=alpha, cv=cv, intercept=intercept, features=results,
                      selected=tuple(selected), coef=coef, chosen=chosen, i_alpha=i_alpha,
                      coef_path=coef_path(fit, scaling, names), curve=curve)
@@ -122,7 +145,8 @@ def coef_path(fit: PathFit, scaling: Scaling, names: list[str]) -> dict[str, Any
     """The all-rows coefficient path of the chosen l1_ratio on the original scale, compactly:
     only the features that are non-zero somewhere on it."""
     coefs = fit.coefs / scaling.x_scale[:, None]
-    intercepts = scaling.y_mean - scaling.x_mean @ coefs
+    b = scaling.y_mean if fit.intercepts is None else np.asarray(fit.intercepts)
+    intercepts = b - scaling.x_mean @ coefs
     live = np.flatnonzero(np.any(fit.coefs != 0.0, axis=1))
     return {
         "l1_ratio": float(fit.l1_ratio),
@@ -273,8 +297,8 @@ def diagnostics(sel: Selection, fit: PathFit, params, n_features: int, n_rows: i
         out.append(Warn("binary_target", (
             f"The target {quoted(params.target)} takes only two values: a linear model of a 0/1 "
             "target is a linear probability model (its predictions can leave [0, 1]); the "
-            "selection is still informative, but a logistic model (glmnet's "
-            "family='binomial') is the usual choice")))
+            "selection is still informative, but a logistic model (--family binomial, "
+            "glmnet's family='binomial') is the usual choice")))
     return out
 
 

@@ -84,6 +84,13 @@ class PathFit:
     fold_sizes: Any | None
     converged: bool = True
     fold_coefs: Any | None = None
+    # binomial: the all-rows intercepts (n_alphas,) on the standardized scale (gaussian: the
+    # target mean), every CV measure by name (n_alphas, n_folds), the deviance explained
+    intercepts: Any | None = None
+    measures: dict[str, Any] | None = None
+    dev_ratio: Any | None = None
+    # binomial: roc(i_alpha) -> the ROC curve of the out-of-fold predictions at that alpha
+    roc: Any | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,7 @@ class FeatureResult:
     penalty_factor: float = 1.0
     alternates: tuple[str, ...] | None = None
     coef_ols: float | None = None
+    odds_ratio: float | None = None  # binomial: exp(coef_std), the odds ratio per SD
 
 
 @dataclass(frozen=True)
@@ -185,6 +193,11 @@ class EngineOutput:
     problem: AllRows | None = None
     halves: Any = None
     n_target_values: int | None = None
+    family: str = "gaussian"
+    measure: str = "mse"  # the CV measure the curve is of
+    # binomial: refit(selected indices) -> (coef, intercept, diverged), the unpenalized fit
+    refit: Any = None
+    classes: Any = None  # binomial: the target's family.Classes (negative, positive)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,10 @@ class InMemory:
 
     def units(self) -> np.ndarray:
         return np.ones(self.X.shape[1]) if self.unit is None else self.unit
+
+    w: np.ndarray | None = None  # observation weights of the fitting rows (None: all 1)
+    w_test: np.ndarray | None = None
+    classes: Any = None  # a binary target's family.Classes
 
 
 def scaling_of(X: np.ndarray, y: np.ndarray, standardize: bool,
@@ -133,11 +138,27 @@ def constant_features(spread: np.ndarray, recipe: Recipe, source: str
 
 
 def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: list[str],
-         params: FitParams) -> InMemory:
-    """Read every needed column into memory, profile it as one batch and split the rows."""
+         params: FitParams, classes=None) -> InMemory:
+    """Read every needed column into memory, profile it as one batch and split the rows.
+
+    With ``classes`` (a binary target: a function from the whole target column to its
+    ``family.Classes``) the target becomes 0/1 and the folds are stratified by class;
+    ``params.weights`` names a weights column (not a feature).
+    """
     read = l1io.read(source, header, columns, data)
     table = read.table
     offset, label = (2, "line") if source.format == "csv" else (1, "row")
+    weights_col = None
+    if params.weights is not None:
+        weights_col = table.column(params.weights)
+        table = table.drop_columns([params.weights])
+    if classes is not None:
+        import pyarrow as pa
+
+        i = table.schema.get_field_index(params.target)
+        classes = classes(table.column(i))
+        table = table.set_column(i, params.target,
+                                 pa.array(classes.encode(table.column(i)), type=pa.float64()))
     prof = Profiler(table.schema, params.target, params.fold_column, params.max_levels,
                     params.missing, source.display, offset, label, source.decimal_comma,
                     explicit=params.features)
@@ -158,7 +179,14 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
             raise DataError(f"Fold column {quoted(params.fold_column)} in {source.display} has "
                             "missing labels; give every row a fold")
         labels = [str(v) for v in col.to_pylist()]
-    groups = grouper.groups(batch.rows, labels)
+    strata = None if classes is None else y_all.astype(np.int64)
+    groups = grouper.groups(batch.rows, labels, strata)
+    w_all = None
+    if weights_col is not None:
+        from l1select.family import observation_weights
+
+        w_all = observation_weights(weights_col, batch.rows, params.weights, source.display,
+                                    offset, label)
     order, fold_labels = grouper.label_order()
     remap = np.zeros(grouper.n_groups, dtype=np.int64)
     remap[order] = np.arange(1, len(order) + 1)
@@ -199,7 +227,9 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
                     fold_labels=tuple(fold_labels), X_test=X_all[test][:, kept],
                     y_test=y_all[test], recipe=recipe, warnings=tuple(warnings),
                     n_rows=read.n_rows, n_dropped=prof.n_missing_target + prof.n_missing_dropped,
-                    sha256=read.sha256, rows=batch.rows[~test], unit=unit[kept])
+                    sha256=read.sha256, rows=batch.rows[~test], unit=unit[kept],
+                    w=None if w_all is None else w_all[~test],
+                    w_test=None if w_all is None else w_all[test], classes=classes)
 
 
 def _feature_units(recipe, units: dict[str, float]) -> np.ndarray:

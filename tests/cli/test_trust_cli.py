@@ -100,7 +100,7 @@ def test_warnings_reach_stderr_and_json(tmp_path):
     cols = {f"x{j}": [float(v) for v in rng.normal(size=60)] for j in range(3)}
     cols["y"] = [float(v) for v in (rng.random(60) < 0.5)]
     path = write_csv(tmp_path / "bin.csv", cols)
-    result = ok(invoke("fit", path, "-t", "y", "--format", "json"))
+    result = ok(invoke("fit", path, "-t", "y", "--format", "json", "--family", "gaussian"))
     assert "two values" in result.stderr
     codes = {w["code"] for w in strict_loads(result.stdout)["warnings"]}
     assert "binary_target" in codes

@@ -89,7 +89,8 @@ def test_params_block_keys_are_the_contract():
         "model", "l1_ratio", "cv", "seed", "rule", "alphas", "standardize", "missing",
         "max_levels", "min_level_count", "group_categoricals", "features", "exclude",
         "test_size", "engine", "tol", "max_iter", "stability", "corr_threshold", "force",
-        "penalty_factor", "adaptive", "refit"]
+        "penalty_factor", "adaptive", "refit", "family", "positive_class", "measure",
+        "threshold", "weights"]
     fixed = FitParams(target="y", alpha=0.5, stability=3, fold_column="f").to_dict()
     assert fixed["cv"] is None and fixed["alphas"] == {"fixed": 0.5}
     assert fixed["stability"] == {"pairs": 3, "threshold": 0.8}
