@@ -9,7 +9,9 @@ Gram fit after installing (the set-up command in the README makes that run), nex
 package; its name carries a hash of the kernel source and the numba and Python versions, so
 an edited or upgraded kernel is rebuilt. When it cannot be built (no C compiler, a read-only
 install, a numba without ``pycc``) or ``NUMBA_DISABLE_JIT`` is set, numba's dispatcher is used
-as before: only the start-up time differs.
+as before: only the start-up time differs. A failed build leaves a ``.failed`` marker beside
+it so that later runs do not retry (delete it, or ``python -c "import l1select._aot as a;
+print(a.build())"``, after installing a compiler).
 
 The wide-data kernel stays a numba dispatcher: its fits run in parallel threads, which needs
 numba's ``nogil``, and its own cost dwarfs the start-up.
