@@ -13,7 +13,7 @@ RANK = {
     # The option table is a declaration every stage may read, like types.
     "options": 0,
     "io": 1, "prepare": 2, "family": 2.5, "folds": 3, "moments": 4, "_kernels": 4,
-    "_kernels_group": 4, "_kernels_logistic": 4,
+    "_kernels_group": 4, "_kernels_logistic": 4, "_aot": 4.5,
     "path": 5, "grouplasso": 5, "cv": 6, "solve": 6.5,
     "select": 7, "engines": 8, "pipeline": 9, "apply": 9, "report": 10, "plots": 10, "config": 10,
     # The HTML report renders only, like report and plots, and embeds the plots' pictures.
