@@ -4,7 +4,7 @@ A result file (``fit --format json``) carries the whole preparation recipe: the 
 and how each was read, the one-hot levels, the imputation values, and the coefficients. Nothing
 is refitted, and the data is streamed: memory does not grow with the rows.
 
-Rules for data that differs from the training data (documented in the README):
+Rules for data that differs from the training data (documented in docs/pipelines.md):
 
 - a column the model needs (a feature with a non-zero coefficient) that is missing from the
   data is an error; columns the model does not need may be absent;

@@ -24,7 +24,7 @@ under the option's name; rows are serialized in table order, so add it where its
 appear); if it only says *where* something is computed (``threads``), set ``to_params=None``.
 Rules that tie options together (``--scheduler`` needs ``--engine dask``) go in
 :func:`_rules`. Then use ``params.NAME`` where it matters, test it, and add its doc line to
-README.md (and regenerate docs/cli.md). Nothing else spells the option again.
+the docs/ page of its topic (and regenerate docs/cli.md). Nothing else spells the option again.
 
 This module imports neither numpy nor typer: ``l1select --help`` stays fast, and the library
 can use the table without the command line.
