@@ -541,6 +541,9 @@ def _rules(p: Any) -> Iterable[Problem]:
         yield Problem(None, "{force}, {penalty_factor} and {adaptive} need penalty factors, "
                             "which the reference engine (scikit-learn) does not have; use "
                             "{engine} gram or {engine} data", at=given[0])
+    if p.family == "gaussian" and p.positive_class is not None:
+        yield Problem("positive_class", "applies to a binary target ({family} binomial or "
+                                        "auto); drop it with {family} gaussian")
     if p.scheduler is not None and p.engine != "dask":
         yield Problem("scheduler", "applies to {engine} dask; add {engine} dask")
     if p.family == "gaussian" and p.measure in ("deviance", "auc", "class"):

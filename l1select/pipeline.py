@@ -261,7 +261,11 @@ def _trust(out, chosen, params: FitParams, progress) -> dict:
 def _likely_family(source, header, data, params: FitParams) -> str:
     """``--family auto``: binomial when the target's first block of rows looks binary (text,
     booleans, or at most two numbers), to be confirmed on the whole column when the data are
-    loaded; else gaussian, without reading more than that block."""
+    loaded; else gaussian, without reading more than that block. With an engine that cannot
+    fit the binomial family (``gram``, ``dask``, ``reference``) nothing is read here: the
+    linear model, with a ``binary_target`` warning when the target has two values."""
+    if params.engine not in BINOMIAL_ENGINES:
+        return "gaussian"
     def one_pass(overrides):
         blocks = l1io.batches(source, header, [params.target], data, l1io.Scan(), overrides)
         try:

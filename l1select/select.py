@@ -297,8 +297,8 @@ def diagnostics(sel: Selection, fit: PathFit, params, n_features: int, n_rows: i
         out.append(Warn("binary_target", (
             f"The target {quoted(params.target)} takes only two values: a linear model of a 0/1 "
             "target is a linear probability model (its predictions can leave [0, 1]); the "
-            "selection is still informative, but a logistic model (--family binomial, "
-            "glmnet's family='binomial') is the usual choice")))
+            "selection is still informative, but a logistic model (--family binomial with "
+            "--engine auto or data; glmnet's family='binomial') is the usual choice")))
     return out
 
 
