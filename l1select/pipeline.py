@@ -78,6 +78,9 @@ def validate(params: FitParams) -> FitParams:
     elif params.family == "gaussian" and params.measure in binomial_only:
         problems.append(f"--measure {params.measure} is for a binary target; with --family "
                         "gaussian use mse or mae")
+    if params.family == "gaussian" and params.positive_class is not None:
+        problems.append("--positive-class applies to a binary target (--family binomial or "
+                        "auto); drop it with --family gaussian")
     if not (0.0 < params.threshold < 1.0):
         problems.append(f"--threshold must be between 0 and 1, not {params.threshold}")
     if params.alphas is not None:

@@ -198,6 +198,8 @@ def test_errors(tmp_path):
         fit(three, weights="x1")
     with pytest.raises(ConfigError, match="--measure auc is for a binary target"):
         fit(three, measure="auc")
+    with pytest.raises(ConfigError, match="--positive-class applies to a binary target"):
+        fit(path, family="gaussian", positive_class="1")
 
 
 def test_separable_data_end_cleanly_with_a_warning(tmp_path):
