@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from l1select.errors import ConfigError, DataError, did_you_mean, list_names
+from l1select.errors import ConfigError, DataError, did_you_mean, list_names, quoted
 
 
 @dataclass(frozen=True)
@@ -110,21 +110,16 @@ def resolve(arr, family: str, positive_class: str | None, target: str, source: s
         return "gaussian", None  # the gaussian path reports the empty target
     vals, counts = distinct(arr, kind)
     if len(vals) != 2:
-        if family == "auto" and kind == "numeric":
+        many = "more than two" if len(vals) > 2 else str(len(vals))
+        if family == "auto":
             if positive_class is not None:
-                many = "more than two" if len(vals) > 2 else str(len(vals))
-                raise ConfigError(f"--positive-class is for a binary target, and '{target}' "
+                raise ConfigError(f"--positive-class is for a binary target, and {quoted(target)} "
                                   f"in {source} has {many} distinct values")
+            # Not binary: a linear model (a text target must then hold numbers).
             return "gaussian", None
-        shown = ", ".join(repr(_label(v)) for v in vals[:3])
-        many = "more than two" if len(vals) > 2 else f"{len(vals)}"
-        if family == "auto":  # a text target that is not binary
-            raise DataError(f"Target column '{target}' in {source} is text with {many} "
-                            f"distinct values ({shown}{', …' if len(vals) > 2 else ''}); choose "
-                            "a numeric target, or a binary one (two values) for a logistic "
-                            "model")
+        shown = ", ".join(quoted(_label(v)) for v in vals[:3])
         raise DataError(f"--family binomial needs a target with exactly two values, and "
-                        f"'{target}' in {source} has {many} ({shown}"
+                        f"{quoted(target)} in {source} has {many} ({shown}"
                         f"{', …' if len(vals) > 2 else ''}); choose a binary target or "
                         "--family gaussian")
     values = [_native(v, kind) for v in vals]
@@ -133,9 +128,9 @@ def resolve(arr, family: str, positive_class: str | None, target: str, source: s
         matches = [i for i, v in enumerate(values)
                    if labels[i] == positive_class or _same(v, positive_class, kind)]
         if not matches:
-            raise ConfigError(f"--positive-class '{positive_class}' is not a value of target "
-                              f"'{target}' in {source}; its values are "
-                              f"{labels[0]!r} and {labels[1]!r}")
+            raise ConfigError(f"--positive-class {quoted(positive_class)} is not a value of target "
+                              f"{quoted(target)} in {source}; its values are "
+                              f"{quoted(labels[0])} and {quoted(labels[1])}")
         if matches[0] == 0:
             values.reverse()
             counts.reverse()
@@ -159,12 +154,13 @@ class NotBinary(Exception):
 
 
 def looks_binary(arr) -> bool:
-    """Whether the first rows of a target column suggest a binary target: text or booleans
-    (a text target can only be binary), or at most two distinct numbers."""
+    """Whether the first rows of a target column suggest a binary target: booleans, or at
+    most two distinct numbers or texts (text with more may be numbers written with
+    separators: the linear model's reader decides)."""
     kind = _kind(arr.type)
-    if kind in ("text", "bool"):
+    if kind == "bool":
         return True
-    return kind == "numeric" and len(distinct(arr, kind)[0]) <= 2
+    return kind in ("numeric", "text") and len(distinct(arr, kind)[0]) <= 2
 
 
 def binary_classes(arr, family: str, positive_class: str | None, target: str, source: str
@@ -182,11 +178,12 @@ def check_weights_column(name: str, names: list[str], target: str, fold_column: 
     """The weights column exists and is not the target or the fold column."""
     if name not in names:
         hint = did_you_mean(name, names)
-        raise DataError(f"Weights column '{name}' not found in {source}"
+        raise DataError(f"Weights column {quoted(name)} not found in {source}"
                         f"{'; ' + hint if hint else ''} (columns: {list_names(names)})")
     if name in (target, fold_column):
-        raise ConfigError(f"--weights '{name}' is the {'target' if name == target else 'fold'}"
-                          " column; give a column of observation weights")
+        what = "target" if name == target else "fold"
+        raise ConfigError(f"--weights {quoted(name)} is the {what} column; give a column of "
+                          "observation weights")
 
 
 def observation_weights(arr, rows: np.ndarray, name: str, source: str, offset: int,
@@ -195,7 +192,7 @@ def observation_weights(arr, rows: np.ndarray, name: str, source: str, offset: i
     non-finite weight is a data error naming its line."""
     kind = _kind(arr.type)
     if kind not in ("numeric", "null"):
-        raise DataError(f"Weights column '{name}' in {source} is not numeric (type "
+        raise DataError(f"Weights column {quoted(name)} in {source} is not numeric (type "
                         f"{arr.type}); give non-negative numbers")
     values = np.asarray(_values(arr, "numeric").to_numpy(zero_copy_only=False),
                         dtype=np.float64)[rows] if kind == "numeric" else np.full(rows.size, np.nan)
@@ -204,9 +201,9 @@ def observation_weights(arr, rows: np.ndarray, name: str, source: str, offset: i
                       (values < 0, "a negative weight")):
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise DataError(f"Weights column '{name}' in {source} has {what} at {label} "
+            raise DataError(f"Weights column {quoted(name)} in {source} has {what} at {label} "
                             f"{int(rows[i]) + offset}; give every row a weight >= 0")
     if not (values > 0).any():
-        raise DataError(f"Weights column '{name}' in {source} is zero on every row used; "
+        raise DataError(f"Weights column {quoted(name)} in {source} is zero on every row used; "
                         "give some rows a positive weight")
     return values

@@ -16,7 +16,7 @@ import numpy as np
 from l1select.engines.data import solve_threads
 from l1select.engines.memory import half_rows, load
 from l1select.engines.stability import MICRO_GROUPS
-from l1select.errors import DataError
+from l1select.errors import DataError, quoted
 from l1select.path import grids_for, make_penalty
 from l1select.solve.logistic import (
     AUC_MIN_ROWS,
@@ -50,6 +50,7 @@ def run(source, header, data, columns, params: FitParams, progress=None, classes
     """``classes(target_column)`` gives the two classes of the whole target column
     (``family.binary_classes``), raising ``family.NotBinary`` when it is not binary."""
     mem = load(source, header, data, columns, params, classes)
+    unit = mem.units()  # X holds each column × its unit (a power of two; 1 for most)
     X = make_design(mem.X)  # the solver's copy; mem.X is no longer needed
     mem = replace(mem, X=np.empty((0, X.shape[1])))
     y = np.ascontiguousarray(mem.y)
@@ -64,25 +65,27 @@ def run(source, header, data, columns, params: FitParams, progress=None, classes
         test = mem.groups == k
         rows = np.flatnonzero(~test).astype(np.int64)
         if np.unique(y[rows]).size < 2:
-            name = f"'{labels[k - 1]}'" if labels else f"{k} of {mem.n_folds}"
+            name = quoted(labels[k - 1]) if labels else f"{k} of {mem.n_folds}"
             raise DataError(
                 f"The training rows of CV fold {name} in {source.display} hold only one class "
-                f"of target '{params.target}': a logistic model cannot be fitted there; use "
+                f"of target {quoted(params.target)}: a logistic model cannot be fitted there; use "
                 "fewer folds (--cv) or, with --fold-column, folds that mix both classes")
         folds.append((rows, np.flatnonzero(test)))
 
-    mean, scale, std = weighted_scaling(X, wn, params.standardize)
-    scaling = Scaling(x_mean=mean, x_scale=np.where(scale > 0, scale, 1.0), x_std=std,
+    mean, scale, std = weighted_scaling(X, wn, params.standardize, unit)
+    # The result's scaling is in the columns' own units; the solver works in the held ones.
+    scaling = Scaling(x_mean=mean / unit, x_scale=np.where(scale > 0, scale, unit) / unit,
+                      x_std=std / unit,
                       y_mean=float(wn @ y / n), y_var=float(wn @ (y - wn @ y / n) ** 2 / n),
                       n_samples=n)
 
     def initial():
         fit = fit_path(X, y, w, all_rows, np.array([ADAPTIVE_RIDGE_ALPHA]), 0.0, None,
-                       params.standardize, params.tol, params.max_iter)
+                       params.standardize, params.tol, params.max_iter, unit=unit)
         return fit.coefs[:, 0], "ridge_logistic", ADAPTIVE_RIDGE_ALPHA
 
     penalty, adaptive = make_penalty(mem.recipe.features, params, initial)
-    a_max = [alpha_max(X, y, w, all_rows, r, penalty, params.standardize)
+    a_max = [alpha_max(X, y, w, all_rows, r, penalty, params.standardize, unit)
              for r in params.l1_ratios]
     measure = params.measure or "deviance"
     if measure == "auc" and folds and min(t.size for _, t in folds) < AUC_MIN_ROWS:
@@ -93,7 +96,7 @@ def run(source, header, data, columns, params: FitParams, progress=None, classes
     default_grid = params.alphas is None and params.alpha is None
     fits = []
     saturated = False
-    for l1_ratio, alphas in grids_for(a_max, params):
+    for l1_ratio, alphas in grids_for(a_max, params, n, p):
         whole = fit_path(X, y, w, all_rows, alphas, l1_ratio, penalty, params.standardize,
                          params.tol, params.max_iter, stop_saturated=default_grid,
                          scaling=(mean, scale, std))
@@ -108,7 +111,7 @@ def run(source, header, data, columns, params: FitParams, progress=None, classes
                 done = list(pool.map(
                     lambda f, a=alphas, r=l1_ratio: fit_path(
                         X, y, w, f[0], a, r, penalty, params.standardize, params.tol,
-                        params.max_iter), folds))
+                        params.max_iter, unit=unit), folds))
             measures = {m: np.empty((alphas.size, len(folds))) for m in MEASURES}
             sizes = np.empty(len(folds))
             fold_coefs = np.empty((len(folds), p, alphas.size))
@@ -140,11 +143,12 @@ def run(source, header, data, columns, params: FitParams, progress=None, classes
         fits=tuple(fits), scaling=scaling, alpha_max=tuple(a_max), n_rows=mem.n_rows,
         n_used=n, n_test=int(mem.y_test.size), n_dropped=mem.n_dropped, sha256=mem.sha256,
         n_folds=mem.n_folds, fold_labels=mem.fold_labels,
-        test_error=_test_error(mem, mean, params.threshold), penalty=penalty,
+        test_error=_test_error(mem, scaling.x_mean, unit, params.threshold), penalty=penalty,
         adaptive=adaptive, problem=problem,
-        halves=_halves(mem, X, y, w, params, penalty) if params.stability else None,
+        halves=_halves(mem, X, y, w, params, penalty, unit) if params.stability else None,
         family="binomial", measure=measure,
-        refit=lambda sel: _refit(X, y, w, all_rows, sel, scaling, params),
+        refit=lambda sel: _refit(X, y, w, all_rows, sel, (mean, scale, std), unit,
+                                 scaling.y_mean, params),
         classes=mem.classes,
     )
 
@@ -196,13 +200,15 @@ def _roc(X, y, w, folds, fits):
     return roc
 
 
-def _test_error(mem, x_mean: np.ndarray, threshold: float):
-    """Held-out deviance, AUC and accuracy of a model on the original scale."""
+def _test_error(mem, x_mean: np.ndarray, unit: np.ndarray, threshold: float):
+    """Held-out deviance, AUC and accuracy of a model on the original scale (``x_mean`` in
+    the columns' own units, the imputation of a missing value)."""
     if mem.y_test.size == 0:
         return None
 
     def test_error(coef: np.ndarray, intercept: float) -> dict:
-        X = np.where(np.isnan(mem.X_test), x_mean, mem.X_test)
+        own = mem.X_test / unit
+        X = np.where(np.isnan(own), x_mean, own)
         prob = probabilities(X, coef[:, None], np.array([intercept]))[:, 0]
         y = mem.y_test
         wt = np.ones(y.size) if mem.w_test is None else mem.w_test
@@ -216,30 +222,30 @@ def _test_error(mem, x_mean: np.ndarray, threshold: float):
     return test_error
 
 
-def _refit(X, y, w, rows, selected: np.ndarray, scaling: Scaling, params: FitParams
-           ) -> tuple[np.ndarray, float, bool]:
+def _refit(X, y, w, rows, selected: np.ndarray, held, unit: np.ndarray, y_mean: float,
+           params: FitParams) -> tuple[np.ndarray, float, bool]:
     """Unpenalized logistic regression on the ``selected`` features (indices): coefficients
     on the original scale (0 for the others), the intercept, and whether it failed to
-    converge (separation: the estimates diverge)."""
+    converge (separation: the estimates diverge). ``held``: the all-rows (mean, scale, std)
+    in the units the columns are held in."""
     p = X.shape[1]
     coef = np.zeros(p)
     if selected.size == 0:
-        b0 = np.log(scaling.y_mean / (1.0 - scaling.y_mean))
+        b0 = np.log(y_mean / (1.0 - y_mean))
         return coef, float(b0), False
+    mean, scale, std = (v[selected] for v in held)
     sub = make_design(X.dense(cols=selected))
-    mean = scaling.x_mean[selected]
-    scale = np.where(scaling.x_std[selected] > 0, scaling.x_scale[selected], 0.0)
     fit = fit_path(sub, y, w, rows, np.array([1.0]), 1.0, np.zeros(selected.size),
                    params.standardize, params.tol, min(params.max_iter, REFIT_MAX_ITER),
-                   scaling=(mean, scale, scaling.x_std[selected]))
-    beta = fit.coefs[:, 0] / scaling.x_scale[selected]
-    coef[selected] = beta
+                   scaling=(mean, scale, std))
+    beta = fit.coefs[:, 0] * np.where(scale > 0, 1.0 / np.where(scale > 0, scale, 1.0), 0.0)
+    coef[selected] = beta * unit[selected]
     intercept = float(fit.intercepts[0] - beta @ mean)
     diverged = not fit.converged or fit.dev_ratio[0] > 0.999
     return coef, intercept, diverged
 
 
-def _halves(mem, X, y, w, params: FitParams, penalty):
+def _halves(mem, X, y, w, params: FitParams, penalty, unit):
     """The half-sample paths of stability selection: each half's rows as a training fold."""
     halves_rows = half_rows(mem, params)
     p = X.shape[1]
@@ -252,12 +258,12 @@ def _halves(mem, X, y, w, params: FitParams, penalty):
             if params.adaptive:
                 def initial(rows=rows):
                     fit = fit_path(X, y, w, rows, np.array([ADAPTIVE_RIDGE_ALPHA]), 0.0, None,
-                                   params.standardize, params.tol, params.max_iter)
+                                   params.standardize, params.tol, params.max_iter, unit=unit)
                     return fit.coefs[:, 0], "ridge_logistic", ADAPTIVE_RIDGE_ALPHA
 
                 pf, _ = make_penalty(mem.recipe.features, params, initial)
             fit = fit_path(X, y, w, rows, alphas, l1_ratio, pf, params.standardize,
-                           params.tol, params.max_iter)
+                           params.tol, params.max_iter, unit=unit)
             converged &= fit.converged
             chosen[i] = fit.coefs != 0.0
             if progress is not None:

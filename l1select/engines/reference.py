@@ -9,7 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from l1select.engines.memory import (
+    check_scaling,
     half_rows,
+    in_own_units,
     load,
     n_values,
     prepare_grids,
@@ -18,12 +20,28 @@ from l1select.engines.memory import (
     test_error_fn,
 )
 from l1select.engines.stability import MICRO_GROUPS
+from l1select.grouplasso import feature_groups, solve_group_gram
+from l1select.path import data_deviance_explained, saturated_length, stops_early
 from l1select.types import EngineOutput, FitParams, PathFit
 
 
+class _Tol:
+    def __init__(self, tol: float, max_iter: int):
+        self.tol, self.max_iter = tol, max_iter
+
+
 def _path(Xs: np.ndarray, yc: np.ndarray, l1_ratio: float, alphas: np.ndarray,
-          tol: float, max_iter: int) -> np.ndarray:
+          tol: float, max_iter: int, groups: np.ndarray | None = None) -> np.ndarray:
     from sklearn.linear_model import enet_path
+
+    if groups is not None:
+        # The group lasso: scikit-learn has none; the Gram of these explicitly imputed and
+        # standardized rows, solved by the group kernel (so this checks the statistics).
+        n = yc.size
+        G = Xs.T @ Xs / n
+        coefs, _ = solve_group_gram(G, Xs.T @ yc / n, float(yc @ yc) / n, alphas, l1_ratio,
+                                    np.diag(G) > 0, _Tol(tol, max_iter), groups)
+        return coefs
 
     # sklearn stops at a gap of tol·||y||² on its n-times-larger objective: the same ratio as
     # our tol·||y||²/n, so one tol means the same thing on both sides.
@@ -39,25 +57,31 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
     prep = prepare_grids(mem, params)
     scaling, grids, a_max = prep.scaling, prep.grids, prep.a_max
     X, y = mem.X, mem.y
+    groups = feature_groups(mem.recipe.features) if params.group_categoricals else None
     Xs = standardized(X, scaling)
     yc = y - scaling.y_mean
     folds = []
     for k in range(1, mem.n_folds + 1):
         test = mem.groups == k
         train = ~test
-        sc = scaling_of(X[train], y[train], params.standardize)
+        sc = scaling_of(X[train], y[train], params.standardize, mem.units())
         folds.append((sc, standardized(X[train], sc), y[train] - sc.y_mean,
                       standardized(X[test], sc), y[test]))
+    own = in_own_units(scaling, mem.units())
+    check_scaling(own, mem.recipe, source.display)
     fits = []
     for l1_ratio, alphas in grids:
-        coefs = _path(Xs, yc, l1_ratio, alphas, params.tol, params.max_iter)
+        coefs = _path(Xs, yc, l1_ratio, alphas, params.tol, params.max_iter, groups)
+        if stops_early(params, y.size, X.shape[1]):
+            m = saturated_length(data_deviance_explained(lambda idx: Xs[:, idx], yc, coefs))
+            alphas, coefs = alphas[:m], coefs[:, :m]
         mse_path = sizes = fold_coefs = None
         if folds:
             mse_path = np.empty((alphas.size, len(folds)))
             sizes = np.empty(len(folds))
             fold_coefs = np.empty((len(folds), coefs.shape[0], alphas.size))
             for k, (sc, Xtr, ytr, Xte, yte) in enumerate(folds):
-                ck = _path(Xtr, ytr, l1_ratio, alphas, params.tol, params.max_iter)
+                ck = _path(Xtr, ytr, l1_ratio, alphas, params.tol, params.max_iter, groups)
                 pred = sc.y_mean + Xte @ ck
                 mse_path[:, k] = np.mean((yte[:, None] - pred) ** 2, axis=0)
                 sizes[k] = yte.size
@@ -66,7 +90,7 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
                             fold_sizes=sizes, fold_coefs=fold_coefs))
     return EngineOutput(
         engine="reference", recipe=mem.recipe, warnings=mem.warnings, fits=tuple(fits),
-        scaling=scaling, alpha_max=tuple(a_max), n_rows=mem.n_rows, n_used=int(y.size),
+        scaling=own, alpha_max=tuple(a_max), n_rows=mem.n_rows, n_used=int(y.size),
         n_test=int(mem.y_test.size), n_dropped=mem.n_dropped, sha256=mem.sha256,
         n_folds=mem.n_folds, fold_labels=mem.fold_labels,
         test_error=test_error_fn(mem, scaling.x_mean), problem=prep.problem,
@@ -79,14 +103,15 @@ def _halves(mem, params: FitParams):
     """Stability selection's half-sample fits on explicitly imputed and standardized halves
     (penalty factors are not available here: pipeline.validate refuses them)."""
     halves_rows = half_rows(mem, params)
+    groups = feature_groups(mem.recipe.features) if params.group_categoricals else None
 
     def halves(l1_ratio: float, alphas: np.ndarray, progress=None):
         chosen = np.zeros((len(halves_rows), mem.X.shape[1], alphas.size), dtype=bool)
         for i, rows in enumerate(halves_rows):
             X, y = mem.X[rows], mem.y[rows]
-            sc = scaling_of(X, y, params.standardize)
+            sc = scaling_of(X, y, params.standardize, mem.units())
             coefs = _path(standardized(X, sc), y - sc.y_mean, l1_ratio, alphas, params.tol,
-                          params.max_iter)
+                          params.max_iter, groups)
             chosen[i] = coefs != 0.0
             if progress is not None:
                 progress(i + 1, len(halves_rows))

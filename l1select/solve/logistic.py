@@ -98,14 +98,16 @@ def _observed(design: Design, w_full: np.ndarray) -> np.ndarray:
     return out
 
 
-def weighted_scaling(design: Design, w_full: np.ndarray, standardize: bool
+def weighted_scaling(design: Design, w_full: np.ndarray, standardize: bool,
+                     unit: np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Weighted means, scales and standard deviations (ddof=0) of the rows with weight.
 
     ``w_full`` (n_rows,) is 0 outside the fitting rows and sums to their number. A missing value
     sits at the mean (it adds nothing to the spread); the mean is over the observed values,
     weighted. The scale of a feature that does not vary there is 0 (the solver keeps it at
-    zero), else its standard deviation, or 1 when not standardizing.
+    zero), else its standard deviation, or when not standardizing its ``unit`` (the power of
+    two the column is held multiplied by; 1 when None), so that it is fitted in its own units.
     """
     X0 = design.X0
     n_fit = float(w_full.sum())
@@ -129,7 +131,8 @@ def weighted_scaling(design: Design, w_full: np.ndarray, standardize: bool
     std = np.sqrt(np.maximum(sq, 0.0) / n_fit) if n_fit > 0 else np.zeros_like(sq)
     varies = hi > lo
     std = np.where(varies, std, 0.0)
-    scale = np.where(varies, std if standardize else 1.0, 0.0)
+    own = 1.0 if unit is None else unit
+    scale = np.where(varies, std if standardize else own, 0.0)
     return mean, scale, std
 
 
@@ -163,8 +166,8 @@ def _inv(scale: np.ndarray) -> np.ndarray:
 def fit_path(design: Design, y: np.ndarray, w: np.ndarray | None, rows: np.ndarray,
              alphas: np.ndarray, l1_ratio: float, penalty: np.ndarray | None,
              standardize: bool, tol: float, max_iter: int, stop_saturated: bool = False,
-             scaling: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-             ) -> LogisticPath:
+             scaling: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+             unit: np.ndarray | None = None) -> LogisticPath:
     """The penalized logistic path on the ``rows`` of ``design`` over the descending ``alphas``.
 
     Parameters
@@ -175,13 +178,14 @@ def fit_path(design: Design, y: np.ndarray, w: np.ndarray | None, rows: np.ndarr
     penalty : ndarray (n_features,) of penalty factors, or None (all 1)
     stop_saturated : stop once the deviance explained exceeds ``SATURATION``
     scaling : (mean, scale, std) to use instead of the rows' own weighted ones
+    unit : how the columns are held (see :func:`weighted_scaling`)
     """
     from l1select._kernels_logistic import logistic_path
 
     n_total, p = design.shape
     w_full = fit_weights(w, np.asarray(rows, dtype=np.int64), n_total)
     mean, scale, std = scaling if scaling is not None else \
-        weighted_scaling(design, w_full, standardize)
+        weighted_scaling(design, w_full, standardize, unit)
     pf = np.ones(p) if penalty is None else np.ascontiguousarray(penalty, dtype=np.float64)
     coefs, intercepts, n_iter, dev_ratio, n_solved = logistic_path(
         design.X0, design.miss_ptr, design.miss_idx, np.ascontiguousarray(y, dtype=np.float64),
@@ -194,7 +198,8 @@ def fit_path(design: Design, y: np.ndarray, w: np.ndarray | None, rows: np.ndarr
 
 
 def alpha_max(design: Design, y: np.ndarray, w: np.ndarray | None, rows: np.ndarray,
-              l1_ratio: float, penalty: np.ndarray | None, standardize: bool) -> float:
+              l1_ratio: float, penalty: np.ndarray | None, standardize: bool,
+              unit: np.ndarray | None = None) -> float:
     """The smallest alpha at which every penalized coefficient is zero:
     ``max_j |x̃_jᵀ W (y − p₀)| / (n · l1_ratio · pf_j)``, with ``p₀`` the fit of the intercept
     and the unpenalized features alone (``ȳ_w`` when every feature is penalized)."""
@@ -207,7 +212,8 @@ def alpha_max(design: Design, y: np.ndarray, w: np.ndarray | None, rows: np.ndar
         return 0.0
     # At an alpha this large every penalized coefficient is zero and the unpenalized ones
     # (if any) are fitted: the solver itself gives p₀.
-    fit = fit_path(design, y, w, rows, np.array([1e300]), 1.0, pf, standardize, 1e-14, 10_000)
+    fit = fit_path(design, y, w, rows, np.array([1e300]), 1.0, pf, standardize, 1e-14, 10_000,
+                   unit=unit)
     w_full = fit_weights(w, np.asarray(rows, dtype=np.int64), n_total)
     beta = fit.coefs[:, 0]
     eta = np.full(n_total, fit.intercepts[0])

@@ -78,7 +78,8 @@ def test_config_keys(tmp_path, churn):
 
 
 @pytest.mark.parametrize("args, code, needles", [
-    (("--engine", "gram"), 2, ("--engine gram cannot fit a logistic model", "--engine data")),
+    (("--engine", "gram", "--family", "binomial"), 2,
+     ("--engine gram cannot fit a logistic model", "--engine data")),
     (("--positive-class", "maybe"), 2, ("'maybe' is not a value",)),
     (("--weights", "nope"), 1, ("Weights column 'nope' not found",)),
     (("--measure", "auc", "--family", "gaussian"), 2, ("--measure auc is for a binary",)),

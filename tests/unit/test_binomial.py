@@ -187,8 +187,11 @@ def test_errors(tmp_path):
     with pytest.raises(DataError, match="negative weight at line 9"):
         fit(path, weights="w")
     with pytest.raises(ConfigError, match="--engine gram cannot fit a logistic model"):
-        fit(path, engine="gram")
-    assert fit(path, engine="gram", family="gaussian", n_alphas=5).params["engine"] == "gram"
+        fit(path, engine="gram", family="binomial")
+    # auto with a gaussian-only engine: the linear model, and the warning says why.
+    linear = fit(path, engine="gram", n_alphas=5)
+    assert linear.params["family"] == "gaussian" and linear.params["engine"] == "gram"
+    assert "binary_target" in {w.code for w in linear.warnings}
     with pytest.raises(ConfigError, match="--positive-class '2' is not a value"):
         fit(path, positive_class="2")
     three = write(tmp_path / "t.csv", X, y + (np.arange(y.size) % 7 == 0))

@@ -518,6 +518,7 @@ np.save(sys.argv[3], out[0])
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cache_max", [3, 4096])
 def test_data_path_as_plain_python_through_its_rare_branches(tmp_path, cache_max):
     """``NUMBA_DISABLE_JIT=1`` runs the kernels as plain Python (house style); there the
