@@ -16,7 +16,7 @@ import numpy as np
 from l1select.engines.data import solve_threads
 from l1select.engines.memory import half_rows, load
 from l1select.engines.stability import MICRO_GROUPS
-from l1select.errors import DataError, quoted
+from l1select.errors import DataError, list_names, quoted
 from l1select.path import grids_for, make_penalty
 from l1select.solve.logistic import (
     AUC_MIN_ROWS,
@@ -51,6 +51,12 @@ def run(source, header, data, columns, params: FitParams, progress=None, classes
     (``family.binary_classes``), raising ``family.NotBinary`` when it is not binary."""
     mem = load(source, header, data, columns, params, classes)
     unit = mem.units()  # X holds each column × its unit (a power of two; 1 for most)
+    if not params.standardize and np.any(unit != 1.0):
+        huge = [f.column for f, u in zip(mem.recipe.features, unit, strict=True) if u != 1.0]
+        raise DataError(
+            f"{list_names(huge)} in {source.display} hold values of extreme magnitude; a "
+            "logistic model without standardization cannot fit them in their own units (its "
+            "curvature overflows): drop --no-standardize, or rescale those columns")
     X = make_design(mem.X)  # the solver's copy; mem.X is no longer needed
     mem = replace(mem, X=np.empty((0, X.shape[1])))
     y = np.ascontiguousarray(mem.y)

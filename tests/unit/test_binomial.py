@@ -264,3 +264,22 @@ def test_a_target_binary_only_in_its_first_rows_gets_a_linear_model(tmp_path):
                    row_group_size=n)
     result = fit(str(path), n_alphas=5)
     assert result.params["family"] == "gaussian" and result.cv["metric"] == "mse"
+
+
+def test_a_huge_column_gives_the_same_model_in_its_own_units(tmp_path):
+    # Columns of huge magnitude are held multiplied by a power of two (prepare's units); the
+    # binomial fit must report them in their own units.
+    X, y = make_binary(n=200, seed=15)
+    big = X.copy()
+    big[:, 0] *= 2.0 ** 600  # exact: a power of two
+    a = fit(write(tmp_path / "a.csv", X, y), alpha=0.01)
+    b = fit(write(tmp_path / "b.csv", big, y), alpha=0.01)
+    ca = np.array([f.coef for f in a.features])
+    cb = np.array([f.coef for f in b.features])
+    assert np.count_nonzero(ca) >= 2
+    np.testing.assert_allclose(cb[0] * 2.0 ** 600, ca[0], rtol=1e-9)  # rounding of two solves
+    np.testing.assert_allclose(cb[1:], ca[1:], rtol=1e-9, atol=1e-12)
+    assert b.intercept == pytest.approx(a.intercept, rel=1e-9)
+    # Unstandardized, such a column's curvature overflows: a clear error, not a wrong model.
+    with pytest.raises(DataError, match="extreme magnitude.*--no-standardize"):
+        fit(str(tmp_path / "b.csv"), alpha=0.01, standardize=False)
