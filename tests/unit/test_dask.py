@@ -172,10 +172,10 @@ def test_a_column_that_turns_to_text_in_a_late_partition_is_reread(scheduler, mo
     pd.DataFrame({"x": x, "code": code, "y": 2 * x + rng.normal(size=n)}).to_csv(path,
                                                                                  index=False)
     monkeypatch.setattr(dask_engine, "CSV_PARTITION_BYTES", 2_000)
-    monkeypatch.setattr(l1io, "CSV_BLOCK", 1024)  # the first block's types say a number
+    monkeypatch.setattr(l1io.csv, "CSV_BLOCK", 1024)  # the first block's types say a number
     calls = []
-    first_types = l1io._first_types
-    monkeypatch.setattr(l1io, "_first_types", lambda *a: calls.append(1) or first_types(*a))
+    first_types = l1io.csv.first_types
+    monkeypatch.setattr(l1io.csv, "first_types", lambda *a: calls.append(1) or first_types(*a))
     # The one late level is kept as its own feature (--min-level-count 1 pools nothing).
     a = _fit(path, "dask", scheduler, n_alphas=10, min_level_count=1)
     assert len(calls) == 2  # read again, with 'code' as text

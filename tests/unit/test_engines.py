@@ -117,9 +117,9 @@ def test_results_do_not_depend_on_the_batch_size(tmp_path, monkeypatch):
     path = write_csv(tmp_path / "d.csv", X, y, {"cat": cat, "late": late})
     pd.read_csv(path).to_parquet(tmp_path / "d.parquet")
     whole = _fit(path, "gram", n_alphas=20)
-    monkeypatch.setattr(l1io, "CSV_BLOCK", 2048)
-    monkeypatch.setattr(l1io, "ROWS_PER_BLOCK", 1)
-    monkeypatch.setattr(l1io, "PARQUET_BATCH_VALUES", 37 * 8)
+    monkeypatch.setattr(l1io.csv, "CSV_BLOCK", 2048)
+    monkeypatch.setattr(l1io.csv, "ROWS_PER_BLOCK", 1)
+    monkeypatch.setattr(l1io.parquet, "PARQUET_BATCH_VALUES", 37 * 8)
     for p in (path, tmp_path / "d.parquet"):
         small = _fit(p, "gram", n_alphas=20)
         # Different merge orders change only the last bits.
@@ -129,8 +129,8 @@ def test_results_do_not_depend_on_the_batch_size(tmp_path, monkeypatch):
 
 
 def test_a_numeric_column_that_turns_to_text_late_is_reread(tmp_path, monkeypatch):
-    monkeypatch.setattr(l1io, "CSV_BLOCK", 1024)
-    monkeypatch.setattr(l1io, "ROWS_PER_BLOCK", 1)
+    monkeypatch.setattr(l1io.csv, "CSV_BLOCK", 1024)
+    monkeypatch.setattr(l1io.csv, "ROWS_PER_BLOCK", 1)
     rng = np.random.default_rng(1)
     n = 300
     x = rng.normal(size=n)
@@ -157,5 +157,5 @@ def test_a_column_missing_in_the_whole_first_batch(tmp_path, monkeypatch):
     z[:100] = np.nan
     path = tmp_path / "late.parquet"
     pq.write_table(pa.table({"x": x, "z": z, "y": y}), path, row_group_size=50)
-    monkeypatch.setattr(l1io, "PARQUET_BATCH_VALUES", 50 * 3)
+    monkeypatch.setattr(l1io.parquet, "PARQUET_BATCH_VALUES", 50 * 3)
     assert_same(_fit(path, "gram", n_alphas=20), _fit(path, "reference", n_alphas=20))

@@ -119,8 +119,8 @@ def test_quoted_line_breaks_across_blocks(tmp_path, monkeypatch):
     path = tmp_path / "notes.csv"
     path.write_text("\n".join(rows) + "\n")
     whole = _fit(path)
-    monkeypatch.setattr(l1io, "CSV_BLOCK", 512)
-    monkeypatch.setattr(l1io, "ROWS_PER_BLOCK", 1)
+    monkeypatch.setattr(l1io.csv, "CSV_BLOCK", 512)
+    monkeypatch.setattr(l1io.csv, "ROWS_PER_BLOCK", 1)
     small = _fit(path)
     assert small.input["n_rows"] == whole.input["n_rows"] == 300
     _same(small, whole)
@@ -138,7 +138,7 @@ def test_one_big_row_group_is_read_in_bounded_batches_in_order(tmp_path, monkeyp
     pq.write_table(table, path, row_group_size=n)
     assert pq.ParquetFile(path).metadata.num_row_groups == 1
     # 2 columns and 1024 values a batch: batches of max(1024, 512) = 1024 rows, not the group.
-    monkeypatch.setattr(l1io, "PARQUET_BATCH_VALUES", 1024)
+    monkeypatch.setattr(l1io.parquet, "PARQUET_BATCH_VALUES", 1024)
     source, header, data = l1io.open_header(str(path))
     scan = l1io.Scan()
     got = list(l1io.batches(source, header, header.names, data, scan))
