@@ -24,7 +24,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import pickle
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -48,11 +47,6 @@ PARQUET_GROUPS_PER_PARTITION = 1
 LOCAL_WORKERS: int | None = None
 # Retries of a failed task (a worker lost mid-task is rescheduled by the scheduler anyway).
 RETRIES = 2
-# Test hook: a file path; the first attempt of the second partition's pass-2 task creates it
-# and kills its own worker process, so the tests can check that a lost worker changes nothing.
-_KILL_ONCE: str | None = None
-# What the last run sent to and received from the cluster (pickled bytes), for benchmarks.
-last_transfer: dict = {}
 
 
 @dataclass(frozen=True)
@@ -67,7 +61,7 @@ class _Job:
 
 
 @dataclass(frozen=True)
-class _Part:
+class Part:
     path: str
     kind: str  # "parquet" | "csv"
     groups: tuple[int, ...] = ()  # Parquet row groups
@@ -95,10 +89,10 @@ class _Stats:
 
 # -- partitions ---------------------------------------------------------------------------------
 
-def _partitions(source: l1io.Source) -> tuple[list[_Part], list[int] | None]:
+def partitions(source: l1io.Source) -> tuple[list[Part], list[int] | None]:
     """The partitions in reading order, and their row counts where known without reading
     (Parquet metadata)."""
-    parts: list[_Part] = []
+    parts: list[Part] = []
     counts: list[int] = []
     for path in source.files:
         if source.format == "parquet":
@@ -107,22 +101,22 @@ def _partitions(source: l1io.Source) -> tuple[list[_Part], list[int] | None]:
             groups = list(range(meta.num_row_groups)) or [-1]
             for i in range(0, len(groups), step):
                 chunk = tuple(g for g in groups[i:i + step] if g >= 0)
-                parts.append(_Part(path, "parquet", groups=chunk))
+                parts.append(Part(path, "parquet", groups=chunk))
                 counts.append(sum(meta.row_group(g).num_rows for g in chunk))
             continue
         size = None
         if source.compression is None and l1io.lf_splittable(path):
             size = sources.size_of(path)
         if size is None:
-            parts.append(_Part(path, "csv"))
+            parts.append(Part(path, "csv"))
             continue
         step = max(CSV_PARTITION_BYTES, 1)
         for begin in range(0, max(size, 1), step):
-            parts.append(_Part(path, "csv", begin=begin, end=min(begin + step, size)))
+            parts.append(Part(path, "csv", begin=begin, end=min(begin + step, size)))
     return parts, (counts if source.format == "parquet" else None)
 
 
-def _batches(job: _Job, part: _Part):
+def _batches(job: _Job, part: Part):
     """The record batches of one partition, read by the local engines' own readers."""
     if part.kind == "parquet":
         return parquet_io.read_row_groups(job.source, job.header, job.columns, part.path,
@@ -145,7 +139,7 @@ def _by_label(params: FitParams) -> bool:
 
 # -- the tasks ----------------------------------------------------------------------------------
 
-def _pass1(job: _Job, part: _Part, index: int, start: int, strict: bool = False) -> _Profile:
+def _pass1(job: _Job, part: Part, index: int, start: int, strict: bool = False) -> _Profile:
     """Profile one partition (rows from global index ``start``; 0 where not yet known, which
     only changes the line numbers of errors: those are raised again with the right start)."""
     from threadpoolctl import threadpool_limits
@@ -198,15 +192,10 @@ def _merge1(a: _Profile, b: _Profile) -> _Profile:
     return out
 
 
-def _pass2(job: _Job, part: _Part, start: int, shared: tuple[Profiler, list],
-           kill: str | None = None) -> _Stats:
+def _pass2(job: _Job, part: Part, start: int, shared: tuple[Profiler, list]) -> _Stats:
     """Reduce one partition to per-group statistics, with the whole data's profile (and the
     fold labels in order of first appearance)."""
     seed, labels = shared
-    if kill is not None and not os.path.exists(kill):
-        with open(kill, "w") as fh:
-            fh.write("killed\n")
-        os._exit(1)
     from threadpoolctl import threadpool_limits
 
     grouper = make_grouper(job.params)
@@ -289,10 +278,7 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
 
 
 def _run(client, source, header, columns, params: FitParams, progress) -> EngineOutput:
-    parts, known = _partitions(source)
-    last_transfer.clear()
-    last_transfer["partitions"] = len(parts)
-    sent = 0
+    parts, known = partitions(source)
     overrides: dict = {}
     while True:
         types = {}
@@ -306,9 +292,7 @@ def _run(client, source, header, columns, params: FitParams, progress) -> Engine
         # be recomputed if its worker were lost.
         futs = client.map(_pass1, [job] * len(parts), parts, range(len(parts)), starts,
                           retries=RETRIES, pure=False)
-        sent += len(parts) * len(pickle.dumps(job)) + len(pickle.dumps((parts, starts)))
         first = _tree(client, futs, _merge1).result()
-        received = len(pickle.dumps(first))
         if first.error is None:
             break
         index, what, *rest = first.error
@@ -326,17 +310,9 @@ def _run(client, source, header, columns, params: FitParams, progress) -> Engine
     starts = _offsets(counts)
     labels = list(first.labels)
     seed = prof.seeded()
-    kill = [None] * len(parts)
-    if _KILL_ONCE is not None:
-        kill[min(1, len(parts) - 1)] = _KILL_ONCE
     futs = client.map(_pass2, [job] * len(parts), parts, starts,
-                      [(seed, labels)] * len(parts), kill, retries=RETRIES, pure=False)
-    sent += (len(parts) * len(pickle.dumps((job, seed, labels)))
-             + len(pickle.dumps((parts, starts))))
+                      [(seed, labels)] * len(parts), retries=RETRIES, pure=False)
     stats2 = _tree(client, futs, _merge2).result()
-    received += len(pickle.dumps(stats2))
-    last_transfer.update(partitions=len(parts), rows=sum(counts), client_sent_bytes=sent,
-                         client_received_bytes=received)
     if progress is not None:
         progress.read(sum(counts))
     grouper = make_grouper(params)
