@@ -62,6 +62,9 @@ class _Job:
 
 @dataclass(frozen=True)
 class Part:
+    """One partition: consecutive row groups of a Parquet file, or the lines of a CSV file
+    that start in a byte range (the whole file where it cannot be cut)."""
+
     path: str
     kind: str  # "parquet" | "csv"
     groups: tuple[int, ...] = ()  # Parquet row groups
