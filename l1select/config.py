@@ -525,11 +525,10 @@ class _Checker:
         if kind == "extra_forbidden":
             allowed = self._allowed(loc[:-1])
             text = str(loc[-1])
-            if text.replace("-", "_") in allowed:
-                hint = f"did you mean '{text.replace('-', '_')}'? (keys use underscores)"
-            else:
-                hint = did_you_mean(text, list(allowed)) or (
-                    "known keys: " + ", ".join(allowed))
+            hint = did_you_mean(text, list(allowed)) or (
+                "known keys: " + ", ".join(allowed))
+            if "-" in text and text.replace("-", "_") in allowed:
+                hint += " (keys use underscores)"
             return loc, f"unknown key; {hint}"
         if kind == "missing":
             what = "every job needs a name" if key == "name" else "required"
