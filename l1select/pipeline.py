@@ -45,7 +45,8 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
     params = validate(params)
     source, header, data = l1io.open_header(path)
     columns, warnings = needed_columns(header.names, params.target, params.features,
-                                       params.exclude, params.fold_column, source.display)
+                                       params.exclude, params.fold_column, source.display,
+                                       params.group_column)
     n_rows = l1io.estimate_rows(source, data)
     engine = _engine(params.engine, len(columns), n_rows, params.group_categoricals)
     # One BLAS thread unless asked: the pass is many small products, and on a busy 2-core

@@ -245,7 +245,7 @@ def _profiler(job: _Job, schema: pa.Schema) -> Profiler:
     p = job.params
     return Profiler(schema, p.target, p.fold_column, p.max_levels, p.missing,
                     job.source.display, offset, label, job.source.decimal_comma,
-                    explicit=p.features)
+                    explicit=p.features, group_column=p.group_column)
 
 
 def _by_label(params: FitParams) -> bool:
@@ -307,18 +307,18 @@ def _merge1(a: _Profile, b: _Profile) -> _Profile:
     return out
 
 
-def _pass2(job: _Job, part: _Part, start: int, shared: tuple[Profiler, list],
+def _pass2(job: _Job, part: _Part, start: int, shared: tuple[Profiler, list, int],
            kill: str | None = None) -> _Stats:
     """Reduce one partition to per-group statistics, with the whole data's profile (and the
     fold labels in order of first appearance)."""
-    seed, labels = shared
+    seed, labels, n_rows = shared
     if kill is not None and not os.path.exists(kill):
         with open(kill, "w") as fh:
             fh.write("killed\n")
         os._exit(1)
     from threadpoolctl import threadpool_limits
 
-    grouper = make_grouper(job.params)
+    grouper = make_grouper(job.params, n_rows)
     grouper.labels = {lab: i + 1 for i, lab in enumerate(labels)}
     red = Reduction(copy.deepcopy(seed), grouper, job.params)
     n = 0
@@ -439,7 +439,8 @@ def _run(client, source, header, columns, params: FitParams, progress) -> Engine
     if _KILL_ONCE is not None:
         kill[min(1, len(parts) - 1)] = _KILL_ONCE
     futs = client.map(_pass2, [job] * len(parts), parts, starts,
-                      [(seed, labels)] * len(parts), kill, retries=RETRIES, pure=False)
+                      [(seed, labels, sum(counts))] * len(parts), kill, retries=RETRIES,
+                      pure=False)
     sent += (len(parts) * len(pickle.dumps((job, seed, labels)))
              + len(pickle.dumps((parts, starts))))
     stats2 = _tree(client, futs, _merge2).result()
@@ -448,7 +449,7 @@ def _run(client, source, header, columns, params: FitParams, progress) -> Engine
                          client_received_bytes=received)
     if progress is not None:
         progress.read(sum(counts))
-    grouper = make_grouper(params)
+    grouper = make_grouper(params, sum(counts))
     grouper.labels = {lab: i + 1 for i, lab in enumerate(labels)}
     stats = stats2.stats if stats2.stats is not None else Moments(n_groups=grouper.n_groups)
     stats.ensure_groups(grouper.n_groups)
