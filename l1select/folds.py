@@ -158,7 +158,10 @@ class Grouper:
         self.seed = seed
         self.test_size = test_size
         self.scheme = scheme
-        self.repeats = repeats if scheme == "kfold" else 1
+        self.repeats = repeats if scheme in ("kfold", "group") else 1
+        # A layer of cells per repeat for K-fold; repeats of a group column deal the same
+        # buckets again.
+        self.n_layers = self.repeats if scheme == "kfold" else 1
         self.n_rows = n_rows
         self.labels: dict[str, int] = {}
         self._buckets: dict[str, int] = {}
@@ -181,7 +184,7 @@ class Grouper:
 
     @property
     def n_groups(self) -> int:
-        return 1 + self.repeats * self.n_cells
+        return 1 + self.n_layers * self.n_cells
 
     def groups(self, rows: np.ndarray, labels: list | None = None) -> list[np.ndarray]:
         """Cell ids (n,) of the rows with global indices ``rows`` (and their labels), one array
@@ -246,10 +249,11 @@ class Grouper:
                 folds.append(Fold(mask([g]), layer0 & ~mask([g])))
             micro = layer0
         elif self.scheme == "group":
-            fold = deal_buckets(counts[1:], self.n_folds, self.seed)
-            for k in range(self.n_folds):
-                test = mask(np.flatnonzero(fold == k) + 1)
-                folds.append(Fold(test, layer0 & ~test))
+            for r in range(self.repeats):
+                fold = deal_buckets(counts[1:], self.n_folds, repeat_seed(self.seed, r))
+                for k in range(self.n_folds):
+                    test = mask(np.flatnonzero(fold == k) + 1)
+                    folds.append(Fold(test, layer0 & ~test))
             micro = layer0
         elif self.scheme == "forward":
             for k in range(1, self.n_folds + 1):

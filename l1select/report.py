@@ -119,6 +119,21 @@ def render(fmt: str, result: SelectionResult) -> str:
     return RENDERERS[fmt](result)
 
 
+def folds_text(spec: dict | None, n_folds: int) -> str:
+    """How the CV folds were made, from the ``params.cv`` entry: ``5 folds``, ``10 folds: 2
+    repeats × 5, groups: site``, ``4 forward folds``."""
+    spec = spec or {}
+    if spec.get("scheme") == "forward":
+        return f"{n_folds} forward folds"
+    text = f"{n_folds} folds"
+    more = []
+    if spec.get("repeats", 1) != 1:
+        more.append(f"{spec['repeats']} repeats × {spec.get('folds')}")
+    if spec.get("group_column"):
+        more.append(f"groups: {spec['group_column']}")
+    return text + (": " + ", ".join(more) if more else "")
+
+
 def _fmt(value: float | None, digits: int = 4) -> str:
     if value is None:
         return "—"
@@ -182,7 +197,7 @@ def render_table(result: SelectionResult, console) -> None:
         cv = result.cv
         r2 = f" · R² {cv['r2']:.3f}" if cv.get("r2") is not None else ""
         summary.add_row("CV MSE", f"{_fmt(cv['mean'])} ± {_fmt(cv['se'], 3)}{r2} "
-                                  f"({cv['n_folds']} folds)")
+                                  f"({folds_text(result.params.get('cv'), cv['n_folds'])})")
     if result.test is not None:
         t = result.test
         r2 = f" · R² {t['r2']:.3f}" if t.get("r2") is not None else ""

@@ -110,7 +110,7 @@ def check_budget(grouper: Grouper, slots: int, params: FitParams) -> None:
     need = (grouper.n_groups + 1) * slots * slots * 8
     if need > STATS_BYTES:
         cells = (f"{grouper.repeats} repeats × {grouper.n_folds} folds"
-                 if grouper.repeats > 1 else f"{grouper.n_cells} cells")
+                 if grouper.n_layers > 1 else f"{grouper.n_cells} cells")
         raise ConfigError(f"The CV statistics of {cells} with {slots} slots need "
                           f"{need / 2**30:.1f} GiB, more than the {STATS_BYTES >> 30} GiB "
                           "budget; use fewer --repeats or --cv, fewer columns, or --engine "
