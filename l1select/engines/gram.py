@@ -10,7 +10,7 @@ from l1select.cv import heldout_sse
 from l1select.engines.memory import check_folds, check_scaling, constant_features
 from l1select.engines.stability import check_groups, half_pairs, micro_count, micro_ids
 from l1select.errors import ConfigError, DataError, quoted
-from l1select.folds import FoldPlan, Grouper, label_column, make_grouper
+from l1select.folds import FoldPlan, Grouper, label_column, make_grouper, scheme_of
 from l1select.grouplasso import feature_groups, group_alpha_max, solve_group_gram
 from l1select.moments import Imputed, Layout, Moments, imputed, merge_sum
 from l1select.path import (
@@ -140,7 +140,7 @@ def accumulate(source, header, data, columns, params: FitParams, progress=None,
     """
     offset, label = (2, "line") if source.format == "csv" else (1, "row")
     n_rows = None
-    if make_grouper(params, 0).scheme == "forward":
+    if scheme_of(params) == "forward":
         n_rows = count_rows(source, header, data, params)
 
     def one_pass(overrides):

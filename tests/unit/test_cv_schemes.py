@@ -85,6 +85,8 @@ def test_dealt_buckets_balance_within_one_bucket():
         assert set(fold[counts > 0]) == set(range(5)) and (fold[counts == 0] == -1).all()
         loads = np.bincount(fold[counts > 0], weights=counts[counts > 0], minlength=5)
         assert loads.max() - loads.min() <= counts.max()  # the greedy list-scheduling bound
+        # ... and the moves and swaps after it bring 64 buckets of 0-39 rows to within 2.
+        assert loads.max() - loads.min() <= 2
     assert not np.array_equal(deal_buckets(counts, 5, 0), deal_buckets(counts, 5, 1))
 
 
