@@ -337,7 +337,7 @@ def check_source(job: JobSpec) -> str | None:
     try:
         source, header, _ = l1io.open_header(job.source)
         needed_columns(header.names, p.target, p.features, p.exclude, p.fold_column,
-                       source.display)
+                       source.display, p.group_column)
     except L1SelectError as exc:
         return str(exc)
     except OSError as exc:

@@ -1,11 +1,28 @@
-"""Fold membership and the test split: pure functions of a row's global index and the seed.
+"""Fold membership and the test split: pure functions of a row's global index (or its label)
+and the seed.
 
-Neither depends on how the rows are batched or partitioned, so every engine gets the same folds.
-Rows are taken in blocks of ``n_folds`` consecutive indices; inside a block the folds are a
-pseudo-random permutation (ranks of a hash of the index), so fold sizes differ by at most one.
+None depends on how the rows are batched or partitioned, so every engine gets the same folds.
+
+- ``kfold``: rows are taken in blocks of ``n_folds`` consecutive indices; inside a block the
+  folds are a pseudo-random permutation (ranks of a hash of the index), so fold sizes differ by
+  at most one. ``--repeats R``: repeat ``r`` draws its folds with seed ``seed + r``.
+- a fold column: each distinct label is a fold (glmnet's ``foldid``).
+- a group column: each label hashes (seed-free) into one of :data:`GROUP_BUCKETS` buckets;
+  after the pass, the non-empty buckets are dealt to the folds in a seeded random order, each
+  to the fold with the fewest rows so far. A group never straddles two folds, and each fold's
+  row count is within one bucket's row count of every other's.
+- ``forward``: the rows in file order are cut into ``n_folds + 1`` consecutive blocks by global
+  row index, as scikit-learn's ``TimeSeriesSplit`` cuts them (needs the row count first).
+
+The statistics engines keep one set of statistics per *cell* (group id): 0 is the test split,
+then the cells of each layer (a layer per repeat). A :class:`FoldPlan` says, per fold, which
+cells it holds out and which it trains on.
 """
 
 from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -72,29 +89,154 @@ def label_folds(labels: np.ndarray) -> tuple[np.ndarray, list]:
     return inverse.astype(np.int64), list(uniq)
 
 
-class Grouper:
-    """Puts each kept row in a group: 0 for the test set, 1…K for the CV folds.
+# Buckets a group column's labels hash into: folds (and stability half-samples) are unions of
+# whole buckets. 64 keeps the statistics at 64 matrices of (slots)² while dealing ~13 buckets
+# to each of 5 folds.
+GROUP_BUCKETS = 64
+_BUCKET_SALT = 0x6A09E667F3BCC909
+_DEAL_SALT = 0x3C6EF372
 
-    With a fold column, each distinct label becomes a fold, numbered in order of first
-    appearance; :meth:`label_order` gives the sorted order at the end.
+
+def repeat_seed(seed: int, repeat: int) -> int:
+    """The seed of repeat ``repeat`` (0 …): ``seed + repeat``, so repeat r is the run with
+    ``--seed seed+r``."""
+    return int(seed) + int(repeat)
+
+
+def label_bucket(label: str) -> int:
+    """The bucket (0 … GROUP_BUCKETS-1) of a group label: a hash of its text, seed-free (so a
+    repeat with another seed deals the same buckets)."""
+    digest = hashlib.blake2b(label.encode("utf-8", "surrogatepass"), digest_size=8,
+                             salt=_BUCKET_SALT.to_bytes(8, "little")).digest()
+    return int.from_bytes(digest, "little") % GROUP_BUCKETS
+
+
+def deal_buckets(counts: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    """The fold (0 … n_folds-1) of each bucket, -1 for an empty one.
+
+    The non-empty buckets, in a random order drawn from ``seed``, each go to the fold with the
+    fewest rows so far (the lowest-numbered among ties): greedy list scheduling, so no fold has
+    more rows than another plus the largest bucket's. Then, while it narrows the gap between the
+    fullest and the emptiest fold, a bucket moves (or two swap) between them: no fold's row
+    count leaves the range it had, so the bound holds, and the folds come closer to equal.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    rng = np.random.default_rng([int(seed) % (1 << 63), _DEAL_SALT])
+    order = rng.permutation(counts.size)
+    fold = np.full(counts.size, -1, dtype=np.int64)
+    load = np.zeros(n_folds)
+    for b in order:
+        if counts[b] > 0:
+            k = int(np.argmin(load))
+            fold[b] = k
+            load[k] += counts[b]
+    for _ in range(4 * counts.size):
+        if not _rebalance(fold, load, counts):
+            break
+    return fold
+
+
+def _rebalance(fold: np.ndarray, load: np.ndarray, counts: np.ndarray) -> bool:
+    """One move or swap of buckets between the fullest and the emptiest fold that narrows
+    their gap the most (``fold`` and ``load`` mutated); False when none does."""
+    hi, lo = int(np.argmax(load)), int(np.argmin(load))
+    gap = load[hi] - load[lo]
+    a = np.flatnonzero(fold == hi)
+    b = np.concatenate([[-1], np.flatnonzero(fold == lo)])  # -1: move, no bucket back
+    moved = counts[a][:, None] - np.where(b >= 0, counts[b], 0.0)[None, :]
+    new_gap = np.abs(gap - 2.0 * moved)
+    i, j = np.unravel_index(int(np.argmin(new_gap)), new_gap.shape)
+    if not new_gap[i, j] < gap or not moved[i, j] > 0:
+        return False
+    fold[a[i]] = lo
+    if b[j] >= 0:
+        fold[b[j]] = hi
+    load[hi] -= moved[i, j]
+    load[lo] += moved[i, j]
+    return True
+
+
+def forward_starts(n_rows: int, n_folds: int) -> np.ndarray:
+    """The first global row index of each of the ``n_folds + 1`` blocks, and ``n_rows``:
+    scikit-learn's ``TimeSeriesSplit(n_splits=n_folds)`` (test blocks of ``n_rows // (n_folds
+    + 1)`` rows at the end; the first block takes the remainder)."""
+    size = n_rows // (n_folds + 1)
+    first = n_rows - n_folds * size
+    return np.array([0] + [first + k * size for k in range(n_folds)] + [n_rows],
+                    dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One CV fit: the cells it holds out (``test``) and trains on (``train``), boolean masks
+    over the cells; ``layer`` is its repeat."""
+
+    test: np.ndarray
+    train: np.ndarray
+    layer: int = 0
+
+
+@dataclass(frozen=True)
+class FoldPlan:
+    """The CV folds over the cells, in report order, ``full``: the cells of all training rows
+    (layer 0), ``labels``: the fold labels (a fold column), ``micro``: the cells stability's
+    half-samples are unions of (None: row micro-groups)."""
+
+    folds: tuple[Fold, ...]
+    full: np.ndarray
+    labels: tuple[str, ...] = ()
+    micro: np.ndarray | None = None
+
+
+class Grouper:
+    """Puts each kept row in a cell: 0 for the test set, then the cells of each layer.
+
+    ``scheme``: ``none`` (one fit, no CV), ``kfold``, ``label`` (a fold column: each distinct
+    label becomes a cell, numbered in order of first appearance), ``group`` (a group column:
+    its label's bucket) or ``forward`` (its block; ``n_rows`` must be known).
     """
 
-    def __init__(self, n_folds: int, seed: int, test_size: float | None, by_label: bool):
+    def __init__(self, n_folds: int, seed: int, test_size: float | None, scheme: str = "kfold",
+                 repeats: int = 1, n_rows: int | None = None):
         self.n_folds = n_folds
         self.seed = seed
         self.test_size = test_size
-        self.by_label = by_label
+        self.scheme = scheme
+        self.repeats = repeats if scheme in ("kfold", "group") else 1
+        # A layer of cells per repeat for K-fold; repeats of a group column deal the same
+        # buckets again.
+        self.n_layers = self.repeats if scheme == "kfold" else 1
+        self.n_rows = n_rows
         self.labels: dict[str, int] = {}
+        self._buckets: dict[str, int] = {}
+        if scheme == "forward" and n_rows is None:
+            raise ValueError("forward folds need the row count")
+
+    @property
+    def by_label(self) -> bool:
+        return self.scheme == "label"
+
+    @property
+    def needs_labels(self) -> bool:
+        return self.scheme in ("label", "group")
+
+    @property
+    def n_cells(self) -> int:
+        """Cells per layer."""
+        return {"none": 1, "kfold": self.n_folds, "label": len(self.labels),
+                "group": GROUP_BUCKETS, "forward": self.n_folds + 1}[self.scheme]
 
     @property
     def n_groups(self) -> int:
-        return 1 + (len(self.labels) if self.by_label else max(self.n_folds, 1))
+        return 1 + self.n_layers * self.n_cells
 
     def groups(self, rows: np.ndarray, labels: list | None = None,
-               strata: np.ndarray | None = None) -> np.ndarray:
-        """Group ids (n,) of the rows with global indices ``rows`` (and fold labels); with
-        ``strata`` (the class of each row, all rows at once) the folds are stratified."""
-        if self.by_label:
+               strata: np.ndarray | None = None) -> list[np.ndarray]:
+        """Cell ids (n,) of the rows with global indices ``rows`` (and their labels), one array
+        per layer; test rows are 0 in layer 0 (and meaningless in the others). With ``strata``
+        (the class of each row, all rows at once) k-fold folds are stratified by class."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if self.scheme == "label":
             assert labels is not None
             out = np.empty(rows.size, dtype=np.int64)
             for i, lab in enumerate(labels):
@@ -102,19 +244,92 @@ class Grouper:
                 if g is None:
                     g = self.labels[lab] = len(self.labels) + 1
                 out[i] = g
-        elif self.n_folds and strata is not None:
-            out = stratified_fold_ids(rows, strata, self.n_folds, self.seed) + 1
-        elif self.n_folds:
-            out = fold_ids(rows, self.n_folds, self.seed) + 1
+            layers = [out]
+        elif self.scheme == "group":
+            assert labels is not None
+            out = np.empty(rows.size, dtype=np.int64)
+            for i, lab in enumerate(labels):
+                b = self._buckets.get(lab)
+                if b is None:
+                    b = self._buckets[lab] = label_bucket(lab)
+                out[i] = b + 1
+            layers = [out]
+        elif self.scheme == "forward":
+            starts = forward_starts(int(self.n_rows), self.n_folds)  # type: ignore[arg-type]
+            block = np.searchsorted(starts, rows, side="right") - 1
+            layers = [np.clip(block, 0, self.n_folds) + 1]
+        elif self.scheme == "kfold" and strata is not None:
+            layers = [stratified_fold_ids(rows, strata, self.n_folds, repeat_seed(self.seed, r))
+                      + 1 + r * self.n_folds for r in range(self.repeats)]
+        elif self.scheme == "kfold":
+            layers = [fold_ids(rows, self.n_folds, repeat_seed(self.seed, r)) + 1
+                      + r * self.n_folds for r in range(self.repeats)]
         else:
-            out = np.ones(rows.size, dtype=np.int64)
+            layers = [np.ones(rows.size, dtype=np.int64)]
         if self.test_size is not None:
-            out[holdout_mask(rows, self.test_size, self.seed)] = 0
-        return out
+            layers[0] = layers[0].copy()
+            layers[0][holdout_mask(rows, self.test_size, self.seed)] = 0
+        return layers
 
-    def label_order(self) -> tuple[list[int], list[str]]:
-        """The fold groups sorted by label, and the sorted labels."""
-        if not self.by_label:
-            return list(range(1, max(self.n_folds, 1) + 1)), []
-        ordered = sorted(self.labels.items())
-        return [g for _, g in ordered], [lab for lab, _ in ordered]
+    def plan(self, counts: np.ndarray) -> FoldPlan:
+        """The folds, from the row count of each cell (``counts``, shape (n_groups,))."""
+        n = self.n_groups
+        counts = np.zeros(n) if counts is None else np.asarray(counts, dtype=np.float64)
+        counts = np.concatenate([counts, np.zeros(max(n - counts.size, 0))])[:n]
+
+        def mask(cells) -> np.ndarray:
+            m = np.zeros(n, dtype=bool)
+            m[np.asarray(list(cells), dtype=np.int64)] = True
+            return m
+
+        layer0 = mask(range(1, 1 + self.n_cells))
+        folds: list[Fold] = []
+        labels: tuple[str, ...] = ()
+        micro = None
+        if self.scheme == "kfold":
+            for r in range(self.repeats):
+                cells = range(1 + r * self.n_folds, 1 + (r + 1) * self.n_folds)
+                for g in cells:
+                    folds.append(Fold(mask([g]), mask(c for c in cells if c != g), r))
+        elif self.scheme == "label":
+            ordered = sorted(self.labels.items())
+            labels = tuple(lab for lab, _ in ordered)
+            for _, g in ordered:
+                folds.append(Fold(mask([g]), layer0 & ~mask([g])))
+            micro = layer0
+        elif self.scheme == "group":
+            for r in range(self.repeats):
+                fold = deal_buckets(counts[1:], self.n_folds, repeat_seed(self.seed, r))
+                for k in range(self.n_folds):
+                    test = mask(np.flatnonzero(fold == k) + 1)
+                    folds.append(Fold(test, layer0 & ~test))
+            micro = layer0
+        elif self.scheme == "forward":
+            for k in range(1, self.n_folds + 1):
+                folds.append(Fold(mask([k + 1]), mask(range(1, k + 1))))
+        return FoldPlan(folds=tuple(folds), full=layer0, labels=labels, micro=micro)
+
+
+def scheme_of(params) -> str:
+    """The fold scheme of a run's :class:`~l1select.types.FitParams`."""
+    if params.alpha is not None:
+        return "none"
+    if params.fold_column is not None:
+        return "label"
+    if params.group_column is not None:
+        return "group"
+    return params.cv_scheme
+
+
+def make_grouper(params, n_rows: int | None = None) -> Grouper:
+    """The grouper of a run (``n_rows``: the data rows, for forward folds)."""
+    scheme = scheme_of(params)
+    return Grouper(0 if scheme == "none" else params.cv, params.seed, params.test_size,
+                   scheme, params.repeats, n_rows)
+
+
+def label_column(params) -> str | None:
+    """The column whose labels place the rows (a fold or group column), if any."""
+    if params.alpha is not None:
+        return None
+    return params.fold_column or params.group_column

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from l1select.files import write_atomic
 from l1select.plots import figure_bytes, figures
+from l1select.report import folds_text
 
 # Nothing but inline styles and data: images; links may still be followed (they are
 # navigation, not loads).
@@ -151,7 +152,8 @@ def _summary(doc: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("", _e(f"min {_fmt(a.get('min'))} · 1se {_fmt(a.get('one_se'))} · "
                             f"max {_fmt(a.get('max'))}")))
     if cv:
-        folds = f" ({cv.get('n_folds')} folds)" if cv.get("n_folds") else ""
+        folds = (f" ({folds_text(params.get('cv'), cv['n_folds'])})" if cv.get("n_folds")
+                 else "")
         metric = str(cv.get("metric", "mse"))
         rows.append((f"CV {metric if metric == 'deviance' else metric.upper()}",
                      _e(f"{_fmt(cv.get('mean'))} ± {_fmt(cv.get('se'), 3)}{folds}")))

@@ -165,7 +165,16 @@ def _or(choices: Iterable[str]) -> str:
 def _cv_params(p: Any) -> Any:
     if p.alpha is not None:
         return None
-    return {"fold_column": p.fold_column} if p.fold_column else {"folds": p.cv}
+    if p.fold_column:
+        return {"fold_column": p.fold_column}
+    out: dict[str, Any] = {"folds": p.cv}
+    if p.group_column:
+        out["group_column"] = p.group_column
+    if p.cv_scheme != "kfold":
+        out["scheme"] = p.cv_scheme
+    if p.repeats != 1:
+        out["repeats"] = p.repeats
+    return out
 
 
 def _grid_params(p: Any) -> Any:
@@ -201,6 +210,16 @@ FIT_OPTIONS: tuple[Option, ...] = (
            when=lambda p: p.fold_column is None, to_params=_cv_params, plan=True),
     Option("fold_column", "str", None, "Use this column's labels as the CV folds (glmnet's "
            "foldid).", CV, metavar="COL", expects="a column name", to_params=None, plan=True),
+    Option("group_column", "str", None, "Rows with the same label in this column stay in the "
+           "same CV fold (scikit-learn's GroupKFold: repeated measures of a customer, "
+           "patient, store).", CV, metavar="COL", expects="a column name", to_params=None,
+           plan=True),
+    Option("cv_scheme", "choice", "kfold", "kfold: shuffled folds; forward: the rows in "
+           "file order are time order, fold k trains on blocks 1…k and tests on block k+1 "
+           "(TimeSeriesSplit).", CV, choices=("kfold", "forward"), to_params=None, plan=True),
+    Option("repeats", "int", 1, "Repeated K-fold: R fold assignments (repeat r uses seed + "
+           "r), the CV curve averaged over all R·K folds.", CV, ge=1, le=100, to_params=None,
+           plan=True),
     Option("seed", "int", 0, "Seed of the fold and test-split shuffles.", CV, ge=0,
            plan=True),
     Option("rule", "choice", "1se", "Pick alpha_1se (sparser) or alpha_min.", CV,
@@ -544,6 +563,7 @@ def _rules(p: Any) -> Iterable[Problem]:
     if p.family == "gaussian" and p.positive_class is not None:
         yield Problem("positive_class", "applies to a binary target ({family} binomial or "
                                         "auto); drop it with {family} gaussian")
+    yield from _fold_rules(p)
     if p.scheduler is not None and p.engine != "dask":
         yield Problem("scheduler", "applies to {engine} dask; add {engine} dask")
     if p.family == "gaussian" and p.measure in ("deviance", "auc", "class"):
@@ -557,6 +577,28 @@ def _rules(p: Any) -> Iterable[Problem]:
         yield Problem("group_categoricals", "weighs each column by √(its size) and takes no "
                                             "{force}, {penalty_factor} or {adaptive}; give one "
                                             "or the other")
+
+
+def _fold_rules(p: Any) -> Iterable[Problem]:
+    """How the CV folds are made: one way at a time, and only with CV."""
+    if p.fold_column is not None and p.group_column is not None:
+        yield Problem(None, "give either {fold_column} (the folds themselves) or "
+                            "{group_column} (groups dealt to folds), not both", at="group_column")
+    cv_only = [k for k, v in (("group_column", p.group_column is not None),
+                              ("cv_scheme", p.cv_scheme != "kfold"), ("repeats", p.repeats != 1))
+               if v]
+    if p.alpha is not None and cv_only:
+        yield Problem(cv_only[0], "shapes the CV folds, and {alpha} fits one model without "
+                                  "CV: leave out one of them")
+        return
+    if p.cv_scheme == "forward" and (p.fold_column or p.group_column):
+        yield Problem("cv_scheme", "forward cuts the rows into blocks in file order; it takes "
+                                   "no {fold_column} or {group_column}")
+    if p.repeats != 1 and p.fold_column is not None:
+        yield Problem("repeats", "draws new folds; {fold_column} fixes them: leave out one")
+    if p.repeats != 1 and p.cv_scheme == "forward":
+        yield Problem("repeats", "draws new folds; {cv_scheme} forward has only one way to "
+                                 "cut the rows: leave out one")
 
 
 # --------------------------------------------------------------------------------------------

@@ -51,7 +51,8 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
                              source.display)
         exclude = (*exclude, params.weights)  # the weights column is never a feature
     columns, warnings = needed_columns(header.names, params.target, params.features,
-                                       exclude, params.fold_column, source.display)
+                                       exclude, params.fold_column, source.display,
+                                       params.group_column)
     if params.weights is not None:
         columns.append(params.weights)
     n_rows = l1io.estimate_rows(source, data)

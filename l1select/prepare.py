@@ -102,17 +102,19 @@ def _match(patterns: tuple[str, ...], names: list[str], option: str, strict: boo
 
 def needed_columns(names: list[str], target: str, features: tuple[str, ...],
                    exclude: tuple[str, ...], fold_column: str | None,
-                   source: str) -> tuple[list[str], list[Warn]]:
-    """The source columns to read: the target, the fold column and the candidate features."""
+                   source: str, group_column: str | None = None
+                   ) -> tuple[list[str], list[Warn]]:
+    """The source columns to read: the target, the fold or group column and the candidate
+    features."""
     warnings: list[Warn] = []
-    for what, col in (("Target", target), ("Fold", fold_column)):
+    for what, col in (("Target", target), ("Fold", fold_column), ("Group", group_column)):
         if col is not None and col not in names:
             hint = did_you_mean(col, names)
             raise DataError(
                 f"{what} column {quoted(col)} not found in {source}"
                 f"{'; ' + hint if hint else ''} (columns: {list_names(names)})"
             )
-    special = {target, fold_column}
+    special = {target, fold_column, group_column}
     candidates = [n for n in names if n not in special]
     if features:
         keep = _match(features, candidates, "--features", True, warnings)
@@ -128,7 +130,7 @@ def needed_columns(names: list[str], target: str, features: tuple[str, ...],
             f"No feature columns left in {source} after --features/--exclude; "
             "choose at least one column besides the target"
         )
-    wanted = set(candidates) | {target} | ({fold_column} if fold_column else set())
+    wanted = set(candidates) | {target} | {c for c in (fold_column, group_column) if c}
     return [n for n in names if n in wanted], warnings
 
 
@@ -250,8 +252,10 @@ class Profiler:
     def __init__(self, schema: pa.Schema, target: str, fold_column: str | None,
                  max_levels: int | None, missing: str, source: str, line_offset: int = 2,
                  row_label: str = "line", decimal_comma: bool = False,
-                 explicit: tuple[str, ...] = ()):
+                 explicit: tuple[str, ...] = (), group_column: str | None = None):
         self.target = target
+        # Rows' group labels (--group-column): never a feature.
+        self.group_column = group_column
         # Columns named exactly in --features: used whatever the heuristics say.
         self.explicit = frozenset(explicit)
         # How grouped numbers are written: 1,234.5 in comma-delimited files, 1.234,5 else.
@@ -268,7 +272,7 @@ class Profiler:
         self.columns: list[_Column] = []
         self.target_kind = _target_kind(_value_type(schema.field(target).type), target, source)
         for f in schema:
-            if f.name in (target, fold_column):
+            if f.name in (target, fold_column, group_column):
                 continue
             t = _value_type(f.type)
             if pa.types.is_boolean(t):
@@ -748,6 +752,8 @@ class Profiler:
         columns.append(ColumnSpec(self.target, self.target_kind))
         if self.fold_column is not None:
             columns.append(ColumnSpec(self.fold_column, "fold"))
+        if self.group_column is not None:
+            columns.append(ColumnSpec(self.group_column, "group"))
         if not features:
             why = "; ".join(f"{k}: {list_names(v)}" for k, v in excluded.items())
             raise DataError(

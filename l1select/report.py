@@ -120,6 +120,21 @@ def render(fmt: str, result: SelectionResult) -> str:
     return RENDERERS[fmt](result)
 
 
+def folds_text(spec: dict | None, n_folds: int) -> str:
+    """How the CV folds were made, from the ``params.cv`` entry: ``5 folds``, ``10 folds: 2
+    repeats × 5, groups: site``, ``4 forward folds``."""
+    spec = spec or {}
+    if spec.get("scheme") == "forward":
+        return f"{n_folds} forward folds"
+    text = f"{n_folds} folds"
+    more = []
+    if spec.get("repeats", 1) != 1:
+        more.append(f"{spec['repeats']} repeats × {spec.get('folds')}")
+    if spec.get("group_column"):
+        more.append(f"groups: {spec['group_column']}")
+    return text + (": " + ", ".join(more) if more else "")
+
+
 def _fmt(value: float | None, digits: int = 4) -> str:
     if value is None:
         return "—"
@@ -190,7 +205,7 @@ def render_table(result: SelectionResult, console) -> None:
         label = {"mse": "MSE", "mae": "MAE", "auc": "AUC", "class": "misclass.",
                  "deviance": "deviance"}.get(cv.get("metric", "mse"), cv.get("metric"))
         summary.add_row(f"CV {label}", f"{_fmt(cv['mean'])} ± {_fmt(cv['se'], 3)}{r2} "
-                                       f"({cv['n_folds']} folds)")
+                                       f"({folds_text(result.params.get('cv'), cv['n_folds'])})")
         if binomial:
             auc = "—" if cv.get("auc") is None else f"{cv['auc']:.3f}"
             summary.add_row("", f"AUC {auc} · misclassified {cv['misclassification']:.1%} · "

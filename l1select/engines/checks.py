@@ -11,14 +11,15 @@ from l1select.types import FitParams
 
 def check_design(params: FitParams, source: str, n_train: float, n_test: float,
                  target_spread: float, target_value: float, n_folds: int, by_label: bool,
-                 fold_sizes: np.ndarray | None) -> None:
+                 fold_sizes: np.ndarray | None, fold_trains: np.ndarray | None = None) -> None:
     """Raise :class:`DataError` when the rows cannot make the fit asked for.
 
     ``n_train`` and ``n_test`` count the rows with a target on each side of the test split;
     ``target_spread`` is any measure of the target's variation on the training rows (zero:
     constant at ``target_value``); ``n_folds`` is the number of CV folds (0: no CV, a fixed
     alpha); ``by_label`` says the folds come from a fold column; ``fold_sizes`` are the
-    training rows of each fold, in fold order.
+    held-out rows of each fold, in fold order, and ``fold_trains`` its training rows (default:
+    all the others; forward folds train on fewer).
 
     In this order: a test split with rows on both sides, some training rows, a target that
     varies, at least two folds from a fold column, and rows enough in every fold.
@@ -35,14 +36,17 @@ def check_design(params: FitParams, source: str, n_train: float, n_test: float,
         raise DataError(f"Fold column {quoted(params.fold_column)} in {source} has a "
                         "single fold; CV needs at least two")
     if n_folds:
-        check_folds(fold_sizes, int(n_train), n_folds, source)
+        check_folds(fold_sizes, int(n_train), n_folds, source, fold_trains)
 
 
-def check_folds(sizes: np.ndarray, n_train: int, n_folds: int, source: str) -> None:
-    """Every fold holds a row, and leaves at least two to train on."""
+def check_folds(sizes: np.ndarray, n_train: int, n_folds: int, source: str,
+                trains: np.ndarray | None = None) -> None:
+    """Every fold holds out rows (``sizes``) and trains on at least two (``trains``; default:
+    all the others)."""
+    trains = n_train - sizes if trains is None else trains
     if n_train < max(n_folds, 2):
         raise DataError(f"{source} has {n_train} usable rows, fewer than the {n_folds} CV folds;"
                         " use a smaller --cv or more data")
-    if (sizes == 0).any() or (n_train - sizes < 2).any():
+    if (sizes == 0).any() or (trains < 2).any():
         raise DataError(f"{source} has too few usable rows ({n_train}) for {n_folds} CV folds; "
                         "use a smaller --cv or more data")

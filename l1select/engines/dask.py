@@ -133,7 +133,7 @@ def _profiler(job: _Job, schema: pa.Schema) -> Profiler:
     p = job.params
     return Profiler(schema, p.target, p.fold_column, p.max_levels, p.missing,
                     job.source.display, offset, label, job.source.decimal_comma,
-                    explicit=p.features)
+                    explicit=p.features, group_column=p.group_column)
 
 
 def _by_label(params: FitParams) -> bool:
@@ -195,13 +195,13 @@ def _merge1(a: _Profile, b: _Profile) -> _Profile:
     return out
 
 
-def _pass2(job: _Job, part: Part, start: int, shared: tuple[Profiler, list]) -> _Stats:
+def _pass2(job: _Job, part: Part, start: int, shared: tuple[Profiler, list, int]) -> _Stats:
     """Reduce one partition to per-group statistics, with the whole data's profile (and the
-    fold labels in order of first appearance)."""
-    seed, labels = shared
+    fold labels in order of first appearance, and the data's row count for forward folds)."""
+    seed, labels, n_rows = shared
     from threadpoolctl import threadpool_limits
 
-    grouper = make_grouper(job.params)
+    grouper = make_grouper(job.params, n_rows)
     grouper.labels = {lab: i + 1 for i, lab in enumerate(labels)}
     red = Reduction(copy.deepcopy(seed), grouper, job.params)
     n = 0
@@ -314,11 +314,11 @@ def _run(client, source, header, columns, params: FitParams, progress) -> Engine
     labels = list(first.labels)
     seed = prof.seeded()
     futs = client.map(_pass2, [job] * len(parts), parts, starts,
-                      [(seed, labels)] * len(parts), retries=RETRIES, pure=False)
+                      [(seed, labels, sum(counts))] * len(parts), retries=RETRIES, pure=False)
     stats2 = _tree(client, futs, _merge2).result()
     if progress is not None:
         progress.read(sum(counts))
-    grouper = make_grouper(params)
+    grouper = make_grouper(params, sum(counts))
     grouper.labels = {lab: i + 1 for i, lab in enumerate(labels)}
     stats = stats2.stats if stats2.stats is not None else Moments(n_groups=grouper.n_groups)
     stats.ensure_groups(grouper.n_groups)

@@ -17,12 +17,12 @@ from l1select.engines.memory import (
     in_own_units,
     initial_data,
     load,
+    n_micro,
     n_values,
     nanmean,
     prepare_grids,
     test_error_fn,
 )
-from l1select.engines.stability import MICRO_GROUPS
 from l1select.path import data_deviance_explained, make_penalty, saturated_length, stops_early
 from l1select.types import EngineOutput, FitParams, PathFit
 
@@ -98,11 +98,9 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
     all_rows = np.arange(y.size, dtype=np.int64)
     scale_all = np.where(scaling.x_std > 0, scaling.x_scale, 0.0)
     folds = []
-    for k in range(1, mem.n_folds + 1):
-        test = mem.groups == k
-        rows = np.flatnonzero(~test).astype(np.int64)
+    for rows, test in mem.folds:
         mean, scale = _fold_scaling(mem.X, rows, params.standardize, mem.units())
-        folds.append((rows, mean, scale, float(y[rows].mean()), np.flatnonzero(test)))
+        folds.append((rows, mean, scale, float(y[rows].mean()), test))
     own = in_own_units(scaling, mem.units())
     check_scaling(own, mem.recipe, source.display)
     fits = []
@@ -187,6 +185,6 @@ def _halves(mem, Xf: np.ndarray, y: np.ndarray, params: FitParams, penalty):
             chosen[i] = w != 0.0
             if progress is not None:
                 progress(i + 1, len(halves_rows))
-        return chosen, converged, MICRO_GROUPS
+        return chosen, converged, n_micro(mem)
 
     return halves

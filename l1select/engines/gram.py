@@ -10,8 +10,8 @@ from l1select.cv import heldout_sse
 from l1select.engines.checks import check_design
 from l1select.engines.memory import check_scaling, constant_features
 from l1select.engines.stability import check_groups, half_pairs, micro_count, micro_ids
-from l1select.errors import DataError, quoted
-from l1select.folds import Grouper
+from l1select.errors import ConfigError, DataError, quoted
+from l1select.folds import FoldPlan, Grouper, label_column, make_grouper, scheme_of
 from l1select.grouplasso import feature_groups, group_alpha_max, solve_group_gram
 from l1select.moments import Imputed, Layout, Moments, imputed, merge_sum
 from l1select.path import (
@@ -26,6 +26,10 @@ from l1select.path import (
 )
 from l1select.prepare import Y_SLOT, Profiler, pool_rare_levels
 from l1select.types import AllRows, EngineOutput, FitParams, PathFit, Scaling
+
+# The statistics of the cells (the CV folds, R·K with --repeats, or the group buckets) must
+# fit in this many bytes: (cells + 1) co-moment matrices of (slots)² float64.
+STATS_BYTES = 4 << 30
 
 # The Gram route keeps K+2 matrices of (p+1)² float64: past ~3,000 features they outgrow the
 # memory budget, and below n ≈ 2p they cost more to build than the data matrix does to use.
@@ -58,23 +62,26 @@ class Reduction:
         params, prof, grouper, stats = self.params, self.prof, self.grouper, self.stats
         b = prof.update(batch, start)
         labels = None
-        if grouper.by_label:
-            col = batch.column(params.fold_column).take(b.rows - start)
-            if col.null_count:
-                raise DataError(f"Fold column {quoted(params.fold_column)} in "
-                                f"{prof.source} has missing labels; give every "
-                                "row a fold")
-            labels = [str(v) for v in col.to_pylist()]
-        groups = grouper.groups(b.rows, labels)
+        if grouper.needs_labels:
+            labels = row_labels(batch, b.rows - start, params, prof.source)
+        layers = grouper.groups(b.rows, labels)
+        groups = layers[0]
         stats.ensure_groups(grouper.n_groups)
-        if self.max_slots is not None and len(set(b.keys) | set(stats.keys)) > self.max_slots:
+        slots = len(set(b.keys) | set(stats.keys))
+        if self.max_slots is not None and slots > self.max_slots:
             raise TooWide
+        check_budget(grouper, slots, params)
         stats.add(b.keys, b.U, groups, b.init, b.shift)
+        if len(layers) > 1:
+            # The other repeats' cells, training rows only (the test split is cell 0 once).
+            train = groups != 0
+            for cells in layers[1:]:
+                stats.add(b.keys, b.U[train], cells[train])
         if len(self.y_values) < 3 and b.U.shape[0]:
             self.y_values.update(np.unique(b.U[:, b.keys.index(Y_SLOT)])[:3].tolist())
-        if params.stability:
+        if params.stability and not grouper.needs_labels:
             # The half-samples' statistics, in the same pass: by micro-group, test
-            # rows left out.
+            # rows left out (with labels, the half-samples are unions of the label cells).
             if self.micro is None:
                 self.micro = Moments(n_groups=micro_count(prof.first_width or len(b.keys)))
             train = groups != 0
@@ -88,9 +95,39 @@ class Reduction:
                 self.micro.drop(dead)
 
 
-def make_grouper(params: FitParams) -> Grouper:
-    return Grouper(0 if params.alpha is not None else params.cv, params.seed,
-                   params.test_size, params.fold_column is not None and params.alpha is None)
+def row_labels(batch, positions: np.ndarray, params: FitParams, source: str) -> list[str]:
+    """The fold or group labels (as text) of the batch's rows at ``positions``."""
+    name = label_column(params)
+    col = batch.column(name).take(positions)
+    if col.null_count:
+        what = "Fold" if name == params.fold_column else "Group"
+        raise DataError(f"{what} column {quoted(name)} in {source} has missing labels; give "
+                        f"every row a {what.lower()} label")
+    return [str(v) for v in col.to_pylist()]
+
+
+def check_budget(grouper: Grouper, slots: int, params: FitParams) -> None:
+    """Refuse statistics of more cells than :data:`STATS_BYTES` holds."""
+    need = (grouper.n_groups + 1) * slots * slots * 8
+    if need > STATS_BYTES:
+        cells = (f"{grouper.repeats} repeats × {grouper.n_folds} folds"
+                 if grouper.n_layers > 1 else f"{grouper.n_cells} cells")
+        raise ConfigError(f"The CV statistics of {cells} with {slots} slots need "
+                          f"{need / 2**30:.1f} GiB, more than the {STATS_BYTES >> 30} GiB "
+                          "budget; use fewer --repeats or --cv, fewer columns, or --engine "
+                          "data")
+
+
+def count_rows(source, header, data, params: FitParams) -> int:
+    """The data rows (a first pass reading the target column only): forward folds are cut by
+    row count before the statistics pass."""
+    def one_pass(overrides):
+        scan = l1io.Scan()
+        for _ in l1io.batches(source, header, [params.target], data, scan, overrides):
+            pass
+        return scan.n_rows
+
+    return l1io.with_retypes(one_pass)
 
 
 def accumulate(source, header, data, columns, params: FitParams, progress=None,
@@ -103,17 +140,21 @@ def accumulate(source, header, data, columns, params: FitParams, progress=None,
     text (a fresh pass). Past ``max_slots`` slots it raises :class:`TooWide`.
     """
     offset, label = (2, "line") if source.format == "csv" else (1, "row")
+    n_rows = None
+    if scheme_of(params) == "forward":
+        n_rows = count_rows(source, header, data, params)
 
     def one_pass(overrides):
         scan = l1io.Scan()
         red: Reduction | None = None
-        grouper = make_grouper(params)
+        grouper = make_grouper(params, n_rows)
         for batch, start in l1io.batches(source, header, columns, data, scan, overrides):
             if red is None:
                 red = Reduction(Profiler(batch.schema, params.target, params.fold_column,
                                          params.max_levels, params.missing, source.display,
                                          offset, label, source.decimal_comma,
-                                         explicit=params.features),
+                                         explicit=params.features,
+                                         group_column=params.group_column),
                                 grouper, params, max_slots)
             red.add(batch, start)
             if progress is not None:
@@ -159,10 +200,8 @@ def _pool_plan(stats: Moments, recipe, slots: dict, train_mask: np.ndarray, min_
 
 
 def _train_mask(stats: Moments, grouper: Grouper) -> np.ndarray:
-    order, _ = grouper.label_order()
-    mask = np.zeros(stats.n_groups, dtype=bool)
-    mask[order] = True
-    return mask
+    """The cells of all training rows (the first repeat's)."""
+    return grouper.plan(stats.n).full
 
 
 def _pool(stats: Moments, micro: Moments | None, recipe, slots: dict, train_mask: np.ndarray,
@@ -232,11 +271,15 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
     """Everything after the pass: the recipe, the folds' problems, the paths, the test error,
     from the whole data's profile and per-group statistics (whichever engine made them)."""
     recipe, warnings, slots = prof.recipe()
-    order, fold_labels = grouper.label_order()
-    n_folds = len(order) if params.alpha is None else 0
-    train_mask = _train_mask(stats, grouper)
+    plan = grouper.plan(stats.n)
+    fold_labels = plan.labels
+    n_folds = len(plan.folds)
+    train_mask = plan.full
     recipe, slots, pooled = _pool(stats, micro, recipe, slots, train_mask,
                                   params.min_level_count)
+    if plan.micro is not None and params.stability:
+        # Half-samples of whole labels: the label cells are the micro-groups.
+        micro = _cells(stats, plan.micro & (stats.n > 0))
     warnings += pooled
     layout = _layout(stats, prof, recipe, slots)
     unit = _units(prof, recipe)
@@ -244,8 +287,12 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
     n_test = int(stats.n[0])
     t = layout.target
     y_unit = prof.units().get(params.target, 1.0)  # the target held as value × unit
+    if n_folds:
+        check_buckets(plan, stats.n, params, source.display)
     check_design(params, source.display, n_train, n_test, float(com_all[t, t]),
-                 float(mean_all[t]) / y_unit, n_folds, grouper.by_label, stats.n[order])
+                 float(mean_all[t]) / y_unit, n_folds, grouper.by_label,
+                 np.array([stats.n[f.test].sum() for f in plan.folds]),
+                 np.array([stats.n[f.train].sum() for f in plan.folds]))
     full = imputed(n_train, mean_all, com_all, layout)
     names = [f.name for f in recipe.features]
     recipe, kept, more = constant_features(_spread(full), recipe, source.display)
@@ -266,16 +313,16 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
     a_max = [alpha_max(xty, r, penalty, unpen) if groups is None
              else group_alpha_max(xty, groups, r) for r in params.l1_ratios]
     grids = grids_for(a_max, params, int(n_train), p)
-    fold_problems = []
-    for g in order if n_folds else []:
-        others = train_mask.copy()
-        others[g] = False
-        n_k, mean_k, com_k = stats.merged(others)
-        st = imputed(n_k, mean_k, com_k, layout)
-        fold_problems.append((g, st, _problem(st, params.standardize, unit, source.display,
-                                              names)))
+    def fold_problems():
+        # One fold at a time (memory: the cells' statistics, not R·K more Grams as well).
+        for fold in plan.folds:
+            n_k, mean_k, com_k = stats.merged(fold.train)
+            st = imputed(n_k, mean_k, com_k, layout)
+            yield stats.merged(fold.test), st, _problem(st, params.standardize, unit,
+                                                        source.display, names)
+
     fits = []
-    total = len(grids) * (1 + len(fold_problems))
+    total = len(grids) * (1 + n_folds)
     for i, (l1_ratio, alphas) in enumerate(grids):
         coefs, converged = solver(gram, xty, yty, alphas, l1_ratio, usable, params,
                                       penalty)
@@ -283,19 +330,20 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
             m = saturated_length(gram_deviance_explained(gram, xty, yty, coefs))
             alphas, coefs = alphas[:m], coefs[:, :m]
         mse_path = sizes = fold_coefs = None
-        if fold_problems:
+        if n_folds:
             mse_path = np.empty((alphas.size, n_folds))
             sizes = np.empty(n_folds)
             fold_coefs = np.empty((n_folds, p, alphas.size))
-            for k, (g, st, (G, c, yy, sc, _, ok)) in enumerate(fold_problems):
+            for k, ((n_g, mean_g, com_g), st, (G, c, yy, sc, _, ok)) in enumerate(
+                    fold_problems()):
                 w, ok_k = solver(G, c, yy, alphas, l1_ratio, ok, params, penalty)
                 converged &= ok_k
                 beta = w / sc[:, None]
                 b = st.y_mean - st.x_mean @ beta
-                sse = heldout_sse(stats.n[g], stats.mean[g], stats.com[g], layout.value,
-                                  layout.missing, layout.target, st.shift, beta, b)
-                mse_path[:, k] = sse / stats.n[g]
-                sizes[k] = stats.n[g]
+                sse = heldout_sse(n_g, mean_g, com_g, layout.value, layout.missing,
+                                  layout.target, st.shift, beta, b)
+                mse_path[:, k] = sse / n_g
+                sizes[k] = n_g
                 fold_coefs[k] = w
                 if progress is not None:
                     progress.path(i * (1 + n_folds) + k + 2, total)
@@ -318,7 +366,8 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
 
     halves = None
     if params.stability:
-        halves = _halves(micro, stats, layout, recipe, params, penalty, unit, solver)
+        halves = _halves(micro, stats, layout, recipe, params, penalty, unit, solver,
+                         plan.micro is not None)
 
     return EngineOutput(
         engine=engine, recipe=recipe, warnings=tuple(warnings), fits=tuple(fits),
@@ -332,9 +381,29 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
     )
 
 
+def _cells(stats: Moments, which: np.ndarray) -> Moments:
+    """The statistics of the cells in ``which`` as a Moments of their own (a copy)."""
+    out = Moments(n_groups=int(which.sum()), keys=list(stats.keys))
+    out.n, out.mean, out.com = stats.n[which].copy(), stats.mean[which], stats.com[which]
+    return out
+
+
+def check_buckets(plan: FoldPlan, counts: np.ndarray, params: FitParams, source: str) -> None:
+    """With a group column, the buckets of whole groups that hold rows are enough for the
+    folds."""
+    if params.group_column is not None:
+        live = int((counts[plan.full] > 0).sum())
+        if live < params.cv:
+            raise DataError(f"Group column {quoted(params.group_column)} in {source} puts the "
+                            f"rows in {live} bucket(s) of whole groups, fewer than the "
+                            f"{params.cv} CV folds; use a smaller --cv, or more groups")
+
+
 def _spread(st: Imputed) -> np.ndarray:
     """Each feature's standard deviation on these rows, in the units it is held in."""
     return np.sqrt(np.maximum(np.diag(st.xx), 0.0) / st.n)
+
+
 def _solver(groups: np.ndarray | None):
     """The path solver: the lasso (elastic net) on the Gram, or with ``--group-categoricals``
     the group lasso over ``groups`` (which has no penalty factors: validate refuses them)."""
@@ -358,11 +427,11 @@ def _initial(gram: np.ndarray, xty: np.ndarray, n: float, usable: np.ndarray):
 
 
 def _halves(micro: Moments | None, stats: Moments, layout: Layout, recipe, params: FitParams,
-            penalty: np.ndarray | None, unit: np.ndarray, solver):
+            penalty: np.ndarray | None, unit: np.ndarray, solver, plan_micro: bool = False):
     """The half-sample solver of stability selection: each half's statistics are the merge
     of its micro-groups, imputed and standardized exactly as a training fold's."""
     assert micro is not None and micro.keys == stats.keys
-    check_groups(micro.n)
+    check_groups(micro.n, "whole labels" if plan_micro else "training rows")
     pairs = half_pairs(micro.n, params.stability, params.seed)
     p = len(recipe.features)
 

@@ -67,16 +67,15 @@ def run(source, header, data, columns, params: FitParams, progress=None, classes
     warnings: list[Warn] = []
     labels = mem.fold_labels
     folds = []
-    for k in range(1, mem.n_folds + 1):
-        test = mem.groups == k
-        rows = np.flatnonzero(~test).astype(np.int64)
+    for k, (rows, test) in enumerate(mem.folds, start=1):
         if np.unique(y[rows]).size < 2:
             name = quoted(labels[k - 1]) if labels else f"{k} of {mem.n_folds}"
             raise DataError(
                 f"The training rows of CV fold {name} in {source.display} hold only one class "
-                f"of target {quoted(params.target)}: a logistic model cannot be fitted there; use "
-                "fewer folds (--cv) or, with --fold-column, folds that mix both classes")
-        folds.append((rows, np.flatnonzero(test)))
+                f"of target {quoted(params.target)}: a logistic model cannot be fitted there; "
+                "use fewer folds (--cv) or, with --fold-column or --group-column, folds that "
+                "mix both classes")
+        folds.append((rows, test))
 
     mean, scale, std = weighted_scaling(X, wn, params.standardize, unit)
     # The result's scaling is in the columns' own units; the solver works in the held ones.

@@ -11,7 +11,7 @@ from l1select import io as l1io
 from l1select.engines.checks import check_design
 from l1select.engines.stability import MICRO_GROUPS, check_groups, half_pairs, micro_ids
 from l1select.errors import DataError, list_names, quoted
-from l1select.folds import Grouper
+from l1select.folds import label_column, make_grouper
 from l1select.grouplasso import feature_groups, group_alpha_max
 from l1select.path import adaptive_initial_data, alpha_max, grids_for, make_penalty
 from l1select.prepare import Profiler, design_matrix, pool_columns, pool_rare_levels
@@ -20,12 +20,14 @@ from l1select.types import AllRows, FitParams, Recipe, Scaling, Warn
 
 @dataclass(frozen=True)
 class InMemory:
-    """The fitting rows: X (n, p) with NaN where missing, y (n,), groups (n,): 1…K folds;
-    and the test rows ``X_test``, ``y_test``."""
+    """The fitting rows: X (n, p) with NaN where missing, y (n,), ``folds``: the (training,
+    held-out) row positions of each CV fold; and the test rows ``X_test``, ``y_test``.
+    ``micro`` (n,): the label cell of each row when stability's half-samples are unions of
+    whole labels (a fold or group column), else None."""
 
     X: np.ndarray
     y: np.ndarray
-    groups: np.ndarray
+    folds: tuple[tuple[np.ndarray, np.ndarray], ...]
     n_folds: int
     fold_labels: tuple[str, ...]
     X_test: np.ndarray
@@ -38,6 +40,7 @@ class InMemory:
     rows: np.ndarray | None = None  # global row index of each fitting row (micro-groups)
     # X holds each column × its unit, a power of two (1 for most; see Profiler.units).
     unit: np.ndarray | None = None
+    micro: np.ndarray | None = None
 
     def units(self) -> np.ndarray:
         return np.ones(self.X.shape[1]) if self.unit is None else self.unit
@@ -153,7 +156,7 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
                                  pa.array(classes.encode(table.column(i)), type=pa.float64()))
     prof = Profiler(table.schema, params.target, params.fold_column, params.max_levels,
                     params.missing, source.display, offset, label, source.decimal_comma,
-                    explicit=params.features)
+                    explicit=params.features, group_column=params.group_column)
     batch = prof.update(table, 0)
     recipe, warnings, _ = prof.recipe()
     units = prof.units()
@@ -162,28 +165,22 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
     # normal floats (exact: a power of two; 1 for most columns).
     X_all = design_matrix(table, recipe)[batch.rows] * unit
     y_all = batch.U[:, 0]
-    grouper = Grouper(0 if params.alpha is not None else params.cv, params.seed,
-                      params.test_size, params.fold_column is not None and params.alpha is None)
+    grouper = make_grouper(params, read.n_rows)
     labels = None
-    if grouper.by_label:
-        col = table.column(params.fold_column).take(batch.rows)
-        if col.null_count:
-            raise DataError(f"Fold column {quoted(params.fold_column)} in {source.display} has "
-                            "missing labels; give every row a fold")
-        labels = [str(v) for v in col.to_pylist()]
+    if grouper.needs_labels:
+        labels = _labels(table, batch.rows, params, source.display)
     strata = None if classes is None else y_all.astype(np.int64)
-    groups = grouper.groups(batch.rows, labels, strata)
+    layers = grouper.groups(batch.rows, labels, strata)
     w_all = None
     if weights_col is not None:
         from l1select.family import observation_weights
 
         w_all = observation_weights(weights_col, batch.rows, params.weights, source.display,
                                     offset, label)
-    order, fold_labels = grouper.label_order()
-    remap = np.zeros(grouper.n_groups, dtype=np.int64)
-    remap[order] = np.arange(1, len(order) + 1)
-    groups = remap[groups]
-    test = groups == 0
+    test = layers[0] == 0
+    plan = grouper.plan(np.bincount(np.concatenate(
+        [layers[0]] + [c[~test] for c in layers[1:]]), minlength=grouper.n_groups))
+    fold_labels = plan.labels
     # Rare levels pool on the training rows (test rows excluded), the same for every fold.
     train = X_all[~test]
     counts = np.where(np.isnan(train), 0.0, train).sum(axis=0)
@@ -192,11 +189,24 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
     unit = _feature_units(recipe, units)
     warnings += pooled
     X, y = X_all[~test], y_all[~test]
-    n_folds = len(order) if params.alpha is None else 0
+    folds = []
+    for fold in plan.folds:
+        cells = layers[fold.layer][~test]
+        folds.append((np.flatnonzero(fold.train[cells]).astype(np.int64),
+                      np.flatnonzero(fold.test[cells]).astype(np.int64)))
+    n_folds = len(plan.folds)
+    if n_folds and params.group_column is not None:
+        live = int((np.bincount(layers[0][~test], minlength=grouper.n_groups)[plan.full]
+                    > 0).sum())
+        if live < params.cv:
+            raise DataError(f"Group column {quoted(params.group_column)} in "
+                            f"{source.display} puts the rows in {live} bucket(s) of whole "
+                            f"groups, fewer than the {params.cv} CV folds; use a smaller "
+                            "--cv, or more groups")
     check_design(params, source.display, y.size, int(test.sum()),
                  float(np.ptp(y)) if y.size else 0.0, float(y[0]) if y.size else 0.0,
-                 n_folds, grouper.by_label,
-                 np.bincount(groups[~test], minlength=n_folds + 1)[1:])
+                 n_folds, grouper.scheme == "label",
+                 np.array([t.size for _, t in folds]), np.array([r.size for r, _ in folds]))
     if not np.all(np.isfinite(X) | np.isnan(X)):
         j = int(np.flatnonzero(~np.all(np.isfinite(X) | np.isnan(X), axis=0))[0])
         raise DataError(f"Column {quoted(recipe.features[j].column)} in {source.display} holds "
@@ -207,13 +217,25 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
     recipe, kept, more = constant_features(np.nan_to_num(spread, nan=0.0), recipe,
                                            source.display)
     warnings += more
-    return InMemory(X=X[:, kept], y=y, groups=groups[~test], n_folds=n_folds,
+    micro = layers[0][~test] if plan.micro is not None else None
+    return InMemory(X=X[:, kept], y=y, folds=tuple(folds), n_folds=n_folds, micro=micro,
                     fold_labels=tuple(fold_labels), X_test=X_all[test][:, kept],
                     y_test=y_all[test], recipe=recipe, warnings=tuple(warnings),
                     n_rows=read.n_rows, n_dropped=prof.n_missing_target + prof.n_missing_dropped,
                     sha256=read.sha256, rows=batch.rows[~test], unit=unit[kept],
                     w=None if w_all is None else w_all[~test],
                     w_test=None if w_all is None else w_all[test], classes=classes)
+
+
+def _labels(table, rows: np.ndarray, params: FitParams, source: str) -> list[str]:
+    """The fold or group labels (as text) of the rows."""
+    name = label_column(params)
+    col = table.column(name).take(rows)
+    if col.null_count:
+        what = "Fold" if name == params.fold_column else "Group"
+        raise DataError(f"{what} column {quoted(name)} in {source} has missing labels; give "
+                        f"every row a {what.lower()} label")
+    return [str(v) for v in col.to_pylist()]
 
 
 def _feature_units(recipe, units: dict[str, float]) -> np.ndarray:
@@ -279,11 +301,22 @@ def n_values(y: np.ndarray) -> int:
 def half_rows(mem: InMemory, params: FitParams) -> list[np.ndarray]:
     """The fitting rows (positions in ``mem.y``) of each half-sample, pair by pair: the same
     micro-groups and pairs as the statistics engine."""
-    ids = micro_ids(mem.rows, MICRO_GROUPS, params.seed)
-    counts = np.bincount(ids, minlength=MICRO_GROUPS)
-    check_groups(counts)
+    if mem.micro is not None:
+        # Whole labels (fold or group column): the half-samples are unions of their cells.
+        cells = np.unique(mem.micro)
+        ids = np.searchsorted(cells, mem.micro)
+        counts = np.bincount(ids, minlength=cells.size)
+    else:
+        ids = micro_ids(mem.rows, MICRO_GROUPS, params.seed)
+        counts = np.bincount(ids, minlength=MICRO_GROUPS)
+    check_groups(counts, "training rows" if mem.micro is None else "whole labels")
     return [np.flatnonzero(mask[ids]).astype(np.int64)
             for pair in half_pairs(counts, params.stability, params.seed) for mask in pair]
+
+
+def n_micro(mem: InMemory) -> int:
+    """How many micro-groups the half-samples are unions of."""
+    return MICRO_GROUPS if mem.micro is None else int(np.unique(mem.micro).size)
 
 
 def test_error_fn(mem: InMemory, x_mean: np.ndarray):

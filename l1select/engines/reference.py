@@ -13,13 +13,13 @@ from l1select.engines.memory import (
     half_rows,
     in_own_units,
     load,
+    n_micro,
     n_values,
     prepare_grids,
     scaling_of,
     standardized,
     test_error_fn,
 )
-from l1select.engines.stability import MICRO_GROUPS
 from l1select.grouplasso import feature_groups, solve_group_gram
 from l1select.path import data_deviance_explained, saturated_length, stops_early
 from l1select.types import EngineOutput, FitParams, PathFit
@@ -61,9 +61,7 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
     Xs = standardized(X, scaling)
     yc = y - scaling.y_mean
     folds = []
-    for k in range(1, mem.n_folds + 1):
-        test = mem.groups == k
-        train = ~test
+    for train, test in mem.folds:
         sc = scaling_of(X[train], y[train], params.standardize, mem.units())
         folds.append((sc, standardized(X[train], sc), y[train] - sc.y_mean,
                       standardized(X[test], sc), y[test]))
@@ -115,6 +113,6 @@ def _halves(mem, params: FitParams):
             chosen[i] = coefs != 0.0
             if progress is not None:
                 progress(i + 1, len(halves_rows))
-        return chosen, True, MICRO_GROUPS
+        return chosen, True, n_micro(mem)
 
     return halves

@@ -1,6 +1,8 @@
 """Stability selection with complementary pairs, on micro-groups of rows.
 
-Every training row (the test split excluded) belongs to one of ``M`` micro-groups, a function
+With a fold or group column, the micro-groups are the label cells (each fold label, or each
+bucket of whole groups), so a half-sample never splits a label. Otherwise every training row
+(the test split excluded) belongs to one of ``M`` micro-groups, a function
 of its global row index and the seed, like the CV folds (balanced: in every block of ``M``
 consecutive row indices each micro-group gets one row). A half-sample is a union of ``M/2``
 micro-groups, so the statistics engine gets each half's sufficient statistics by merging the
@@ -62,9 +64,10 @@ def half_pairs(counts: np.ndarray, n_pairs: int, seed: int) -> list[tuple[np.nda
     return pairs
 
 
-def check_groups(counts: np.ndarray) -> None:
+def check_groups(counts: np.ndarray, what: str = "training rows") -> None:
+    """At least 4 non-empty micro-groups (``what`` they are, for the message)."""
     from l1select.errors import DataError
 
     if int((np.asarray(counts) > 0).sum()) < 4:
-        raise DataError("--stability needs at least 4 training rows to split into "
+        raise DataError(f"--stability needs at least 4 {what} to split into "
                         "half-samples; use more data or leave out --stability")

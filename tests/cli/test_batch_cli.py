@@ -383,3 +383,24 @@ def test_every_example_config_runs(path, tmp_path):
         doc = strict_loads(result.stdout)
         assert doc["input"]["source"] == str(HOUSING_CSV)
         assert doc["selected"]
+
+
+def test_fit_config_with_fold_rules(tmp_path, data_dir):
+    job = _batch_file(tmp_path, """
+        source: data/a.csv
+        target: y
+        n_alphas: 20
+        cv_scheme: forward
+        cv: 4
+        """, "job.yaml")
+    by_config = ok(invoke("fit", "--config", job, "--format", "json"))
+    by_flags = ok(invoke("fit", data_dir / "a.csv", "-t", "y", "--n-alphas", "20",
+                         "--cv-scheme", "forward", "--cv", "4", "--format", "json"))
+    assert by_config.stdout == by_flags.stdout
+    assert strict_loads(by_config.stdout)["params"]["cv"] == {"folds": 4, "scheme": "forward"}
+    bad = _batch_file(tmp_path, """
+        source: data/a.csv
+        target: y
+        repeats: 0
+        """, "bad.yaml")
+    assert_error(invoke("fit", "--config", bad), 2, "repeats")

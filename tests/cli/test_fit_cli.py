@@ -1057,3 +1057,30 @@ def test_closed_pipe_is_quiet(fmt, tmp_path_factory):
 def test_closed_pipe_exit_status_is_zero(fmt, tmp_path_factory):
     _, _, rc = _closed_before_output(fmt, tmp_path_factory)
     assert rc == 0
+
+
+def test_group_forward_and_repeats_from_the_command_line(tmp_path):
+    cols = sparse_columns()
+    cols["site"] = [f"s{(i * 7) % 23}" for i in range(200)]
+    path = write_csv(tmp_path / "sites.csv", cols)
+    doc = fit_json(path, "-t", "y", "--group-column", "site", "--repeats", "2")
+    assert doc["params"]["cv"] == {"folds": 5, "group_column": "site", "repeats": 2}
+    assert doc["cv"]["n_folds"] == 10 and sum(doc["cv"]["fold_sizes"]) == 400
+    assert "site" not in {f["column"] for f in doc["features"]}
+    doc = fit_json(path, "-t", "y", "--cv-scheme", "forward", "--cv", "3", "-x", "site")
+    assert doc["params"]["cv"] == {"folds": 3, "scheme": "forward"}
+    assert doc["cv"]["fold_sizes"] == [50, 50, 50]  # TimeSeriesSplit(3) of 200 rows
+    # From stdin too (held in memory, so the rows are counted first).
+    piped = fit_json("-", "-t", "y", "--cv-scheme", "forward", "--cv", "3", "-x", "site",
+                     input=path.read_bytes())
+    assert piped["cv"]["path"] == doc["cv"]["path"]
+
+
+def test_fold_options_that_do_not_go_together(tmp_path):
+    path = write_csv(tmp_path / "d.csv", sparse_columns())
+    assert_error(invoke("fit", path, "-t", "y", "--repeats", "2", "--cv-scheme", "forward"),
+                 2, "--repeats", "--cv-scheme forward")
+    assert_error(invoke("fit", path, "-t", "y", "--group-column", "x0", "--fold-column", "x1"),
+                 2, "not both")
+    assert_error(invoke("fit", path, "-t", "y", "--group-column", "nope"), 1,
+                 "Group column 'nope' not found")

@@ -153,6 +153,26 @@ def test_fold_column(scheduler, tmp_path, monkeypatch):
     assert_exact(a, _fit(path, "gram", fold_column="fold"))
 
 
+@pytest.mark.parametrize("case", [dict(group_column="grp", repeats=2, test_size=0.2),
+                                  dict(cv_scheme="forward", cv=4), dict(repeats=3),
+                                  dict(group_column="grp", stability=5)],
+                         ids=["group-repeats", "forward", "repeats", "group-stability"])
+def test_group_forward_and_repeated_folds(scheduler, tmp_path, monkeypatch, case):
+    df = _tricky(n=400, seed=4)
+    df["grp"] = [f"g{v}" for v in np.random.default_rng(4).integers(0, 50, size=400)]
+    path = tmp_path / "g.csv"
+    df.to_csv(path, index=False, float_format="%.17g")
+    # Partitions cut the groups and the forward blocks: the folds must not notice.
+    monkeypatch.setattr(dask_engine, "CSV_PARTITION_BYTES", 6_000)
+    a = _fit(path, "dask", scheduler, **case)
+    b = _fit(path, "gram", **case)
+    assert dask_engine.last_transfer["partitions"] > 2
+    assert a.cv["fold_sizes"] == b.cv["fold_sizes"]
+    assert_exact(a, b)
+    if "stability" in case:
+        assert [f.stability for f in a.features] == [f.stability for f in b.features]
+
+
 def test_partitionings_give_the_same_numbers(scheduler, monkeypatch, tricky_csv, parts_folder):
     results = []
     for size in (3_000, 20_000, 1 << 30):
