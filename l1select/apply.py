@@ -4,7 +4,7 @@ A result file (``fit --format json``) carries the whole preparation recipe: the 
 and how each was read, the one-hot levels, the imputation values, and the coefficients. Nothing
 is refitted, and the data is streamed: memory does not grow with the rows.
 
-Rules for data that differs from the training data (documented in the README):
+Rules for data that differs from the training data (documented in docs/pipelines.md):
 
 - a column the model needs (a feature with a non-zero coefficient) that is missing from the
   data is an error; columns the model does not need may be absent;
@@ -17,7 +17,6 @@ Rules for data that differs from the training data (documented in the README):
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +25,7 @@ import pyarrow.compute as pc
 
 from l1select import io as l1io
 from l1select.errors import DataError, InputError, did_you_mean, list_names, quoted
+from l1select.io.result import RESULT_HINT, load_result
 from l1select.prepare import column_values
 from l1select.select import predict as predict_rows
 from l1select.types import ColumnSpec, Warn
@@ -51,19 +51,9 @@ class Model:
 
 
 def load_model(path: str) -> Model:
-    """Read a result file written by ``l1select fit --format json``."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such result file; give the JSON written by "
-                         "'l1select fit … --format json'") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path} is not a result file ({exc}); give the JSON written by "
-                         "'l1select fit … --format json'") from None
-    if not isinstance(doc, dict) or doc.get("schema_version") != 1 or "recipe" not in doc:
-        raise InputError(f"{path} is not an l1select result (schema_version 1 with a recipe); "
-                         "write one with 'l1select fit … --format json'")
+    """Read a result file written by ``l1select fit --format json``: the recipe and the
+    coefficients (see :func:`l1select.io.result.load_result` for the errors)."""
+    doc = load_result(path, ("recipe", "features", "intercept"))
     try:
         recipe = doc["recipe"]
         columns = {c["name"]: ColumnSpec(c["name"], c["kind"], tuple(c.get("levels") or ()),
@@ -91,7 +81,7 @@ def load_model(path: str) -> Model:
             raise KeyError("recipe.classes")
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{path}: the result file is incomplete ({exc!r} is missing or "
-                         "wrong); write it again with 'l1select fit … --format json'") from None
+                         f"wrong); {RESULT_HINT}") from None
     return model
 
 

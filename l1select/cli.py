@@ -280,7 +280,8 @@ def _fit_option(option: Option):
     from typing import Literal
 
     annotation: object = {"int": int, "float": float, "bool": bool, "str": str,
-                          "floats": str, "names": list[str], "factors": list[str]}.get(
+                          "floats": str, "names": list[str], "factors": list[str],
+                          "label": str}.get(
         option.kind)
     if option.kind == "choice":
         annotation = Literal[option.choices]  # type: ignore[valid-type]
@@ -522,9 +523,8 @@ def predict(
     keep: Keep = None,
     output: DataOut = None,
     threshold: Annotated[float | None, typer.Option(
-        "--threshold", metavar="P", help="Binary target: predict the positive class above this "
-        "probability "
-        "(default: the fit's).", show_default=False)] = None,
+        "--threshold", help="Binary target: predict the positive class above this probability "
+        "(default: the fit's).", metavar="P", show_default=False)] = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:

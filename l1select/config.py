@@ -51,6 +51,7 @@ from l1select.options import (
     Option,
     config_help,
     from_values,
+    label_text,
     problems,
     to_values,
 )
@@ -182,6 +183,11 @@ def _listify(value: Any, item: type) -> Any:
     return value
 
 
+def _label(value: Any) -> Any:
+    """A value of the data as YAML reads it (``1``, ``true``, ``yes``), as text."""
+    return label_text(value) if isinstance(value, str | int | float | bool) else value
+
+
 def _field(option: Option) -> tuple[Any, Any]:
     """The pydantic type and field of one row of the option table. Types only: the values
     are checked by options.problems, whose bounds the JSON Schema shows to editors."""
@@ -205,6 +211,9 @@ def _field(option: Option) -> tuple[Any, Any]:
                                    "type": "array", "items": {"type": "string"}}]})]
     elif kind == "factors":
         annotation = dict[str, float]
+    elif kind == "label":
+        annotation = Annotated[str, BeforeValidator(_label), WithJsonSchema(
+            {"type": ["string", "number", "boolean"]})]
     else:
         annotation = {"int": int, "float": float, "bool": bool, "str": str}[kind]
         extra = bounds or None
@@ -516,11 +525,10 @@ class _Checker:
         if kind == "extra_forbidden":
             allowed = self._allowed(loc[:-1])
             text = str(loc[-1])
-            if text.replace("-", "_") in allowed:
-                hint = f"did you mean '{text.replace('-', '_')}'? (keys use underscores)"
-            else:
-                hint = did_you_mean(text, list(allowed)) or (
-                    "known keys: " + ", ".join(allowed))
+            hint = did_you_mean(text, list(allowed)) or (
+                "known keys: " + ", ".join(allowed))
+            if "-" in text and text.replace("-", "_") in allowed:
+                hint += " (keys use underscores)"
             return loc, f"unknown key; {hint}"
         if kind == "missing":
             what = "every job needs a name" if key == "name" else "required"

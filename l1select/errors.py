@@ -59,9 +59,18 @@ def quoted(name: object) -> str:
 
 
 def did_you_mean(name: str, choices: list[str], n: int = 3) -> str:
-    """Return a ``did you mean 'x'?`` clause for the closest names, or an empty string."""
+    """Return a ``did you mean 'x'?`` clause for the closest names, or an empty string: the
+    one helper behind every suggestion of a name.
+
+    A choice that differs from ``name`` only in case or in ``-`` for ``_`` is the one
+    suggested; otherwise up to ``n`` close matches (difflib, case ignored).
+    """
     import difflib
 
+    folded = name.lower().replace("-", "_")
+    same = [c for c in choices if c.lower().replace("-", "_") == folded]
+    if same:
+        return f"did you mean {quoted(same[0])}?"
     lowered = {c.lower(): c for c in choices}
     close = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.6)
     if not close:

@@ -24,7 +24,7 @@ under the option's name; rows are serialized in table order, so add it where its
 appear); if it only says *where* something is computed (``threads``), set ``to_params=None``.
 Rules that tie options together (``--scheduler`` needs ``--engine dask``) go in
 :func:`_rules`. Then use ``params.NAME`` where it matters, test it, and add its doc line to
-README.md (and regenerate docs/cli.md). Nothing else spells the option again.
+the docs/ page of its topic (and regenerate docs/cli.md). Nothing else spells the option again.
 
 This module imports neither numpy nor typer: ``l1select --help`` stays fast, and the library
 can use the table without the command line.
@@ -50,13 +50,16 @@ PANELS = (INPUT, MODEL, CV, TRUST, OUTPUT, ENGINE)
 #           (``scalar_ok``) or a list only;
 #   names:  column names or globs, a repeatable option, a name or a list in YAML;
 #   factors: ``COL=W`` pairs, a repeatable option, a mapping ``{COL: W}`` in YAML.
-KINDS = ("int", "float", "bool", "str", "choice", "floats", "names", "factors")
+#   label:  a value of the data (text on the command line; text, number or true/false in
+#           YAML, kept as the text the data would hold: ``1``, ``true``, ``yes``).
+KINDS = ("int", "float", "bool", "str", "choice", "floats", "names", "factors", "label")
 
 _EXPECTS = {"int": "a whole number", "float": "a number", "bool": "true or false",
             "str": "text", "floats": "a list of numbers", "names": "a column name or a list",
-            "factors": "a mapping of column: factor"}
+            "factors": "a mapping of column: factor",
+            "label": "a value of the target (text, a number or true/false)"}
 _METAVARS = {"int": "N", "float": "X", "str": "TEXT", "floats": "X,Y,…", "names": "COL",
-             "factors": "COL=W"}
+             "factors": "COL=W", "label": "VALUE"}
 
 
 @dataclass(frozen=True)
@@ -256,20 +259,18 @@ FIT_OPTIONS: tuple[Option, ...] = (
            "OLS (or ridge) fit on all training rows.", TRUST, flags=("--adaptive",)),
     Option("refit", "choice", None, "ols: also report least-squares coefficients on the "
            "selected features (post-selection estimates).", TRUST, choices=("ols",)),
-    Option("family", "choice", "auto", "binomial: logistic regression of a two-valued "
-           "target; gaussian: least squares; auto: binomial when the target has exactly two "
-           "values.", MODEL, choices=("auto", "gaussian", "binomial"), plan=True),
-    Option("positive_class", "str", None, "The target value modelled as 1 (default: the "
-           "second of the two in sorted order).", MODEL, metavar="VALUE",
-           expects="a value of the target, as text (quote numbers: '1')"),
-    Option("measure", "choice", None, "CV measure: binomial deviance (default), auc, class "
-           "(misclassification), mse or mae of the probability; gaussian mse.", CV,
-           choices=("deviance", "auc", "class", "mse", "mae")),
-    Option("threshold", "float", 0.5, "Binary targets: predict the positive class above this "
-           "probability (the class measure, test accuracy, predict).", MODEL, gt=0, lt=1),
+    Option("family", "choice", "auto", "binomial: logistic regression of a two-valued target; "
+           "gaussian: least squares; auto: binomial when the target has exactly two values.",
+           choices=("auto", "gaussian", "binomial"), plan=True),
+    Option("positive_class", "label", None, "The target value modelled as 1 (default: the "
+           "second of the two in sorted order).", metavar="VALUE"),
+    Option("measure", "choice", None, "CV measure: deviance (the binomial default), auc, "
+           "class (misclassification), mse (the gaussian default) or mae (binomial: of the "
+           "probability).", CV, choices=("deviance", "auc", "class", "mse", "mae")),
+    Option("threshold", "float", 0.5, "Binary target: predict the positive class above this "
+           "probability (class measure, test accuracy, predict).", CV, gt=0, lt=1),
     Option("weights", "str", None, "Column of non-negative observation weights (not a "
-           "feature); binary targets only for now.", INPUT, metavar="COL",
-           expects="a column name"),
+           "feature).", INPUT, metavar="COL", expects="a column name"),
     Option("scheduler", "str", None, "{engine} dask: the Dask scheduler's address, e.g. "
            "tcp://10.0.0.5:8786 (default: DASK_SCHEDULER_ADDRESS, else a local cluster).",
            ENGINE, metavar="ADDRESS", expects="an address such as tcp://host:8786",
@@ -320,7 +321,7 @@ def mentions(text: str) -> set[str]:
 
 _ANNOTATIONS = {"int": "int", "float": "float", "bool": "bool", "str": "str", "choice": "str",
                 "floats": "tuple[float, ...]", "names": "tuple[str, ...]",
-                "factors": "tuple[tuple[str, float], ...]"}
+                "factors": "tuple[tuple[str, float], ...]", "label": "str"}
 
 
 def _field_default(option: Option) -> Any:
@@ -391,7 +392,19 @@ def _convert(option: Option, value: Any) -> Any:
     if option.kind == "factors":
         items = value.items() if isinstance(value, Mapping) else value
         return tuple((str(k), float(w)) for k, w in items)
+    if option.kind == "label":
+        return label_text(value)
     return value
+
+
+def label_text(value: Any) -> str:
+    """A value of the data written in YAML (text, number or boolean) as the command line
+    gives it: ``true``, ``1``, ``1.5``, ``yes``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def to_values(params: Any) -> dict[str, Any]:
@@ -528,14 +541,14 @@ def _rules(p: Any) -> Iterable[Problem]:
         yield Problem(None, "{force}, {penalty_factor} and {adaptive} need penalty factors, "
                             "which the reference engine (scikit-learn) does not have; use "
                             "{engine} gram or {engine} data", at=given[0])
-    if p.family == "gaussian" and p.measure in ("deviance", "auc", "class"):
-        yield Problem("measure", f"{p.measure} is for a binary target; with {{family}} "
-                                 "gaussian use mse or mae")
     if p.family == "gaussian" and p.positive_class is not None:
         yield Problem("positive_class", "applies to a binary target ({family} binomial or "
                                         "auto); drop it with {family} gaussian")
     if p.scheduler is not None and p.engine != "dask":
         yield Problem("scheduler", "applies to {engine} dask; add {engine} dask")
+    if p.family == "gaussian" and p.measure in ("deviance", "auc", "class"):
+        yield Problem("measure", f"{p.measure} is for a binary target; with {{family}} "
+                                 "gaussian use mse or mae")
     if p.group_categoricals and p.engine == "data":
         yield Problem("group_categoricals", "runs on the Gram statistics; {engine} data cannot "
                                             "solve it: use {engine} gram (or auto, dask or "

@@ -226,8 +226,9 @@ def solve_gram(gram: np.ndarray, xty: np.ndarray, yty: float, alphas: np.ndarray
     Features that do not vary on these rows (``usable`` False) stay at zero: they are left out
     of the problem the solver sees. ``penalty`` (n_features,): the penalty factors (None: 1).
     """
-    from l1select._kernels import cd_gram_path
+    from l1select._aot import gram_path
 
+    cd_gram_path = gram_path()
     p = xty.shape[0]
     coefs = np.zeros((p, alphas.size))
     idx = np.flatnonzero(usable)

@@ -64,7 +64,11 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
     with threadpool_limits(limits=params.threads or 1):
         out = None
         if family == "binomial":
-            engine = _binomial_engine(params)
+            if params.group_categoricals:
+                raise ConfigError("--group-categoricals is not available for a binary target "
+                                  "(family binomial) yet; leave it out, or use --family "
+                                  "gaussian for a linear model")
+            engine = _engine(params.engine, len(columns), n_rows, family="binomial")
 
             def classes_of(target):
                 return binary_classes(target, params.family, params.positive_class,
@@ -292,25 +296,20 @@ def _gaussian_only(params: FitParams) -> None:
 BINOMIAL_ENGINES = ("auto", "data")
 
 
-def _binomial_engine(params: FitParams):
-    """The engine of the binomial family: the data held in memory."""
-    if params.engine not in BINOMIAL_ENGINES:
-        raise ConfigError(f"--engine {params.engine} cannot fit a logistic model (binary "
-                          "target, family binomial): it needs the rows in memory; use --engine "
-                          "auto or --engine data, or --family gaussian for a linear model")
-    if params.group_categoricals:
-        raise ConfigError("--group-categoricals runs on the Gram statistics of a numeric "
-                          "target; a binary target (family binomial) cannot use it yet: drop "
-                          "it, or use --family gaussian")
-    from l1select.engines import logistic
-
-    return logistic
-
-
-def _engine(name: str, n_columns: int, n_rows: int | None, group: bool = False):
+def _engine(name: str, n_columns: int, n_rows: int | None, group: bool = False,
+            family: str = "gaussian"):
     """The engine to run. ``auto`` streams the Gram statistics unless the data is wide (by its
     columns here; one-hot levels can make it wide later: the gram engine then raises
-    ``TooWide`` and :func:`_run` switches to the data engine)."""
+    ``TooWide`` and :func:`_run` switches to the data engine). The binomial family is fitted
+    in memory."""
+    if family == "binomial":
+        if name not in BINOMIAL_ENGINES:
+            raise ConfigError(f"--engine {name} cannot fit a logistic model (binary target, "
+                              "family binomial): it needs the rows in memory; use --engine "
+                              "auto or --engine data, or --family gaussian for a linear model")
+        from l1select.engines import logistic
+
+        return logistic
     if name == "auto" and group:
         name = "gram"  # the group lasso runs on the Gram statistics only
     if name == "auto":

@@ -14,7 +14,6 @@ has a fixed hash salt and no date, so the same result gives the same bytes.
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 from collections.abc import Iterable, Iterator
@@ -25,6 +24,7 @@ from typing import Any
 
 from l1select.errors import ConfigError, InputError, did_you_mean
 from l1select.files import write_atomic
+from l1select.io.result import load_result as read_result
 
 PLOT_NAMES = ("cv", "path", "coefficients", "roc")
 # Drawn by default only when the result has what they show.
@@ -33,7 +33,6 @@ FORMATS = ("png", "svg")
 FIGSIZE = (8.0, 5.0)  # inches; at DPI, 800 x 500 pixels
 DPI = 100
 
-_RESULT_HINT = "give the JSON written by 'l1select fit … --format json'"
 
 
 class PlotSkipped(Exception):
@@ -49,25 +48,9 @@ class PlotOutcome:
 
 
 def load_result(path: str | Path) -> dict[str, Any]:
-    """Read a result file written by ``l1select fit --format json``.
-
-    Raises :class:`InputError` when the file is missing, is not JSON, or is not a result.
-    """
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such result file; {_RESULT_HINT}") from None
-    except IsADirectoryError:
-        raise InputError(f"{path} is a folder, not a result file; {_RESULT_HINT}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path} is not a result file ({exc}); {_RESULT_HINT}") from None
-    needed = ("alpha", "features", "selected", "cv", "input")
-    if (not isinstance(doc, dict) or doc.get("schema_version") != 1
-            or any(k not in doc for k in needed)):
-        raise InputError(f"{path} is not an l1select result (schema_version 1 with alpha, cv "
-                         f"and features); {_RESULT_HINT}")
-    return doc
+    """Read a result file written by ``l1select fit --format json``, with what the pictures
+    need (see :func:`l1select.io.result.load_result` for the errors)."""
+    return read_result(path, ("alpha", "features", "selected", "cv", "input"))
 
 
 # --------------------------------------------------------------------------------------------

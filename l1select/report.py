@@ -152,8 +152,8 @@ def render_table(result: SelectionResult, console) -> None:
     for column, names in _by_column(result):
         if column is not None:
             table.add_row(f"[bold]{escape(column['column'])}[/] — {column['n_selected']} of "
-                          f"{column['n_features']} levels selected", "", "", "",
-                          *([""] if binomial else []), *([""] if folds else []))
+                          f"{column['n_features']} levels selected", "", "",
+                          *([""] if binomial else []), "", *([""] if folds else []))
         for name in names:
             f = by_name[name]
             width = int(round(span * abs(f.coef_std) / top)) if top > 0 else 0

@@ -1,9 +1,10 @@
 """The Dask engine: the statistics pass on a Dask cluster, the solve on the client.
 
 The source is cut into partitions (a Parquet file's row groups; a CSV file's byte range, cut
-at line ends), and every partition is parsed by l1select's own Arrow readers (the code of
-``io``, with the CSV column types of the first block computed once on the client), so types
-and missing values come out exactly as in the local engine. Two passes of Dask tasks
+at line ends), and every partition is read by the partition readers the local engines read
+through (:func:`l1select.io.parquet.read_row_groups`, :func:`l1select.io.csv.read_range`, with
+the CSV column types of the first block computed once on the client), so types and missing
+values come out exactly as in the local engine. Two passes of Dask tasks
 (futures, submitted with retries, so a lost worker's tasks are simply run again):
 
 1. each partition is profiled (a :class:`~l1select.prepare.Profiler` per partition) and the
@@ -23,17 +24,17 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import pickle
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from l1select import io as l1io
 from l1select.engines.gram import Reduction, make_grouper, solve
-from l1select.errors import ConfigError, DataError, InputError, L1SelectError, quoted
+from l1select.errors import ConfigError, DataError, L1SelectError, quoted
+from l1select.io import csv as csv_io
+from l1select.io import parquet as parquet_io
+from l1select.io import sources
 from l1select.moments import Moments
 from l1select.prepare import Profiler
 from l1select.types import EngineOutput, FitParams
@@ -46,11 +47,6 @@ PARQUET_GROUPS_PER_PARTITION = 1
 LOCAL_WORKERS: int | None = None
 # Retries of a failed task (a worker lost mid-task is rescheduled by the scheduler anyway).
 RETRIES = 2
-# Test hook: a file path; the first attempt of the second partition's pass-2 task creates it
-# and kills its own worker process, so the tests can check that a lost worker changes nothing.
-_KILL_ONCE: str | None = None
-# What the last run sent to and received from the cluster (pickled bytes), for benchmarks.
-last_transfer: dict = {}
 
 
 @dataclass(frozen=True)
@@ -65,13 +61,15 @@ class _Job:
 
 
 @dataclass(frozen=True)
-class _Part:
+class Part:
+    """One partition: consecutive row groups of a Parquet file, or the lines of a CSV file
+    that start in a byte range (the whole file where it cannot be cut)."""
+
     path: str
     kind: str  # "parquet" | "csv"
     groups: tuple[int, ...] = ()  # Parquet row groups
     begin: int = 0  # CSV byte range [begin, end); end None: the whole file
     end: int | None = None
-    first_of_file: bool = True
 
 
 @dataclass
@@ -94,150 +92,40 @@ class _Stats:
 
 # -- partitions ---------------------------------------------------------------------------------
 
-def _parquet_file(path: str) -> pq.ParquetFile:
-    if l1io.is_url(path):
-        fs, root = l1io._fsspec(path)
-        return pq.ParquetFile(fs.open(root, "rb"))
-    return pq.ParquetFile(path)
-
-
-def _partitions(source: l1io.Source) -> tuple[list[_Part], list[int] | None]:
+def partitions(source: l1io.Source) -> tuple[list[Part], list[int] | None]:
     """The partitions in reading order, and their row counts where known without reading
     (Parquet metadata)."""
-    parts: list[_Part] = []
+    parts: list[Part] = []
     counts: list[int] = []
     for path in source.files:
         if source.format == "parquet":
-            try:
-                meta = _parquet_file(path).metadata
-            except (pa.ArrowInvalid, OSError) as exc:
-                raise InputError(f"{path} is not a readable Parquet file ({l1io._short(exc)}); "
-                                 "check that the file is complete") from None
+            meta = parquet_io.open_file(path).metadata
             step = max(PARQUET_GROUPS_PER_PARTITION, 1)
             groups = list(range(meta.num_row_groups)) or [-1]
             for i in range(0, len(groups), step):
                 chunk = tuple(g for g in groups[i:i + step] if g >= 0)
-                parts.append(_Part(path, "parquet", groups=chunk, first_of_file=i == 0))
+                parts.append(Part(path, "parquet", groups=chunk))
                 counts.append(sum(meta.row_group(g).num_rows for g in chunk))
             continue
         size = None
         if source.compression is None and l1io.lf_splittable(path):
-            try:
-                if l1io.is_url(path):
-                    fs, root = l1io._fsspec(path)
-                    size = int(fs.size(root))
-                else:
-                    size = os.path.getsize(path)
-            except (OSError, TypeError, ValueError):
-                size = None
+            size = sources.size_of(path)
         if size is None:
-            parts.append(_Part(path, "csv"))
+            parts.append(Part(path, "csv"))
             continue
         step = max(CSV_PARTITION_BYTES, 1)
         for begin in range(0, max(size, 1), step):
-            parts.append(_Part(path, "csv", begin=begin, end=min(begin + step, size),
-                               first_of_file=begin == 0))
+            parts.append(Part(path, "csv", begin=begin, end=min(begin + step, size)))
     return parts, (counts if source.format == "parquet" else None)
 
 
-def _parquet_batches(job: _Job, part: _Part):
-    header, source = job.header, job.source
-    raw_to_clean = {raw: clean for clean, raw in header.renamed.items()}
-    raw_columns = [header.renamed.get(c, c) for c in job.columns]
-    rows = max(1024, l1io.PARQUET_BATCH_VALUES // max(len(raw_columns), 1))
-    try:
-        pf = _parquet_file(part.path)
-        if part.first_of_file and part.path != source.files[0]:
-            names = [raw_to_clean.get(n, n) for n in pf.schema_arrow.names]
-            l1io._check_same_header(part.path, l1io._clean_names(names, part.path).names,
-                                    header, source)
-        for i in part.groups:
-            group = pf.read_row_group(i, columns=raw_columns, use_threads=False)
-            for batch in group.to_batches(max_chunksize=rows):
-                if raw_to_clean:
-                    batch = batch.rename_columns([raw_to_clean.get(n, n)
-                                                  for n in batch.schema.names])
-                yield batch
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-        raise InputError(f"{part.path} is not a readable Parquet file ({l1io._short(exc)}); "
-                         "check that the file is complete") from None
-
-
-def _range_bytes(path: str, begin: int, end: int) -> bytes:
-    """The lines of a file that start in the byte range [begin, end), whole."""
-    with l1io._open(path) as fh:
-        pos = 0
-        if begin > 0:
-            fh.seek(begin - 1)
-            pos = begin - 1 + len(fh.readline())  # past the line running into the range
-        if pos >= end:
-            return b""
-        fh.seek(pos)
-        body = fh.read(end - pos)
-        if body and not body.endswith(b"\n"):
-            body += fh.readline()
-        return body
-
-
-def _split_lines(body: bytes, size: int):
-    """``body`` in pieces of about ``size`` bytes, cut at line ends."""
-    i = 0
-    while i < len(body):
-        j = body.rfind(b"\n", i, i + size)
-        j = len(body) if i + size >= len(body) or j < 0 else j + 1
-        yield body[i:j]
-        i = j
-
-
-def _csv_batches(job: _Job, part: _Part):
-    source, header = job.source, job.header
-    ro, po, co, bad = l1io._csv_options(source, header, job.columns, job.types)
-    wanted = set(job.columns)
-    ordered = [n for n in header.names if n in wanted]
-    size = max(l1io.CSV_BLOCK, 256 * sum(len(n) + 1 for n in header.names))
-
-    def check(line: bytes) -> None:
-        if part.path == source.files[0]:
-            return
-        raw = l1io._header_names(line, source.delimiter)
-        l1io._check_same_header(part.path, l1io._clean_names(raw, part.path).names, header,
-                                source)
-
-    def chunks():
-        if part.end is None:  # the whole file (compressed: no seeking)
-            yield from l1io._line_chunks(
-                l1io._raw_blocks(part.path, source.compression, None, None, size), check)
-            return
-        # A range starts and ends at a line end, where no UTF-8 sequence is cut: decoded on
-        # its own, it reads as in the whole file (l1io._Decoder).
-        body = l1io.utf8_text(_range_bytes(part.path, part.begin, part.end))
-        if part.begin == 0:
-            body = body.removeprefix(b"\xef\xbb\xbf")
-        if part.begin == 0 and body.strip():
-            nl = l1io._header_end(body)
-            check(body if nl < 0 else body[:nl + 1])
-            body = b"" if nl < 0 else body[nl + 1:]
-        for piece in _split_lines(body, size):
-            if piece.strip():
-                yield piece
-
-    try:
-        for chunk in chunks():
-            table = pacsv.read_csv(pa.BufferReader(chunk), ro, po, co)
-            if table.num_columns != len(ordered):
-                table = table.select(ordered)
-            yield from table.combine_chunks().to_batches(max_chunksize=table.num_rows or 1)
-    except pa.ArrowInvalid as exc:
-        retype = l1io._retype_from(str(exc), header.names, job.types)
-        if retype is not None:
-            raise retype from None
-        raise l1io._csv_error(source, part.path, exc, bad) from None
-    except (OSError, EOFError, l1io.zlib.error) as exc:
-        raise InputError(f"{part.path}: cannot read the file ({l1io._short(exc)})") from None
-
-
-def _batches(job: _Job, part: _Part):
-    return _parquet_batches(job, part) if part.kind == "parquet" else _csv_batches(job, part)
+def _batches(job: _Job, part: Part):
+    """The record batches of one partition, read by the local engines' own readers."""
+    if part.kind == "parquet":
+        return parquet_io.read_row_groups(job.source, job.header, job.columns, part.path,
+                                          part.groups, use_threads=False)
+    return csv_io.read_range(job.source, job.header, job.columns, job.types, part.path,
+                             part.begin, part.end)
 
 
 def _profiler(job: _Job, schema: pa.Schema) -> Profiler:
@@ -254,7 +142,7 @@ def _by_label(params: FitParams) -> bool:
 
 # -- the tasks ----------------------------------------------------------------------------------
 
-def _pass1(job: _Job, part: _Part, index: int, start: int, strict: bool = False) -> _Profile:
+def _pass1(job: _Job, part: Part, index: int, start: int, strict: bool = False) -> _Profile:
     """Profile one partition (rows from global index ``start``; 0 where not yet known, which
     only changes the line numbers of errors: those are raised again with the right start)."""
     from threadpoolctl import threadpool_limits
@@ -307,15 +195,10 @@ def _merge1(a: _Profile, b: _Profile) -> _Profile:
     return out
 
 
-def _pass2(job: _Job, part: _Part, start: int, shared: tuple[Profiler, list],
-           kill: str | None = None) -> _Stats:
+def _pass2(job: _Job, part: Part, start: int, shared: tuple[Profiler, list]) -> _Stats:
     """Reduce one partition to per-group statistics, with the whole data's profile (and the
     fold labels in order of first appearance)."""
     seed, labels = shared
-    if kill is not None and not os.path.exists(kill):
-        with open(kill, "w") as fh:
-            fh.write("killed\n")
-        os._exit(1)
     from threadpoolctl import threadpool_limits
 
     grouper = make_grouper(job.params)
@@ -374,7 +257,7 @@ def cluster_client(address: str | None):
             client = distributed.Client(address, timeout="10s")
         except (OSError, TimeoutError) as exc:
             raise ConfigError(f"Cannot reach the Dask scheduler at {address} "
-                              f"({l1io._short(exc)}); check --scheduler or "
+                              f"({sources.short_error(exc)}); check --scheduler or "
                               "DASK_SCHEDULER_ADDRESS") from None
         with client:
             yield client
@@ -398,15 +281,12 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
 
 
 def _run(client, source, header, columns, params: FitParams, progress) -> EngineOutput:
-    parts, known = _partitions(source)
-    last_transfer.clear()
-    last_transfer["partitions"] = len(parts)
-    sent = 0
+    parts, known = partitions(source)
     overrides: dict = {}
     while True:
         types = {}
         if source.format == "csv":
-            types = l1io._first_types(source, header, columns, None)
+            types = csv_io.first_types(source, header, columns, None)
             types.update(overrides)
         job = _Job(source, header, list(columns), params, types)
         starts = _offsets(known) if known is not None else [0] * len(parts)
@@ -415,9 +295,7 @@ def _run(client, source, header, columns, params: FitParams, progress) -> Engine
         # be recomputed if its worker were lost.
         futs = client.map(_pass1, [job] * len(parts), parts, range(len(parts)), starts,
                           retries=RETRIES, pure=False)
-        sent += len(parts) * len(pickle.dumps(job)) + len(pickle.dumps((parts, starts)))
         first = _tree(client, futs, _merge1).result()
-        received = len(pickle.dumps(first))
         if first.error is None:
             break
         index, what, *rest = first.error
@@ -435,17 +313,9 @@ def _run(client, source, header, columns, params: FitParams, progress) -> Engine
     starts = _offsets(counts)
     labels = list(first.labels)
     seed = prof.seeded()
-    kill = [None] * len(parts)
-    if _KILL_ONCE is not None:
-        kill[min(1, len(parts) - 1)] = _KILL_ONCE
     futs = client.map(_pass2, [job] * len(parts), parts, starts,
-                      [(seed, labels)] * len(parts), kill, retries=RETRIES, pure=False)
-    sent += (len(parts) * len(pickle.dumps((job, seed, labels)))
-             + len(pickle.dumps((parts, starts))))
+                      [(seed, labels)] * len(parts), retries=RETRIES, pure=False)
     stats2 = _tree(client, futs, _merge2).result()
-    received += len(pickle.dumps(stats2))
-    last_transfer.update(partitions=len(parts), rows=sum(counts), client_sent_bytes=sent,
-                         client_received_bytes=received)
     if progress is not None:
         progress.read(sum(counts))
     grouper = make_grouper(params)

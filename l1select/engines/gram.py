@@ -7,7 +7,8 @@ import numpy as np
 
 from l1select import io as l1io
 from l1select.cv import heldout_sse
-from l1select.engines.memory import check_folds, check_scaling, constant_features
+from l1select.engines.checks import check_design
+from l1select.engines.memory import check_scaling, constant_features
 from l1select.engines.stability import check_groups, half_pairs, micro_count, micro_ids
 from l1select.errors import DataError, quoted
 from l1select.folds import Grouper
@@ -241,11 +242,10 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
     unit = _units(prof, recipe)
     n_train, mean_all, com_all = stats.merged(train_mask)
     n_test = int(stats.n[0])
-    if params.test_size is not None and (n_test == 0 or n_train == 0):
-        raise DataError(f"--test-size {params.test_size} leaves no rows on one side of the "
-                        f"split of {n_train + n_test:.0f} rows; choose another fraction")
-    if n_train == 0:
-        raise DataError(f"{source.display} has no rows with a target value; nothing to fit")
+    t = layout.target
+    y_unit = prof.units().get(params.target, 1.0)  # the target held as value × unit
+    check_design(params, source.display, n_train, n_test, float(com_all[t, t]),
+                 float(mean_all[t]) / y_unit, n_folds, grouper.by_label, stats.n[order])
     full = imputed(n_train, mean_all, com_all, layout)
     names = [f.name for f in recipe.features]
     recipe, kept, more = constant_features(_spread(full), recipe, source.display)
@@ -257,14 +257,6 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
         full = imputed(n_train, mean_all, com_all, layout)
     gram, xty, yty, scale, std, usable = _problem(full, params.standardize, unit,
                                                   source.display, names)
-    if yty <= 0:
-        raise DataError(f"Target column {quoted(params.target)} in {source.display} is constant; "
-                        "choose a target that varies")
-    if grouper.by_label and n_folds < 2:
-        raise DataError(f"Fold column {quoted(params.fold_column)} in {source.display} has a "
-                        "single fold; CV needs at least two")
-    if n_folds:
-        check_folds(stats.n[order], int(n_train), n_folds, source.display)
     p = len(recipe.features)
     penalty, adaptive = make_penalty(recipe.features, params,
                                      lambda: _initial(gram, xty, n_train, usable))

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from l1select import io as l1io
+from l1select.engines.checks import check_design
 from l1select.engines.stability import MICRO_GROUPS, check_groups, half_pairs, micro_ids
 from l1select.errors import DataError, list_names, quoted
 from l1select.folds import Grouper
@@ -37,12 +38,13 @@ class InMemory:
     rows: np.ndarray | None = None  # global row index of each fitting row (micro-groups)
     # X holds each column × its unit, a power of two (1 for most; see Profiler.units).
     unit: np.ndarray | None = None
-    w: np.ndarray | None = None  # observation weights of the fitting rows (None: all 1)
-    w_test: np.ndarray | None = None
-    classes: Any = None  # a binary target's family.Classes
 
     def units(self) -> np.ndarray:
         return np.ones(self.X.shape[1]) if self.unit is None else self.unit
+
+    w: np.ndarray | None = None  # observation weights of the fitting rows (None: all 1)
+    w_test: np.ndarray | None = None
+    classes: Any = None  # a binary target's family.Classes
 
 
 def scaling_of(X: np.ndarray, y: np.ndarray, standardize: bool,
@@ -109,15 +111,6 @@ def standardized(X: np.ndarray, scaling: Scaling) -> np.ndarray:
     Z = (X - scaling.x_mean) / scaling.x_scale
     Z[np.isnan(Z)] = 0.0
     return Z
-
-
-def check_folds(sizes: np.ndarray, n_train: int, n_folds: int, source: str) -> None:
-    if n_train < max(n_folds, 2):
-        raise DataError(f"{source} has {n_train} usable rows, fewer than the {n_folds} CV folds;"
-                        " use a smaller --cv or more data")
-    if (sizes == 0).any() or (n_train - sizes < 2).any():
-        raise DataError(f"{source} has too few usable rows ({n_train}) for {n_folds} CV folds; "
-                        "use a smaller --cv or more data")
 
 
 def constant_features(spread: np.ndarray, recipe: Recipe, source: str
@@ -198,10 +191,12 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
     X_all = pool_columns(X_all, sources)
     unit = _feature_units(recipe, units)
     warnings += pooled
-    if params.test_size is not None and (not test.any() or test.all()):
-        raise DataError(f"--test-size {params.test_size} leaves no rows on one side of the "
-                        f"split of {y_all.size} rows; choose another fraction")
     X, y = X_all[~test], y_all[~test]
+    n_folds = len(order) if params.alpha is None else 0
+    check_design(params, source.display, y.size, int(test.sum()),
+                 float(np.ptp(y)) if y.size else 0.0, float(y[0]) if y.size else 0.0,
+                 n_folds, grouper.by_label,
+                 np.bincount(groups[~test], minlength=n_folds + 1)[1:])
     if not np.all(np.isfinite(X) | np.isnan(X)):
         j = int(np.flatnonzero(~np.all(np.isfinite(X) | np.isnan(X), axis=0))[0])
         raise DataError(f"Column {quoted(recipe.features[j].column)} in {source.display} holds "
@@ -212,16 +207,6 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
     recipe, kept, more = constant_features(np.nan_to_num(spread, nan=0.0), recipe,
                                            source.display)
     warnings += more
-    n_folds = len(order) if params.alpha is None else 0
-    if y.size and np.ptp(y) == 0:
-        raise DataError(f"Target column {quoted(params.target)} in {source.display} is constant "
-                        f"({y[0]:g}); choose a target that varies")
-    if grouper.by_label and n_folds < 2:
-        raise DataError(f"Fold column {quoted(params.fold_column)} in {source.display} has a "
-                        "single fold; CV needs at least two")
-    if n_folds:
-        check_folds(np.bincount(groups[~test], minlength=n_folds + 1)[1:], y.size, n_folds,
-                    source.display)
     return InMemory(X=X[:, kept], y=y, groups=groups[~test], n_folds=n_folds,
                     fold_labels=tuple(fold_labels), X_test=X_all[test][:, kept],
                     y_test=y_all[test], recipe=recipe, warnings=tuple(warnings),

@@ -159,8 +159,8 @@ def test_predict_to_a_file_when_a_column_turns_to_text_late(tmp_path, monkeypatc
     """The output is written again from the top, once, after the late type change."""
     from l1select import io as l1io
 
-    monkeypatch.setattr(l1io, "CSV_BLOCK", 1024)
-    monkeypatch.setattr(l1io, "ROWS_PER_BLOCK", 1)
+    monkeypatch.setattr(l1io.csv, "CSV_BLOCK", 1024)
+    monkeypatch.setattr(l1io.csv, "ROWS_PER_BLOCK", 1)
     rng = np.random.default_rng(2)
     n = 400
     x = rng.normal(size=n)

@@ -66,8 +66,8 @@ def test_latin1_is_read_wherever_its_first_accent_is(tmp_path, monkeypatch, wher
     if where == "late block":
         # Blocks of about 1 KiB (about 12 rows each): the first accented letter (row 230) is
         # read long after the first block fixed the column types.
-        monkeypatch.setattr(l1io, "CSV_BLOCK", 1024)
-        monkeypatch.setattr(l1io, "ROWS_PER_BLOCK", 1)
+        monkeypatch.setattr(l1io.csv, "CSV_BLOCK", 1024)
+        monkeypatch.setattr(l1io.csv, "ROWS_PER_BLOCK", 1)
         assert text.index("ü") > 10 * 1024
     reference = tmp_path / "utf8.csv"
     reference.write_bytes(text.encode("utf-8"))
@@ -102,7 +102,7 @@ def test_windows_1252_punctuation_and_utf8_in_one_file(tmp_path):
     for _ in range(20):
         cuts = sorted(rng.choice(np.arange(1, len(raw)), size=3, replace=False))
         pieces = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
-        decoder = l1io._Decoder(raw, "test")
+        decoder = l1io.csv._Decoder(raw, "test")
         out = b"".join(decoder.decode(p) for p in pieces) + decoder.decode(b"", final=True)
         assert out == l1io.utf8_text(raw)
 
@@ -132,8 +132,8 @@ def test_a_byte_order_mark_decides_the_encoding(tmp_path, encoding, bom):
 def test_utf16_across_blocks_and_gzip(tmp_path, monkeypatch):
     import gzip
 
-    monkeypatch.setattr(l1io, "CSV_BLOCK", 1001)  # odd: blocks cut UTF-16 code units in two
-    monkeypatch.setattr(l1io, "ROWS_PER_BLOCK", 1)
+    monkeypatch.setattr(l1io.csv, "CSV_BLOCK", 1001)  # odd: blocks cut UTF-16 code units in two
+    monkeypatch.setattr(l1io.csv, "ROWS_PER_BLOCK", 1)
     text = _text(_table())
     reference = tmp_path / "utf8.csv"
     reference.write_bytes(text.encode("utf-8"))
@@ -166,8 +166,8 @@ def test_every_line_end_ends_a_line(tmp_path, monkeypatch, eol):
     other.write_bytes(_text(rows, eol).encode("utf-8"))
     want = fit_json(reference, "-t", "y")
     assert_same_numbers(fit_json(other, "-t", "y"), want)
-    monkeypatch.setattr(l1io, "CSV_BLOCK", 700)  # records cut across many blocks
-    monkeypatch.setattr(l1io, "ROWS_PER_BLOCK", 1)
+    monkeypatch.setattr(l1io.csv, "CSV_BLOCK", 700)  # records cut across many blocks
+    monkeypatch.setattr(l1io.csv, "ROWS_PER_BLOCK", 1)
     got = fit_json(other, "-t", "y")
     assert got["input"]["n_rows_used"] == 240
     assert_same_numbers(got, want)

@@ -828,8 +828,8 @@ def test_unknown_target_suggests_the_close_name():
 
 def test_non_numeric_target(tmp_path):
     cols = sparse_columns()
-    # Three text values: neither numbers nor a binary target (two values: a logistic model).
-    cols["label"] = ["good" if v > 0.5 else "bad" if v < -0.5 else "fair" for v in cols["y"]]
+    # Two text values are a binary target (a logistic fit); three are neither kind.
+    cols["label"] = ["good" if v > 1 else "bad" if v < -1 else "fair" for v in cols["y"]]
     path = write_csv(tmp_path / "d.csv", cols)
     assert_error(invoke("fit", path, "-t", "label"), 1, "'label'", "not numeric", "d.csv")
 

@@ -117,9 +117,9 @@ def test_results_do_not_depend_on_the_batch_size(tmp_path, monkeypatch):
     path = write_csv(tmp_path / "d.csv", X, y, {"cat": cat, "late": late})
     pd.read_csv(path).to_parquet(tmp_path / "d.parquet")
     whole = _fit(path, "gram", n_alphas=20)
-    monkeypatch.setattr(l1io, "CSV_BLOCK", 2048)
-    monkeypatch.setattr(l1io, "ROWS_PER_BLOCK", 1)
-    monkeypatch.setattr(l1io, "PARQUET_BATCH_VALUES", 37 * 8)
+    monkeypatch.setattr(l1io.csv, "CSV_BLOCK", 2048)
+    monkeypatch.setattr(l1io.csv, "ROWS_PER_BLOCK", 1)
+    monkeypatch.setattr(l1io.parquet, "PARQUET_BATCH_VALUES", 37 * 8)
     for p in (path, tmp_path / "d.parquet"):
         small = _fit(p, "gram", n_alphas=20)
         # Different merge orders change only the last bits.
@@ -129,8 +129,8 @@ def test_results_do_not_depend_on_the_batch_size(tmp_path, monkeypatch):
 
 
 def test_a_numeric_column_that_turns_to_text_late_is_reread(tmp_path, monkeypatch):
-    monkeypatch.setattr(l1io, "CSV_BLOCK", 1024)
-    monkeypatch.setattr(l1io, "ROWS_PER_BLOCK", 1)
+    monkeypatch.setattr(l1io.csv, "CSV_BLOCK", 1024)
+    monkeypatch.setattr(l1io.csv, "ROWS_PER_BLOCK", 1)
     rng = np.random.default_rng(1)
     n = 300
     x = rng.normal(size=n)
@@ -157,5 +157,42 @@ def test_a_column_missing_in_the_whole_first_batch(tmp_path, monkeypatch):
     z[:100] = np.nan
     path = tmp_path / "late.parquet"
     pq.write_table(pa.table({"x": x, "z": z, "y": y}), path, row_group_size=50)
-    monkeypatch.setattr(l1io, "PARQUET_BATCH_VALUES", 50 * 3)
+    monkeypatch.setattr(l1io.parquet, "PARQUET_BATCH_VALUES", 50 * 3)
     assert_same(_fit(path, "gram", n_alphas=20), _fit(path, "reference", n_alphas=20))
+
+
+def _design_case(tmp_path, case):
+    """A small file with one problem of the design, the options that meet it, and the start
+    of the one message every engine gives for it."""
+    rng = np.random.default_rng(11)
+    n = {"few_rows": 4}.get(case, 40)
+    df = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n),
+                       "y": rng.normal(size=n)})
+    kw: dict = {}
+    if case == "constant":
+        df["y"] = 3.25
+        want = "Target column 'y' in {} is constant (3.25); choose a target that varies"
+    elif case == "single_fold":
+        df["fold"] = "only"
+        kw["fold_column"] = "fold"
+        want = "Fold column 'fold' in {} has a single fold; CV needs at least two"
+    elif case == "few_rows":
+        kw["cv"] = 5
+        want = "{} has 4 usable rows, fewer than the 5 CV folds; use a smaller --cv"
+    else:
+        kw["test_size"] = 0.001
+        want = "--test-size 0.001 leaves no rows on one side of the split of 40 rows"
+    path = tmp_path / f"{case}.csv"
+    df.to_csv(path, index=False)
+    return path, kw, want.format(path)
+
+
+@pytest.mark.parametrize("case", ["constant", "single_fold", "few_rows", "empty_test"])
+def test_every_engine_refuses_a_bad_design_with_the_same_message(tmp_path, case):
+    from l1select.errors import DataError
+
+    path, kw, want = _design_case(tmp_path, case)
+    for engine in ("gram", "data", "reference"):
+        with pytest.raises(DataError) as err:
+            _fit(path, engine, **kw)
+        assert str(err.value).startswith(want), (engine, str(err.value))

@@ -12,8 +12,9 @@ RANK = {
     "errors": 0, "types": 0, "__init__": 0, "files": 0,
     # The option table is a declaration every stage may read, like types.
     "options": 0,
+    # io is a package: its parts have their own ranks (IO_RANK below).
     "io": 1, "prepare": 2, "family": 2.5, "folds": 3, "moments": 4, "_kernels": 4,
-    "_kernels_group": 4, "_kernels_logistic": 4,
+    "_kernels_group": 4, "_kernels_logistic": 4, "_aot": 4.5,
     "path": 5, "grouplasso": 5, "cv": 6, "solve": 6.5,
     "select": 7, "engines": 8, "pipeline": 9, "apply": 9, "report": 10, "plots": 10, "config": 10,
     # The HTML report renders only, like report and plots, and embeds the plots' pictures.
@@ -59,4 +60,27 @@ def test_imports_point_down_the_data_flow():
                 continue
             if RANK[dep] >= RANK[me] and RANK[dep] != 0:
                 wrong.append(f"{path.relative_to(PKG)} imports {dep}")
+    assert not wrong, wrong
+
+
+# Inside the io package: where the bytes are, then one reader per format, then the ways in.
+IO_RANK = {"sources": 0, "result": 0, "csv": 1, "parquet": 1, "write": 1, "reader": 2}
+
+
+def test_the_io_parts_import_one_way():
+    wrong = []
+    for path in (PKG / "io").glob("*.py"):
+        me = path.stem
+        if me == "__init__":
+            continue  # re-exports the parts, lazily
+        assert me in IO_RANK, f"give l1select/io/{me}.py a rank in IO_RANK"
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = node.module.split(".")
+                if names[:2] != ["l1select", "io"]:
+                    continue
+                deps = names[2:3] or [a.name for a in node.names]
+                for dep in deps:
+                    if dep in IO_RANK and IO_RANK[dep] >= IO_RANK[me] and dep != me:
+                        wrong.append(f"io/{me}.py imports io/{dep}.py")
     assert not wrong, wrong

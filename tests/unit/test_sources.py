@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -119,8 +120,8 @@ def test_quoted_line_breaks_across_blocks(tmp_path, monkeypatch):
     path = tmp_path / "notes.csv"
     path.write_text("\n".join(rows) + "\n")
     whole = _fit(path)
-    monkeypatch.setattr(l1io, "CSV_BLOCK", 512)
-    monkeypatch.setattr(l1io, "ROWS_PER_BLOCK", 1)
+    monkeypatch.setattr(l1io.csv, "CSV_BLOCK", 512)
+    monkeypatch.setattr(l1io.csv, "ROWS_PER_BLOCK", 1)
     small = _fit(path)
     assert small.input["n_rows"] == whole.input["n_rows"] == 300
     _same(small, whole)
@@ -138,7 +139,7 @@ def test_one_big_row_group_is_read_in_bounded_batches_in_order(tmp_path, monkeyp
     pq.write_table(table, path, row_group_size=n)
     assert pq.ParquetFile(path).metadata.num_row_groups == 1
     # 2 columns and 1024 values a batch: batches of max(1024, 512) = 1024 rows, not the group.
-    monkeypatch.setattr(l1io, "PARQUET_BATCH_VALUES", 1024)
+    monkeypatch.setattr(l1io.parquet, "PARQUET_BATCH_VALUES", 1024)
     source, header, data = l1io.open_header(str(path))
     scan = l1io.Scan()
     got = list(l1io.batches(source, header, header.names, data, scan))
@@ -148,3 +149,48 @@ def test_one_big_row_group_is_read_in_bounded_batches_in_order(tmp_path, monkeyp
     np.testing.assert_array_equal(a, np.arange(n))
     assert scan.n_rows == n
     assert scan.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_io_package_exports_resolve_and_reading_a_result_needs_no_arrow():
+    import subprocess
+    import sys
+
+    import l1select.io as l1io
+
+    assert sorted(l1io.__all__) == sorted(l1io._EXPORTS)
+    for name in l1io.__all__:
+        assert getattr(l1io, name).__module__.startswith("l1select.io."), name
+    # plot reads a result file only: the lazy package must not pull Arrow in for it.
+    code = ("import sys; from l1select.io import load_result; "
+            "print('pyarrow' in sys.modules)")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=root)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such result file"),
+    ("folder", "is a folder, not a result file"),
+    ("{not json", "is not a result file"),
+    ('{"schema_version": 2}', "is not an l1select result"),
+    ('[1, 2]', "is not an l1select result"),
+])
+def test_one_result_reader_for_plot_transform_and_predict(tmp_path, content, message):
+    from l1select.apply import load_model
+    from l1select.plots import load_result
+
+    path = tmp_path / "result.json"
+    if content == "folder":
+        path.mkdir()
+    elif content is not None:
+        path.write_text(content)
+    seen = []
+    for load in (load_model, load_result):
+        with pytest.raises(InputError) as err:
+            load(str(path))
+        seen.append(str(err.value))
+    for text in seen:
+        assert message in text and "l1select fit … --format json" in text
+    if content in (None, "folder", "{not json"):
+        assert seen[0] == seen[1]  # one reader, one message

@@ -1,0 +1,140 @@
+"""Parquet: the schema of a file, and its rows as record batches of the needed columns.
+
+:func:`read_row_groups` is the one loop over a file's row groups: the local engines read a
+source through :func:`read_batches` (every file, every group, in order, hashing the bytes),
+and the Dask engine calls it on each partition (a file's consecutive row groups).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator, Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from l1select.errors import InputError
+from l1select.io.sources import (
+    Header,
+    Scan,
+    Source,
+    check_same_header,
+    clean_names,
+    is_url,
+    open_binary,
+    short_error,
+)
+
+# Parquet batches of about 16 MiB of float64 values whatever the width. They are decoded
+# batch by batch (not row group by row group), so memory does not grow with the row groups a
+# writer chose: pyarrow's default is a million rows to a group.
+PARQUET_BATCH_VALUES = 1 << 21
+# Bytes read from the file at a time per column: the reader then holds a window of each column
+# chunk instead of the whole chunk (a million doubles is 8 MB a column, 400 MB for 50).
+PARQUET_READ_BUFFER = 1 << 16
+
+
+def _unreadable(path: str, exc: BaseException) -> InputError:
+    return InputError(f"{path} is not a readable Parquet file ({short_error(exc)}); check that "
+                      "the file is complete")
+
+
+def read_schema(path: str) -> pa.Schema:
+    """The Arrow schema of one Parquet file (local or a URL)."""
+    try:
+        if is_url(path):
+            with open_binary(path) as fh:
+                return pq.read_schema(fh)
+        return pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise _unreadable(path, exc) from None
+
+
+def open_file(path: str, digest=None, hashing: list | None = None) -> pq.ParquetFile:
+    """Open one Parquet file (local or a URL) for reading.
+
+    With ``digest`` (a hashlib object) its bytes go into it: for a local file in a thread
+    appended to ``hashing`` (hashlib releases the GIL, so hashing overlaps the decoding; the
+    caller joins the threads; files are hashed in order, one digest over all of them); a
+    remote file is then fetched whole, one transfer hashed as it comes.
+    """
+    try:
+        if is_url(path):
+            if digest is None:
+                return pq.ParquetFile(open_binary(path), buffer_size=PARQUET_READ_BUFFER,
+                                      pre_buffer=False)
+            with open_binary(path) as fh:
+                data = fh.read()
+            digest.update(data)
+            return pq.ParquetFile(pa.BufferReader(data), buffer_size=PARQUET_READ_BUFFER,
+                                  pre_buffer=False)
+        if digest is not None:
+            def hash_file() -> None:
+                with open(path, "rb") as fh:
+                    while chunk := fh.read(1 << 22):
+                        digest.update(chunk)
+
+            for t in hashing:
+                t.join()
+            thread = threading.Thread(target=hash_file, daemon=True)
+            thread.start()
+            hashing.append(thread)
+        return pq.ParquetFile(path, buffer_size=PARQUET_READ_BUFFER, pre_buffer=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        raise _unreadable(path, exc) from None
+
+
+def read_row_groups(source: Source, header: Header, columns: list[str], path: str,
+                    groups: Sequence[int] | None = None, pf: pq.ParquetFile | None = None,
+                    use_threads: bool = True) -> Iterator[pa.RecordBatch]:
+    """The record batches of ``columns`` in row groups ``groups`` (all: None) of one file of
+    ``source``, in order, named as in ``header``.
+
+    When ``groups`` starts at the file's first group and the file is not the source's first,
+    its columns are checked against the header. ``pf`` is the file, if already open.
+    """
+    raw_to_clean = {raw: clean for clean, raw in header.renamed.items()}
+    raw_columns = [header.renamed.get(c, c) for c in columns]
+    rows = max(1024, PARQUET_BATCH_VALUES // max(len(raw_columns), 1))
+    try:
+        pf = pf if pf is not None else open_file(path)
+        groups = range(pf.metadata.num_row_groups) if groups is None else groups
+        if path != source.files[0] and (not groups or groups[0] == 0):
+            names = [raw_to_clean.get(n, n) for n in pf.schema_arrow.names]
+            check_same_header(path, clean_names(names, path).names, header, source)
+        for i in groups:
+            # A group larger than a batch is decoded batch by batch (only a batch and a
+            # read window per column are held); a smaller one is read whole, which
+            # spares a wide file one batch reader per column.
+            if pf.metadata.row_group(i).num_rows > rows:
+                parts = pf.iter_batches(batch_size=rows, row_groups=[i], columns=raw_columns,
+                                        use_threads=use_threads)
+            else:
+                parts = pf.read_row_group(i, columns=raw_columns, use_threads=use_threads
+                                          ).to_batches(max_chunksize=rows)
+            for batch in parts:
+                if raw_to_clean:
+                    batch = batch.rename_columns([raw_to_clean.get(n, n)
+                                                  for n in batch.schema.names])
+                yield batch
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+        raise _unreadable(path, exc) from None
+
+
+def read_batches(source: Source, header: Header, columns: list[str], scan: Scan
+                 ) -> Iterator[tuple[pa.RecordBatch, int]]:
+    """``(record_batch, first_row_index)`` over every file of ``source`` in order; fills
+    ``scan`` (the sha256 of all the files' bytes, the row count) at the end."""
+    digest = hashlib.sha256()
+    start = 0
+    hashing: list = []
+    for path in source.files:
+        pf = open_file(path, digest, hashing)
+        for batch in read_row_groups(source, header, columns, path, pf=pf):
+            yield batch, start
+            start += batch.num_rows
+    for t in hashing:
+        t.join()
+    scan.sha256 = digest.hexdigest()
+    scan.n_rows = start
