@@ -91,10 +91,11 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
                         list(out.alpha_max), out.penalty, out.family, out.measure)
         extra = _trust(out, chosen, params, reporter)
     halves_converged = extra.pop("converged")
+    stop = "coefficient-change" if out.family == "binomial" else "duality-gap"
     if not (all(f.converged for f in out.fits) and halves_converged):
         warnings.append(Warn(
             "not_converged", f"The solver stopped at {params.max_iter} epochs before reaching "
-            f"the duality-gap tolerance {params.tol:g} at some alphas; the results there are "
+            f"the {stop} tolerance {params.tol:g} at some alphas; the results there are "
             "approximate (highly correlated features slow it down: consider --exclude)"))
     warnings.extend(extra.pop("warnings"))
     test_report = None
