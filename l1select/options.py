@@ -171,8 +171,8 @@ Threshold = Annotated[float, typer.Option(
     "--threshold", help="binomial: predict the positive class above this probability (class "
     "measure, test accuracy, predict).")]
 Weights = Annotated[str | None, typer.Option(
-    "--weights", help="Column of non-negative observation weights (not a feature); binary "
-    "targets only for now.", show_default=False)]
+    "--weights", help="Column of non-negative observation weights (not a feature), glmnet's "
+    "weights: both families; every engine but data for a numeric target.", show_default=False)]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 

@@ -130,7 +130,8 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
                 reporter = _Progress(progress, n_rows) if progress else None
         if out is None:
             _gaussian_only(params)
-            engine = _engine(params.engine, len(columns), n_rows)
+            engine = _engine(params.engine, len(columns), n_rows,
+                             weighted=params.weights is not None)
             out = engine.run(source, header, data, columns, params, reporter)
         classes = out.classes
         features = list(out.recipe.features)
@@ -315,9 +316,6 @@ def _likely_family(source, header, data, params: FitParams) -> str:
 
 def _gaussian_only(params: FitParams) -> None:
     """What only the binomial family has, asked of a gaussian fit: a usage error."""
-    if params.weights is not None:
-        raise ConfigError("--weights is not supported yet for a numeric target (family "
-                          "gaussian); it works with a binary target (--family binomial)")
     if params.measure in ("deviance", "auc", "class"):
         raise ConfigError(f"--measure {params.measure} is for a binary target, and "
                           f"'{params.target}' is numeric (family gaussian); use mse or mae")
@@ -330,9 +328,15 @@ def _gaussian_only(params: FitParams) -> None:
 BINOMIAL_ENGINES = ("auto", "data")
 
 
-def _engine(name: str, n_columns: int, n_rows: int | None, family: str = "gaussian"):
+# The engines that take observation weights in the gaussian family.
+WEIGHTED_GAUSSIAN_ENGINES = ("auto", "gram", "dask", "reference")
+
+
+def _engine(name: str, n_columns: int, n_rows: int | None, family: str = "gaussian",
+            weighted: bool = False):
     """The engine to run. ``auto`` streams the Gram statistics unless the data is wide; the
-    binomial family is fitted in memory."""
+    binomial family is fitted in memory. The data-matrix engine has no observation weights
+    for the gaussian family: weighted fits take the Gram route."""
     if family == "binomial":
         if name not in BINOMIAL_ENGINES:
             raise ConfigError(f"--engine {name} cannot fit a logistic model (binary target, "
@@ -341,9 +345,19 @@ def _engine(name: str, n_columns: int, n_rows: int | None, family: str = "gaussi
         from l1select.engines import logistic
 
         return logistic
+    if weighted and name not in WEIGHTED_GAUSSIAN_ENGINES:
+        raise ConfigError(f"--engine {name} does not take --weights for a numeric target "
+                          "(family gaussian); use --engine auto, gram, dask or reference")
+    if weighted and name == "auto" and n_columns > GRAM_MAX_FEATURES:
+        raise ConfigError(f"--weights with a numeric target and more than {GRAM_MAX_FEATURES} "
+                          f"columns ({n_columns}) is not supported: the weighted Gram route "
+                          "would outgrow memory and the data-matrix engine has no weights; "
+                          "select fewer columns (--features/--exclude) or force it with "
+                          "--engine gram")
     if name == "auto":
         wide = n_columns > GRAM_MAX_FEATURES or (n_rows is not None and n_rows < 2 * n_columns)
-        name = "data" if wide else "gram"
+        # Weighted gaussian fits stay on the Gram, whose statistics take weights.
+        name = "data" if wide and not weighted else "gram"
     if name == "reference":
         from l1select.engines import reference
 

@@ -32,7 +32,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from l1select import io as l1io
-from l1select.engines.gram import Reduction, make_grouper, solve
+from l1select.engines.gram import Reduction, make_grouper, solve, split_weights
 from l1select.errors import ConfigError, DataError, InputError, L1SelectError
 from l1select.moments import Moments
 from l1select.prepare import Profiler
@@ -263,6 +263,7 @@ def _pass1(job: _Job, part: _Part, index: int, start: int, strict: bool = False)
     try:
         with threadpool_limits(limits=1):
             for batch in _batches(job, part):
+                batch = split_weights(batch, job.params)[0]  # checked in the second pass
                 if prof is None:
                     prof = _profiler(job, batch.schema)
                 b = prof.update(batch, start + n)

@@ -7,7 +7,7 @@ import numpy as np
 
 from l1select import io as l1io
 from l1select.cv import heldout_sse
-from l1select.engines.memory import check_folds, constant_features
+from l1select.engines.memory import check_folds, check_weight_sums, constant_features
 from l1select.engines.stability import check_groups, half_pairs, micro_count, micro_ids
 from l1select.errors import DataError
 from l1select.folds import Grouper
@@ -15,6 +15,15 @@ from l1select.moments import Imputed, Layout, Moments, imputed, merge_sum
 from l1select.path import adaptive_initial, alpha_max, grids_for, make_penalty, solve_gram
 from l1select.prepare import Y_SLOT, Profiler
 from l1select.types import AllRows, EngineOutput, FitParams, PathFit, Scaling
+
+
+def split_weights(batch, params: FitParams):
+    """The batch without the weights column (never a feature), and that column (None
+    without ``--weights``)."""
+    if params.weights is None:
+        return batch, None
+    i = batch.schema.get_field_index(params.weights)
+    return batch.drop_columns([params.weights]), batch.column(i)
 
 
 class Reduction:
@@ -33,7 +42,16 @@ class Reduction:
     def add(self, batch, start: int) -> None:
         """Reduce one record batch whose first row has global index ``start``."""
         params, prof, grouper, stats = self.params, self.prof, self.grouper, self.stats
+        batch, weights = split_weights(batch, params)
         b = prof.update(batch, start)
+        w = None
+        if weights is not None:
+            from l1select.family import observation_weights
+
+            # Per batch, zero everywhere is allowed: the whole data's total is checked later.
+            w = observation_weights(weights, b.rows - start, params.weights, prof.source,
+                                    prof.line_offset + start, prof.row_label,
+                                    require_positive=False)
         labels = None
         if grouper.by_label:
             col = batch.column(params.fold_column).take(b.rows - start)
@@ -44,7 +62,7 @@ class Reduction:
             labels = [str(v) for v in col.to_pylist()]
         groups = grouper.groups(b.rows, labels)
         stats.ensure_groups(grouper.n_groups)
-        stats.add(b.keys, b.U, groups, b.init, b.shift)
+        stats.add(b.keys, b.U, groups, b.init, b.shift, w)
         if len(self.y_values) < 3 and b.U.shape[0]:
             self.y_values.update(np.unique(b.U[:, b.keys.index(Y_SLOT)])[:3].tolist())
         if params.stability:
@@ -55,7 +73,7 @@ class Reduction:
             train = groups != 0
             self.micro.add(b.keys, b.U[train],
                            micro_ids(b.rows[train], self.micro.n_groups, params.seed), b.init,
-                           b.shift)
+                           b.shift, None if w is None else w[train])
         dead = prof.dead_slots()
         if dead:
             stats.drop(dead)
@@ -85,7 +103,8 @@ def accumulate(source, header, data, columns, params: FitParams, progress=None):
         for batch, start in l1io.batches(source, header, columns, data, scan, overrides,
                                          encoding):
             if red is None:
-                red = Reduction(Profiler(batch.schema, params.target, params.fold_column,
+                schema = split_weights(batch, params)[0].schema
+                red = Reduction(Profiler(schema, params.target, params.fold_column,
                                          params.max_levels, params.missing, source.display,
                                          offset, label, source.decimal_comma),
                                 grouper, params)
@@ -141,12 +160,18 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
     train_mask = np.zeros(stats.n_groups, dtype=bool)
     train_mask[order] = True
     n_train, mean_all, com_all = stats.merged(train_mask)
-    n_test = int(stats.n[0])
-    if params.test_size is not None and (n_test == 0 or n_train == 0):
+    # With --weights, n_train and stats.n are sums of weights; rows_* count rows.
+    rows_train = int(stats.rows[train_mask].sum())
+    n_test = int(stats.rows[0])
+    if params.test_size is not None and (n_test == 0 or rows_train == 0):
         raise DataError(f"--test-size {params.test_size} leaves no rows on one side of the "
-                        f"split of {n_train + n_test:.0f} rows; choose another fraction")
-    if n_train == 0:
+                        f"split of {rows_train + n_test} rows; choose another fraction")
+    if rows_train == 0:
         raise DataError(f"{source.display} has no rows with a target value; nothing to fit")
+    if params.weights is not None:
+        check_weight_sums(stats.n[order] if n_folds else [n_train],
+                          float(stats.n[0]) if n_test else None, params.weights,
+                          source.display)
     full = imputed(n_train, mean_all, com_all, layout)
     gram, xty, yty, scale, std, usable = _problem(full, params.standardize)
     recipe, kept, more = constant_features(np.where(usable, std, 0.0), recipe, source.display)
@@ -163,10 +188,10 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
         raise DataError(f"Fold column '{params.fold_column}' in {source.display} has a single "
                         "fold; CV needs at least two")
     if n_folds:
-        check_folds(stats.n[order], int(n_train), n_folds, source.display)
+        check_folds(stats.rows[order], rows_train, n_folds, source.display)
     p = len(recipe.features)
     penalty, adaptive = make_penalty(recipe.features, params,
-                                     lambda: _initial(gram, xty, n_train, usable))
+                                     lambda: _initial(gram, xty, rows_train, usable))
     unpen = None if penalty is None else gram[:, penalty == 0]
     a_max = [alpha_max(xty, r, penalty, unpen) for r in params.l1_ratios]
     grids = grids_for(a_max, params)
@@ -202,7 +227,7 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
         fits.append(PathFit(l1_ratio=l1_ratio, alphas=alphas, coefs=coefs, mse_path=mse_path,
                             fold_sizes=sizes, fold_coefs=fold_coefs, converged=converged))
     scaling = Scaling(x_mean=full.x_mean, x_scale=scale, x_std=std, y_mean=full.y_mean,
-                      y_var=yty, n_samples=int(n_train))
+                      y_var=yty, n_samples=rows_train)
 
     test_error = None
     if n_test:
@@ -220,7 +245,7 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
 
     return EngineOutput(
         engine=engine, recipe=recipe, warnings=tuple(warnings), fits=tuple(fits),
-        scaling=scaling, alpha_max=tuple(a_max), n_rows=scan.n_rows, n_used=int(n_train),
+        scaling=scaling, alpha_max=tuple(a_max), n_rows=scan.n_rows, n_used=rows_train,
         n_test=n_test, n_dropped=prof.n_missing_target + prof.n_missing_dropped,
         sha256=scan.sha256, n_folds=n_folds, fold_labels=tuple(fold_labels),
         test_error=test_error, penalty=penalty, adaptive=adaptive,
@@ -245,8 +270,9 @@ def _halves(micro: Moments | None, stats: Moments, layout: Layout, recipe, param
     """The half-sample solver of stability selection: each half's statistics are the merge
     of its micro-groups, imputed and standardized exactly as a training fold's."""
     assert micro is not None and micro.keys == stats.keys
-    check_groups(micro.n)
-    pairs = half_pairs(micro.n, params.stability, params.seed)
+    # Rows, not weights, decide which micro-groups are live: the in-memory engines agree.
+    check_groups(micro.rows)
+    pairs = half_pairs(micro.rows, params.stability, params.seed)
     p = len(recipe.features)
 
     def halves(l1_ratio: float, alphas: np.ndarray, progress=None):

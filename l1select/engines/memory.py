@@ -41,13 +41,28 @@ class InMemory:
 
 
 
-def scaling_of(X: np.ndarray, y: np.ndarray, standardize: bool) -> Scaling:
+def scaling_of(X: np.ndarray, y: np.ndarray, standardize: bool,
+               w: np.ndarray | None = None) -> Scaling:
     """Means and scales after imputing each column's missing values with its mean.
 
     Imputed values sit at the mean, so they add nothing to the sum of squares; the standard
-    deviation (ddof=0) is over all rows, imputed ones included.
+    deviation (ddof=0) is over all rows, imputed ones included. With observation weights
+    ``w`` (n,) every mean and standard deviation is weighted (glmnet's convention).
     """
     n = X.shape[0]
+    if w is not None:
+        total = float(w.sum())
+        observed = ~np.isnan(X)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            x_mean = (w @ np.where(observed, X, 0.0)) / (w @ observed)
+        # A column observed on weight-0 rows only is constant here: centre it at 0.
+        x_mean = np.nan_to_num(x_mean, nan=0.0)
+        centered = np.where(observed, X - x_mean, 0.0)
+        x_std = np.sqrt((w @ centered ** 2) / total)
+        x_scale = np.where(x_std > 0, x_std, 1.0) if standardize else np.ones_like(x_std)
+        y_mean = float(w @ y / total)
+        return Scaling(x_mean=x_mean, x_scale=x_scale, x_std=x_std, y_mean=y_mean,
+                       y_var=float(w @ (y - y_mean) ** 2 / total), n_samples=n)
     x_mean = np.nanmean(X, axis=0)
     centered = np.where(np.isnan(X), 0.0, X - x_mean)
     x_std = np.sqrt(np.einsum("ij,ij->j", centered, centered) / n)
@@ -62,6 +77,41 @@ def standardized(X: np.ndarray, scaling: Scaling) -> np.ndarray:
     Z = (X - scaling.x_mean) / scaling.x_scale
     Z[np.isnan(Z)] = 0.0
     return Z
+
+
+def row_factors(w: np.ndarray | None, n: int) -> np.ndarray | None:
+    """``sqrt(w_i · n / sum(w))``: multiplying the centered rows by these turns the weighted
+    least-squares objective ``1/(2n) Σ w_i r_i²`` (weights scaled to sum to n, glmnet's
+    convention) into an unweighted one on the same n rows."""
+    return None if w is None else np.sqrt(w * (n / w.sum()))
+
+
+def weighted_mean(values: np.ndarray, w: np.ndarray | None, axis: int = 0):
+    """The (weighted) mean of ``values`` along ``axis``."""
+    if w is None:
+        return np.mean(values, axis=axis)
+    return np.tensordot(w, values, axes=([0], [axis])) / w.sum()
+
+
+def check_weight_sums(fold_sums: np.ndarray, test_sum: float | None, name: str,
+                      source: str) -> None:
+    """Weighted statistics divide by sums of weights: the training rows, each fold's
+    held-out rows and the rest of its training rows, and the test rows need some weight.
+    ``fold_sums`` holds each fold's weight (one entry, the training rows, without CV)."""
+    train = float(np.sum(fold_sums))
+    if train <= 0:
+        raise DataError(f"Weights column '{name}' in {source} is zero on every row used; "
+                        "give some rows a positive weight")
+    if test_sum is not None and test_sum <= 0:
+        raise DataError(f"Weights column '{name}' in {source} is zero on every test row "
+                        "(--test-size); give some of them a positive weight")
+    if len(fold_sums) < 2:
+        return
+    for k, s in enumerate(fold_sums):
+        if s <= 0 or train - s <= 0:
+            raise DataError(f"Weights column '{name}' in {source} is zero on every row "
+                            f"{'of' if s <= 0 else 'outside'} CV fold {k + 1}; give rows "
+                            "of every fold a positive weight, or use fewer folds")
 
 
 def check_folds(sizes: np.ndarray, n_train: int, n_folds: int, source: str) -> None:
@@ -183,10 +233,16 @@ class Prepared:
 
 def prepare_grids(mem: InMemory, params: FitParams) -> Prepared:
     """All-rows scaling, penalty factors, and the alpha grid of each l1_ratio."""
-    scaling = scaling_of(mem.X, mem.y, params.standardize)
-    Xs = standardized(mem.X, scaling)
+    scaling = scaling_of(mem.X, mem.y, params.standardize, mem.w)
     n = mem.y.size
-    yc = mem.y - scaling.y_mean
+    root = row_factors(mem.w, n)
+
+    def rows_scaled(Z: np.ndarray) -> np.ndarray:
+        # Weighted: rows times sqrt(w·n/Σw), so that plain products are weighted ones.
+        return Z if root is None else Z * (root[:, None] if Z.ndim == 2 else root)
+
+    Xs = rows_scaled(standardized(mem.X, scaling))
+    yc = rows_scaled(mem.y - scaling.y_mean)
     xty = Xs.T @ yc / n
     penalty, adaptive = make_penalty(mem.recipe.features, params,
                                      lambda: initial_data(Xs, yc))
@@ -196,7 +252,7 @@ def prepare_grids(mem: InMemory, params: FitParams) -> Prepared:
 
     def gram_cols(idx) -> np.ndarray:
         # Formed again on demand: wide data does not keep a second n×p matrix alive.
-        Z = standardized(mem.X, scaling)
+        Z = rows_scaled(standardized(mem.X, scaling))
         return Z.T @ Z[:, idx] / n
 
     return Prepared(scaling, grids_for(a_max, params), a_max, penalty, adaptive,
@@ -233,10 +289,13 @@ def test_error_fn(mem: InMemory, x_mean: np.ndarray):
         return None
 
     def test_error(coef: np.ndarray, intercept: float) -> tuple[int, float, float | None]:
+        # With weights: the weighted mean of the squared errors, and R² against the weighted
+        # variance of the test target.
+        w = mem.w_test
         X = np.where(np.isnan(mem.X_test), x_mean, mem.X_test)
         resid = mem.y_test - intercept - X @ coef
-        mse = float(np.mean(resid ** 2))
-        sst = float(np.mean((mem.y_test - mem.y_test.mean()) ** 2))
+        mse = float(weighted_mean(resid ** 2, w))
+        sst = float(weighted_mean((mem.y_test - weighted_mean(mem.y_test, w)) ** 2, w))
         return int(mem.y_test.size), mse, (1.0 - mse / sst) if sst > 0 else None
 
     return test_error
