@@ -212,3 +212,33 @@ def test_weight_errors(tmp_path):
     zero = write_csv(tmp_path / "z.csv", X, y, {"w": np.zeros(y.size)})
     with pytest.raises(DataError, match="zero on every row used"):
         _fit(zero, weights="w")
+
+
+def test_dask_equals_gram_with_weights(tmp_path):
+    distributed = pytest.importorskip("distributed", reason="dask[distributed] not installed")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    X, y, w, _ = _data(n=400, p=5, seed=12, missing=0.05)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    cols = {f"x{j}": X[:, j] for j in range(X.shape[1])}
+    table = pa.table({**cols, "y": y, "w": w})
+    for i, lo in enumerate(range(0, y.size, 70)):  # partitions of uneven weight
+        pq.write_table(table.slice(lo, 70), folder / f"part-{i:02d}.parquet")
+    kw = dict(weights="w", n_alphas=20, test_size=0.2, stability=2)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0", silence_logs=50) as cluster:
+        a = _fit(folder, "dask", scheduler=cluster.scheduler_address, **kw)
+    b = _fit(folder, "gram", **kw)
+    # The same statistics merged in another order: the last bits only (as test_dask).
+    rtol = 1e-10
+    np.testing.assert_allclose([r["mean"] for r in a.cv["path"]],
+                               [r["mean"] for r in b.cv["path"]], rtol=rtol)
+    np.testing.assert_allclose([r["se"] for r in a.cv["path"]],
+                               [r["se"] for r in b.cv["path"]], rtol=rtol)
+    np.testing.assert_allclose([f.coef for f in a.features], [f.coef for f in b.features],
+                               rtol=rtol, atol=1e-12)
+    assert a.test["mse"] == pytest.approx(b.test["mse"], rel=rtol)
+    assert [f.stability for f in a.features] == [f.stability for f in b.features]
+    assert a.input["n_rows_used"] == b.input["n_rows_used"]
