@@ -242,3 +242,18 @@ def test_dask_equals_gram_with_weights(tmp_path):
     assert a.test["mse"] == pytest.approx(b.test["mse"], rel=rtol)
     assert [f.stability for f in a.features] == [f.stability for f in b.features]
     assert a.input["n_rows_used"] == b.input["n_rows_used"]
+
+
+def test_weighted_ols_refit_and_adaptive(tmp_path):
+    from sklearn.linear_model import LinearRegression
+
+    X, y, w, _ = _data(n=150, p=5, seed=6)
+    path = write_csv(tmp_path / "d.csv", X, y, {"w": w})
+    r = _fit(path, weights="w", n_alphas=30, refit="ols", adaptive=True)
+    sel = [int(n[1:]) for n in r.selected]
+    ols = LinearRegression().fit(X[:, sel], y, sample_weight=w)
+    got = {f.name: f.coef_ols for f in r.features}
+    # Solved from the weighted Gram of the selected features: rounding only.
+    np.testing.assert_allclose([got[f"x{j}"] for j in sel], ols.coef_, rtol=1e-9)
+    assert r.intercept_ols == pytest.approx(ols.intercept_, rel=1e-9)
+    assert r.penalty["adaptive"]["initial"] == "ols"  # 150 rows >= 2·5 features
