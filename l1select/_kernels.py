@@ -770,8 +770,10 @@ def cd_gram_path(gram, xty, yty, alphas, l1_ratio, penalty, coef, tol, max_iter)
 # (Cauchy-Schwarz) against the gradients of the last full pass over the data, and
 # computes the exact gradient only for features the bound cannot clear. When more than
 # this fraction of all features would need it, one full pass is cheaper overall: it also
-# resets r_ref, which makes the bounds tight again for the alphas that follow.
-_REFRESH_FRACTION = 0.05
+# resets r_ref, which makes the bounds tight again for the alphas that follow. On the
+# benchmark's wide case (500 x 20,000, 97 alphas) 0.2 makes 41 full passes instead of 70 at
+# 0.05 and costs 15% less CPU per path (0.02: 80 passes; 0.5: 35, but no faster).
+_REFRESH_FRACTION = 0.2
 
 # Most epochs on a wide path are sweeps over the non-zero coefficients. They run on the
 # Gram of those features (each entry computed from the data once and cached), where a

@@ -4,13 +4,14 @@ A result file (``fit --format json``) carries the whole preparation recipe: the 
 and how each was read, the one-hot levels, the imputation values, and the coefficients. Nothing
 is refitted, and the data is streamed: memory does not grow with the rows.
 
-Rules for data that differs from the training data (documented in the README):
+Rules for data that differs from the training data (documented in docs/pipelines.md):
 
 - a column the model needs (a feature with a non-zero coefficient) that is missing from the
   data is an error; columns the model does not need may be absent;
 - a missing value is imputed with the training mean, as ``fit`` did;
-- a category level not seen at fit time counts as none of the known levels (all its one-hot
-  features 0), with a warning that counts the rows;
+- a category level not seen at fit time goes to ``column=(other)`` when the column has one
+  (rare levels were pooled at fit time); else it counts as none of the known levels (all its
+  one-hot features 0), with a warning that counts the rows;
 - a numeric column whose values are no longer numbers is an error naming the column and a value.
 """
 
@@ -24,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from l1select import io as l1io
-from l1select.errors import DataError, InputError, did_you_mean, list_names
+from l1select.errors import DataError, InputError, did_you_mean, list_names, quoted
 from l1select.prepare import column_values
 from l1select.select import predict as predict_rows
 from l1select.types import ColumnSpec, Warn
@@ -65,7 +66,8 @@ def load_model(path: str) -> Model:
                          "write one with 'l1select fit … --format json'")
     try:
         recipe = doc["recipe"]
-        columns = {c["name"]: ColumnSpec(c["name"], c["kind"], tuple(c.get("levels") or ()))
+        columns = {c["name"]: ColumnSpec(c["name"], c["kind"], tuple(c.get("levels") or ()),
+                                         tuple(c.get("pooled") or ()))
                    for c in recipe["columns"]}
         coefs = {f["name"]: f for f in doc["features"]}
         feats = recipe["features"]
@@ -109,10 +111,10 @@ def _stream(opened, columns: list[str], writer: l1io.TableWriter, make_batch, te
     ordered = [c for c in header.names if c in wanted]
     text = text and source.format == "csv"
 
-    def one_pass(overrides, encoding):
+    def one_pass(overrides):
         schema = None
         for batch, start in l1io.batches(source, header, ordered, data, l1io.Scan(), overrides,
-                                         encoding, text=text):
+                                         text=text):
             out = make_batch(batch, start, source.display)
             schema = out.schema
             writer.write(out)
@@ -185,9 +187,10 @@ def predict(data_path: str, model: Model, keep: tuple[str, ...] = (),
             if col not in done:
                 done[col] = _column(batch.column(col), model.columns[col], shown, unseen)
             values = done[col]
-            if model.kinds[j] == "onehot":
+            if model.kinds[j] in ("onehot", "other"):
                 text, miss = values
-                X[:, j] = _onehot(text, model.levels[j])
+                X[:, j] = _onehot(text, model.levels[j]) if model.kinds[j] == "onehot" else \
+                    _other(text, model.columns[col])
                 X[miss, j] = np.nan
             else:
                 X[:, j] = values
@@ -218,7 +221,7 @@ def predict(data_path: str, model: Model, keep: tuple[str, ...] = (),
         writer.abort()
         raise
     warnings = [
-        Warn("unseen_level", f"{info['rows']} rows have values of '{col}' not seen at fit "
+        Warn("unseen_level", f"{info['rows']} rows have values of {quoted(col)} not seen at fit "
              f"time ({list_names(sorted(info['values'])[:5])}); they count as none of the "
              "known levels")
         for col, info in unseen.items()
@@ -232,6 +235,14 @@ def _onehot(text: pa.Array, level: str | None) -> np.ndarray:
     return _floats(pc.equal(text, level).fill_null(False))
 
 
+def _other(text: pa.Array, spec: ColumnSpec) -> np.ndarray:
+    """``column=(other)``: 1 where the value is none of the levels with their own feature."""
+    from l1select.prepare import _floats
+
+    known = pc.is_in(text, value_set=pa.array(list(spec.levels), pa.string()))
+    return _floats(pc.invert(known).fill_null(False))
+
+
 def _column(arr, spec: ColumnSpec, shown: str, unseen: dict):
     """One source column read the way the recipe says; categorical: (text, missing mask)."""
     from l1select.prepare import _bools, _text
@@ -239,6 +250,8 @@ def _column(arr, spec: ColumnSpec, shown: str, unseen: dict):
     if spec.kind == "categorical":
         text = _text(arr)
         miss = _bools(pc.is_null(text))
+        if spec.pooled:  # an unseen level is one more rare level: it goes to (other)
+            return text, miss
         known = pc.is_in(text, value_set=pa.array(list(spec.levels), pa.string()))
         new = pc.and_(pc.invert(known.fill_null(True)), pc.is_valid(text))
         if pc.any(new).as_py():
@@ -251,11 +264,11 @@ def _column(arr, spec: ColumnSpec, shown: str, unseen: dict):
                   or pa.types.is_boolean(t) or pa.types.is_null(t))
     if spec.kind in ("numeric", "bool") and not numeric_ok:
         sample = [v for v in pc.unique(arr.drop_null()).to_pylist()[:3]]
-        raise DataError(f"Column '{spec.name}' in {shown} held numbers at fit time but now has "
-                        f"{t} values such as {', '.join(repr(v) for v in sample)}; fix the "
-                        "column or refit")
+        raise DataError(f"Column {quoted(spec.name)} in {shown} held numbers at fit time but "
+                        f"now has {t} values such as {', '.join(repr(v) for v in sample)}; fix "
+                        "the column or refit")
     try:
         return column_values(arr, spec)
     except (pa.ArrowInvalid, ValueError):
-        raise DataError(f"Column '{spec.name}' in {shown} has values that are not numbers; "
+        raise DataError(f"Column {quoted(spec.name)} in {shown} has values that are not numbers; "
                         "fix the column or refit") from None

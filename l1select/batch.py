@@ -30,8 +30,9 @@ from typing import Any
 
 from l1select import __version__
 from l1select.config import BatchConfig, JobSpec, dump_job, load_batch
-from l1select.errors import ConfigError, L1SelectError, did_you_mean, list_names
+from l1select.errors import ConfigError, InputError, L1SelectError, did_you_mean, list_names
 from l1select.files import write_atomic
+from l1select.options import PLAN_KEYS
 
 SUMMARY_VERSION = 1
 RESULT_FILES = ("result.json", "coefficients.csv", "report.html")
@@ -131,8 +132,12 @@ def run_batch(config: str | Path, *, output_dir: str | Path = "runs",
             record.status, record.error = (FLAGGED, problem) if problem else (READY, None)
         return BatchReport(batch, out, tuple(records), dry_run=True)
     if out.exists() and not out.is_dir():
-        raise ConfigError(f"--output-dir {out} is a file; give a folder")
-    out.mkdir(parents=True, exist_ok=True)
+        raise InputError(f"--output-dir {out} is a file; give a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"Cannot make the folder {out} ({exc.strerror or exc}); give an "
+                         "--output-dir that can be written") from None
     report = BatchReport(batch, out, tuple(records))
     try:
         if jobs == 1 or len(chosen) == 1:
@@ -344,10 +349,6 @@ def check_source(job: JobSpec) -> str | None:
 # Rendering (no computing)
 # --------------------------------------------------------------------------------------------
 
-_PLAN_KEYS = ("model", "l1_ratio", "cv", "fold_column", "rule", "n_alphas", "eps", "alphas",
-              "alpha", "missing", "features", "exclude", "test_size", "seed", "engine")
-
-
 def _short_path(path: str) -> str:
     """A path relative to the working directory when it is below it."""
     try:
@@ -374,7 +375,7 @@ def render_plan(report: BatchReport) -> str:
     width = max((len(r.name) for r in report.records), default=0)
     for record in report.records:
         job = shown[record.name]
-        opts = " ".join(f"{k}={_value(record.params[k])}" for k in _PLAN_KEYS
+        opts = " ".join(f"{k}={_value(record.params[k])}" for k in PLAN_KEYS
                         if k in job.given and record.params.get(k) not in (None, []))
         mark = "ok     " if record.status == READY else "FLAGGED"
         lines.append(f"  {mark} {record.name:<{width}}  {_short_path(record.source)}"

@@ -5,8 +5,10 @@ numpy, pyarrow and scikit-learn are imported inside the commands, so ``--help`` 
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,86 +17,60 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from typer._click.exceptions import ClickException
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from l1select import __version__
-from l1select.errors import EXIT_INTERRUPTED, L1SelectError
-from l1select.files import write_atomic
-from l1select.options import (
-    CV,
-    Adaptive,
-    Alpha,
-    Alphas,
+from l1select.cli_args import (
     BatchFileArg,
     ConfigFile,
-    CorrThreshold,
     Data,
     DataOut,
     Debug,
     DryRun,
-    Engine,
-    EngineOpt,
-    Eps,
-    Exclude,
     FailFast,
-    FamilyOpt,
-    Features,
-    FoldColumn,
-    Force,
     FormatOpt,
     Jobs,
     Keep,
-    L1Ratio,
-    MaxLevels,
-    MeasureOpt,
-    MissingOpt,
-    Model,
     ModelFile,
-    ModelOpt,
-    NAlphas,
     Only,
     OptionalData,
-    OptionalTarget,
     Output,
     OutputDir,
     OutputFormat,
-    PenaltyFactor,
     PlotDir,
     PlotFormat,
     PlotFormatOpt,
     PlotOnly,
     PlotsOpt,
-    PositiveClass,
     Quiet,
-    RefitOpt,
     ReportOpt,
     ResultFile,
-    RuleOpt,
-    Scheduler,
     SchemaKind,
     SchemaKindOpt,
-    Seed,
     Selection,
-    Stability,
-    StabilityThreshold,
-    Standardize,
-    TestSize,
-    Threads,
-    Threshold,
-    Weights,
-    _floats,
-    _penalty_factors,
 )
+from l1select.errors import EXIT_DATA, EXIT_INTERRUPTED, L1SelectError
+from l1select.files import check_folder, write_atomic
+from l1select.options import CLI_OPTIONS, ENGINE, OUTPUT, PANELS, Option, cli_help
 
 
 class _Group(TyperGroup):
     """Usage errors as one ``Error: …`` line (exit 2); an interrupt exits 130."""
 
+    def get_params(self, ctx):
+        return _plain_labels(super().get_params(ctx))
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
              **extra):
+        debug = "--debug" in (sys.argv[1:] if args is None else list(args))
         try:
-            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
-                              standalone_mode=False, **extra)
+            with warnings.catch_warnings():
+                if not debug:
+                    # Python warnings (numpy's floating-point ones above all) are for
+                    # developers: what a user must know comes as l1select's own warnings.
+                    warnings.simplefilter("ignore")
+                rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var,
+                                  standalone_mode=False, **extra)
         except ClickException as exc:
             hint = ""
             if exc.ctx is not None:  # type: ignore[attr-defined]
@@ -103,9 +79,56 @@ class _Group(TyperGroup):
             sys.exit(exc.exit_code)
         except typer.Abort:
             sys.exit(EXIT_INTERRUPTED)
+        except Exception as exc:  # the last line of defence: a bug, said in one line
+            if debug:
+                raise
+            sys.stderr.write(_internal_error(exc) + "\n")
+            sys.exit(EXIT_DATA)
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+class _Command(TyperCommand):
+    """--help without type labels (``<bool>``, ``<str>``): a metavar says what a value is,
+    a flag takes none, and choices are shown as ``a|b``. With panels, --help goes in the
+    last one."""
+
+    def get_params(self, ctx):
+        params = _plain_labels(super().get_params(ctx))
+        panels = [p.rich_help_panel for p in params if getattr(p, "rich_help_panel", None)]
+        help_option = self.get_help_option(ctx)
+        if panels and help_option is not None:  # not a panel of its own above the others
+            help_option.rich_help_panel = panels[-1]
+        return params
+
+
+def _plain_labels(params):
+    for param in params:
+        if param.metavar is not None and param.param_type_name == "option":
+            continue
+        desc = getattr(param, "type_descriptor", None)
+        choices = desc.choices if desc is not None and desc.is_choice else None
+        if getattr(param, "is_flag", False) or param.param_type_name == "argument":
+            param.display_type_rich = _no_label  # type: ignore[method-assign]
+        elif choices:
+            param.metavar = "|".join(str(getattr(c, "value", c)) for c in choices)
+    return params
+
+
+def _no_label(ctx) -> None:
+    return None
+
+
+def _internal_error(exc: BaseException) -> str:
+    """The one ``Error:`` line for an exception l1select did not expect."""
+    if isinstance(exc, MemoryError):
+        return ("Error: out of memory; give fewer rows or columns (--features, --exclude), "
+                "or run where more memory is free")
+    what = " ".join(f"{type(exc).__name__}: {exc}".split())
+    if len(what) > 300:
+        what = what[:300] + "…"
+    return f"Error: internal error: {what} (run again with --debug for the traceback)"
 
 
 app = typer.Typer(
@@ -169,11 +192,7 @@ def write_output(text: str, output: Path | None) -> None:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
         return
-    target = Path(output)
-    directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise L1SelectError(f"Cannot write {target}: folder {directory} does not exist")
-    write_atomic(target, text)
+    write_atomic(output, text)
 
 
 @contextmanager
@@ -215,91 +234,33 @@ def _root(
     """Select the features that matter for a numeric target with cross-validated Lasso."""
 
 
-@app.command()
-def fit(
-    ctx: typer.Context,
-    data: OptionalData = None,
-    target: OptionalTarget = None,
-    config: ConfigFile = None,
-    features: Features = None,
-    exclude: Exclude = None,
-    model: ModelOpt = Model.lasso,
-    l1_ratio: L1Ratio = None,
-    cv: CV = 5,
-    fold_column: FoldColumn = None,
-    seed: Seed = 0,
-    rule: RuleOpt = "1se",  # type: ignore[assignment]
-    n_alphas: NAlphas = 100,
-    eps: Eps = 1e-3,
-    alphas: Alphas = None,
-    alpha: Alpha = None,
-    standardize: Standardize = True,
-    missing: MissingOpt = "mean",  # type: ignore[assignment]
-    max_levels: MaxLevels = 20,
-    test_size: TestSize = None,
-    stability: Stability = None,
-    stability_threshold: StabilityThreshold = 0.8,
-    corr_threshold: CorrThreshold = 0.9,
-    force: Force = None,
-    penalty_factor: PenaltyFactor = None,
-    adaptive: Adaptive = False,
-    refit: RefitOpt = None,
-    family: FamilyOpt = "auto",  # type: ignore[assignment]
-    positive_class: PositiveClass = None,
-    measure: MeasureOpt = None,
-    threshold: Threshold = 0.5,
-    weights: Weights = None,
-    format: FormatOpt = OutputFormat.table,
-    output: Output = None,
-    engine: EngineOpt = Engine.auto,
-    scheduler: Scheduler = None,
-    threads: Threads = None,
-    plots: PlotsOpt = None,
-    report: ReportOpt = None,
-    quiet: Quiet = False,
-    debug: Debug = False,
-) -> None:
+def fit(ctx: typer.Context, **values) -> None:
     """Cross-validate Lasso/ElasticNet on DATA and report the selected features."""
-    err = _err_console(quiet)
-    with handle_errors(debug):
+    # The options are declared by the table in l1select.options (see _fit_signature).
+    err = _err_console(values["quiet"])
+    with handle_errors(values["debug"]):
         from l1select.pipeline import select_features
         from l1select.report import render, render_table
-        from l1select.types import FitParams
 
-        ratios = _floats(l1_ratio, "--l1-ratio")
-        grid = _floats(alphas, "--alphas")
-        factors = _penalty_factors(penalty_factor)
-        if config is not None:
+        data = values["data"]
+        given = _given_options(ctx, values)
+        if values["config"] is not None:
             from l1select.config import load_job
 
-            given = _given_options(ctx, source=data, l1_ratio=ratios, alphas=grid,
-                                   penalty_factor=dict(factors or ()))
-            job = load_job(config, given)
+            job = load_job(values["config"], {"source": data, **given} if data is not None
+                           else given)
             data, params = job.source, job.params
         else:
-            _require(ctx, data=data, target=target)
-            if ratios is None:
-                ratios = [0.5] if model == Model.elasticnet else [1.0]
-            params = FitParams(
-                target=target, model=model.value, l1_ratios=tuple(ratios), cv=cv,
-                fold_column=fold_column, seed=seed, rule=getattr(rule, "value", rule),
-                n_alphas=n_alphas, eps=eps, alphas=tuple(grid) if grid else None, alpha=alpha,
-                standardize=standardize, missing=getattr(missing, "value", missing),
-                max_levels=max_levels, features=tuple(features or ()),
-                exclude=tuple(exclude or ()), test_size=test_size, engine=engine.value,
-                scheduler=scheduler, threads=threads, stability=stability,
-                stability_threshold=stability_threshold,
-                corr_threshold=corr_threshold, force=tuple(force or ()),
-                penalty_factors=tuple(factors or ()), adaptive=adaptive,
-                refit=getattr(refit, "value", refit),
-                family=getattr(family, "value", family), positive_class=positive_class,
-                measure=getattr(measure, "value", measure), threshold=threshold,
-                weights=weights,
-            )
-        _check_destinations(plots, report)
+            from l1select.options import from_values
+
+            _require(ctx, data=data, target=values["target"])
+            params = from_values(given)  # select_features validates it
+        plots, report, output = values["plots"], values["report"], values["output"]
+        _check_destinations(plots, report, output)
         with _progress(err) as progress:
             result = select_features(data, params, progress)
         _print_warnings(err, result.warnings)
+        format = values["format"]
         if format != OutputFormat.table:
             write_output(render(format.value, result), output)
         elif output is None:
@@ -314,6 +275,66 @@ def fit(
             _pictures(result, plots, report, err)
 
 
+def _fit_option(option: Option):
+    """The Typer option of one row of the table (its text is parsed in _given_options)."""
+    from typing import Literal
+
+    annotation: object = {"int": int, "float": float, "bool": bool, "str": str,
+                          "floats": str, "names": list[str], "factors": list[str],
+                          "label": str}.get(
+        option.kind)
+    if option.kind == "choice":
+        annotation = Literal[option.choices]  # type: ignore[valid-type]
+    default = None if option.kind in ("floats", "names", "factors") else option.default
+    if default is None and option.kind != "bool":
+        annotation = annotation | None  # type: ignore[operator]
+    decls = option.flags if option.flags and option.flags[0].startswith("--") else (
+        option.flag, *option.flags)
+    info = typer.Option(*decls, help=cli_help(option), metavar=option.cli_metavar(),
+                        rich_help_panel=option.panel,
+                        show_default=default not in (None, ()))
+    return Annotated[annotation, info], default
+
+
+def _fit_signature() -> inspect.Signature:
+    """fit(ctx, DATA, every option of the table grouped by panel, then the command's own)."""
+    P = inspect.Parameter
+    rows = sorted(CLI_OPTIONS, key=lambda o: PANELS.index(o.panel))
+    params = [P("ctx", P.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+              P("data", P.POSITIONAL_OR_KEYWORD, annotation=OptionalData, default=None)]
+    own = {"config": (ConfigFile, None), "format": (FormatOpt, OutputFormat.table),
+           "output": (Output, None), "plots": (PlotsOpt, None), "report": (ReportOpt, None),
+           "quiet": (_in_panel(Quiet, OUTPUT), False), "debug": (_in_panel(Debug, ENGINE), False)}
+    for panel in PANELS:
+        for option in rows:
+            if option.panel == panel:
+                annotation, default = _fit_option(option)
+                params.append(P(option.name, P.KEYWORD_ONLY, annotation=annotation,
+                                default=default))
+        for name, (annotation, default) in own.items():
+            if _panel(annotation) == panel:
+                params.append(P(name, P.KEYWORD_ONLY, annotation=annotation, default=default))
+    return inspect.Signature(params)
+
+
+def _panel(annotation) -> str | None:
+    return getattr(annotation.__metadata__[0], "rich_help_panel", None)
+
+
+def _in_panel(annotation, panel: str):
+    """A shared option (--quiet) shown in one of fit's panels."""
+    from copy import copy
+
+    info = copy(annotation.__metadata__[0])
+    info.rich_help_panel = panel
+    return Annotated[annotation.__origin__, info]
+
+
+fit.__signature__ = _fit_signature()  # type: ignore[attr-defined]
+fit.__annotations__ = {p.name: p.annotation for p in fit.__signature__.parameters.values()}
+app.command(cls=_Command)(fit)
+
+
 def _require(ctx: typer.Context, **values: object) -> None:
     """Without --config, DATA and --target are required: the usual usage error if missing."""
     from typer._click.exceptions import MissingParameter
@@ -324,39 +345,38 @@ def _require(ctx: typer.Context, **values: object) -> None:
             raise MissingParameter(ctx=ctx, param=param)
 
 
-# fit's options that a job file may hold, under the same name (DATA is the job's source).
-_CONFIG_KEYS = ("target", "features", "exclude", "model", "l1_ratio", "cv", "fold_column",
-                "seed", "rule", "n_alphas", "eps", "alphas", "alpha", "standardize", "missing",
-                "max_levels", "test_size", "engine", "scheduler", "threads", "stability",
-                "stability_threshold", "corr_threshold", "force", "penalty_factor", "adaptive",
-                "refit", "family", "positive_class", "measure", "threshold", "weights")
+def _given_options(ctx: typer.Context, values: dict[str, object]) -> dict[str, object]:
+    """The table's options given on the command line (not defaults), under their keys, with
+    their text parsed (``--l1-ratio 0.1,0.5`` → [0.1, 0.5]); a bad text is a usage error."""
+    from l1select.options import parse_factors, parse_floats
 
-
-def _given_options(ctx: typer.Context, **parsed: object) -> dict[str, object]:
-    """The options given on the command line (not defaults), as job-file keys and values;
-    ``parsed`` holds the values already parsed from their text (``--l1-ratio 0.1,0.5``)."""
     given: dict[str, object] = {}
-    for key in ("data", *_CONFIG_KEYS):
-        source = ctx.get_parameter_source(key)
+    for option in CLI_OPTIONS:
+        source = ctx.get_parameter_source(option.name)
         if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
             continue
-        value = ctx.params[key]
-        name = "source" if key == "data" else key
-        value = parsed.get(name, value)
-        given[name] = getattr(value, "value", value)
+        value = values[option.name]
+        try:
+            if option.kind == "floats":
+                value = parse_floats(value)  # type: ignore[arg-type]
+            elif option.kind == "factors":
+                value = parse_factors(value)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint=f"'{option.flag}'") from None
+        given[option.name] = value
     return given
 
 
-def _check_destinations(plots: Path | None, report: Path | None) -> None:
-    """Fail before the fit, not after it, when --plots or --report cannot be written."""
+def _check_destinations(plots: Path | None, report: Path | None, output: Path | None) -> None:
+    """Fail before the fit, not after it, when --plots, --report or --output cannot be
+    written."""
     if plots is not None:
         from l1select.plots import check_output_dir
 
         check_output_dir(plots)
-    if report is not None:
-        from l1select.html_report import check_destination
-
-        check_destination(report)
+    for path in (report, output):
+        if path is not None:
+            check_folder(path)
 
 
 def _pictures(result, plots: Path | None, report: Path | None, err: Console) -> None:
@@ -387,7 +407,7 @@ def _say_plots(outcome, err: Console) -> None:
                   soft_wrap=True)
 
 
-@app.command()
+@app.command(cls=_Command)
 def plot(
     result: ResultFile,
     output: PlotDir,
@@ -404,7 +424,7 @@ def plot(
         _say_plots(write_plots(load_result(result), output, format.value, only), err)
 
 
-@app.command()
+@app.command(cls=_Command)
 def batch(
     file: BatchFileArg,
     output_dir: OutputDir = Path("runs"),
@@ -436,7 +456,7 @@ def batch(
     raise typer.Exit(report.exit_code)
 
 
-@app.command()
+@app.command(cls=_Command)
 def schema(kind: SchemaKindOpt = SchemaKind.batch) -> None:
     """Print the JSON Schema of batch files (or of job files for 'fit --config')."""
     from l1select.config import schema_text
@@ -475,7 +495,7 @@ def _batch_progress(console: Console, dry_run: bool):
         yield update
 
 
-@app.command()
+@app.command(cls=_Command)
 def transform(
     data: Data,
     selection: Selection,
@@ -496,7 +516,7 @@ def transform(
                       f"{output}", highlight=False, markup=False)
 
 
-@app.command()
+@app.command(cls=_Command)
 def predict(
     data: Data,
     model: ModelFile,
@@ -504,7 +524,7 @@ def predict(
     output: DataOut = None,
     threshold: Annotated[float | None, typer.Option(
         "--threshold", help="Binary target: predict the positive class above this probability "
-        "(default: the fit's).", show_default=False)] = None,
+        "(default: the fit's).", metavar="P", show_default=False)] = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -534,4 +554,14 @@ def _quiet_pipe() -> Iterator[None]:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as exc:
+        if exc.code == EXIT_INTERRUPTED:
+            # Interrupted: the error is said and nothing is half-written (outputs are written
+            # whole at the end), but solver threads may still be busy on a path and Python
+            # would wait for them at exit. Leave without joining them.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
+        raise

@@ -9,8 +9,11 @@ Everything is checked before anything runs, and every problem is reported at onc
 key path and line (``jobs[2].cv (line 14): must be at least 2, not 1``):
 
 - structure and types by pydantic (strict: ``cv: "5"`` or ``cv: true`` is not a number);
-- values by :func:`l1select.pipeline.validate`, the one place that knows the bounds of the
-  options, so a batch file accepts exactly what ``fit`` accepts.
+- values by :func:`l1select.options.problems`, the one place that knows the bounds of the
+  options, so a batch file accepts exactly what ``fit`` accepts. Its problems come as
+  (key, text) pairs: the loader adds the key path and line, and no message is parsed.
+
+The schema itself (:data:`Options`) is made from the option table, :mod:`l1select.options`.
 
 Scalars are read as YAML 1.1 (PyYAML), except that ``1e-3`` is a number as in YAML 1.2.
 ``${env:VAR}`` and ``${env:VAR,default}`` are substituted in values; a value that is nothing but
@@ -20,7 +23,6 @@ Relative source paths are relative to the YAML file.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -38,10 +40,21 @@ from pydantic import (
     Field,
     ValidationError,
     WithJsonSchema,
+    create_model,
 )
 
 from l1select import __version__
 from l1select.errors import ConfigError, did_you_mean
+from l1select.options import (
+    CONFIG_OPTIONS,
+    OPTIONS,
+    Option,
+    config_help,
+    from_values,
+    label_text,
+    problems,
+    to_values,
+)
 from l1select.types import FitParams
 
 # --------------------------------------------------------------------------------------------
@@ -158,30 +171,6 @@ class _Document:
 # The schema (pydantic): structure and types. Values are checked by pipeline.validate.
 # --------------------------------------------------------------------------------------------
 
-MODELS = ("lasso", "elasticnet")
-RULES = ("1se", "min")
-MISSING = ("mean", "drop", "error")
-ENGINES = ("auto", "gram", "data", "reference", "dask")
-REFITS = ("ols",)
-FAMILIES = ("auto", "gaussian", "binomial")
-MEASURES = ("deviance", "auc", "class", "mse", "mae")
-
-# Bounds shown to editors through the JSON Schema. pipeline.validate enforces them (it is the
-# one source of truth); tests/unit/test_config.py checks that the two agree.
-SCHEMA_BOUNDS: dict[str, dict[str, float]] = {
-    "cv": {"minimum": 2},
-    "n_alphas": {"minimum": 1},
-    "eps": {"exclusiveMinimum": 0, "exclusiveMaximum": 1},
-    "alpha": {"exclusiveMinimum": 0},
-    "test_size": {"exclusiveMinimum": 0, "exclusiveMaximum": 1},
-    "max_levels": {"minimum": 1},
-    "stability": {"minimum": 1},
-}
-# Bounds of the thresholds (inclusive maximum), checked by pipeline.validate too.
-_THRESHOLD_BOUNDS = {"stability_threshold": {"exclusiveMinimum": 0.5, "maximum": 1},
-                     "corr_threshold": {"exclusiveMinimum": 0, "maximum": 1}}
-_RATIO_BOUNDS = {"exclusiveMinimum": 0, "maximum": 1}
-_ALPHA_ITEM = {"type": "number", "exclusiveMinimum": 0}
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
@@ -194,88 +183,53 @@ def _listify(value: Any, item: type) -> Any:
     return value
 
 
-_Ratios = Annotated[
-    list[float], BeforeValidator(lambda v: _listify(v, float)),
-    WithJsonSchema({"anyOf": [{"type": "number", **_RATIO_BOUNDS},
-                              {"type": "array", "items": {"type": "number", **_RATIO_BOUNDS},
-                               "minItems": 1}]}),
-]
-_Names = Annotated[
-    list[str], BeforeValidator(lambda v: _listify(v, str)),
-    WithJsonSchema({"anyOf": [{"type": "string"},
-                              {"type": "array", "items": {"type": "string"}}]}),
-]
+def _label(value: Any) -> Any:
+    """A value of the data as YAML reads it (``1``, ``true``, ``yes``), as text."""
+    return label_text(value) if isinstance(value, str | int | float | bool) else value
 
 
-def _opt(description: str, key: str | None = None, **extra: Any) -> Any:
-    schema = dict(SCHEMA_BOUNDS.get(key or "", {}))
-    return Field(None, description=description, json_schema_extra=schema or None, **extra)
+def _field(option: Option) -> tuple[Any, Any]:
+    """The pydantic type and field of one row of the option table. Types only: the values
+    are checked by options.problems, whose bounds the JSON Schema shows to editors."""
+    bounds = option.bounds()
+    extra: dict[str, Any] | None = None
+    kind = option.kind
+    if kind == "choice":
+        annotation: Any = Literal[option.choices]  # type: ignore[valid-type]
+    elif kind == "floats":
+        item = {"type": "number", **bounds}
+        many = {"type": "array", "items": item, "minItems": 1}
+        if option.scalar_ok:
+            annotation = Annotated[list[float], BeforeValidator(lambda v: _listify(v, float)),
+                                   WithJsonSchema({"anyOf": [item, many]})]
+        else:
+            annotation = Annotated[list[float], Field(min_length=1)]
+            extra = {"items": item}
+    elif kind == "names":
+        annotation = Annotated[list[str], BeforeValidator(lambda v: _listify(v, str)),
+                               WithJsonSchema({"anyOf": [{"type": "string"}, {
+                                   "type": "array", "items": {"type": "string"}}]})]
+    elif kind == "factors":
+        annotation = dict[str, float]
+    elif kind == "label":
+        annotation = Annotated[str, BeforeValidator(_label), WithJsonSchema(
+            {"type": ["string", "number", "boolean"]})]
+    else:
+        annotation = {"int": int, "float": float, "bool": bool, "str": str}[kind]
+        extra = bounds or None
+    return annotation | None, Field(None, description=config_help(option),
+                                     json_schema_extra=extra)
 
 
-class Options(BaseModel):
-    """The options of a job; every one may also be given under ``defaults``."""
+_SOURCE = ("CSV, TSV, .csv.gz or Parquet file. A relative path is relative to this YAML file.")
 
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    source: str | None = _opt(
-        "CSV, TSV, .csv.gz or Parquet file. A relative path is relative to this YAML file.")
-    target: str | None = _opt("The numeric column to explain.")
-    features: _Names | None = _opt("Only these columns as features (names or globs).")
-    exclude: _Names | None = _opt("Never use these columns (names or globs).")
-    model: Literal[MODELS] | None = _opt("lasso, or elasticnet (L1 + L2). Default lasso.")
-    l1_ratio: _Ratios | None = _opt(
-        "ElasticNet mixing, one value or a list that is cross-validated (default 0.5).")
-    cv: int | None = _opt("Number of CV folds (default 5).", "cv")
-    fold_column: str | None = _opt("Use this column's labels as the CV folds.")
-    seed: int | None = _opt("Seed of the fold and test-split shuffles (default 0).", ge=0)
-    rule: Literal[RULES] | None = _opt("Pick alpha_1se (sparser; default) or alpha_min.")
-    n_alphas: int | None = _opt("Number of alphas on the grid (default 100).", "n_alphas")
-    eps: float | None = _opt("Smallest alpha as a fraction of alpha_max (default 1e-3).", "eps")
-    alphas: list[float] | None = Field(
-        None, description="An explicit alpha grid.", min_length=1,
-        json_schema_extra={"items": _ALPHA_ITEM})
-    alpha: float | None = _opt("Fit this one alpha on all rows, without CV.", "alpha")
-    standardize: bool | None = _opt("Standardize features per training fold (default true).")
-    missing: Literal[MISSING] | None = _opt(
-        "Missing feature values: impute the training mean (default), drop rows, or fail.")
-    max_levels: int | None = _opt(
-        "Text columns with at most this many values are one-hot encoded (default 20).",
-        "max_levels")
-    test_size: float | None = _opt(
-        "Hold out this fraction of rows and report the test MSE and R².", "test_size")
-    engine: Literal[ENGINES] | None = _opt(
-        "gram (streaming statistics), data (in memory, wide data), reference (scikit-learn), "
-        "dask (the statistics on a Dask cluster), or auto (default).")
-    scheduler: str | None = _opt(
-        "engine dask: the Dask scheduler's address, e.g. tcp://10.0.0.5:8786 (default: "
-        "DASK_SCHEDULER_ADDRESS, else a local cluster).")
-    threads: int | None = _opt("Threads for the numeric libraries (default 1).", ge=1)
-    stability: int | None = _opt(
-        "Stability selection: this many complementary pairs of half-samples (e.g. 50).",
-        "stability")
-    stability_threshold: float | None = Field(
-        None, description="Selection probability of the stable set, in (0.5, 1] (default 0.8).",
-        json_schema_extra=_THRESHOLD_BOUNDS["stability_threshold"])
-    corr_threshold: float | None = Field(
-        None, description="Unselected features correlated at least this much (|r|) with a "
-        "selected one are listed as its alternates (default 0.9).",
-        json_schema_extra=_THRESHOLD_BOUNDS["corr_threshold"])
-    force: _Names | None = _opt("Keep these columns in the model, unpenalized.")
-    penalty_factor: dict[str, float] | None = _opt(
-        "Weigh a column's penalty: {column: factor} (glmnet's penalty.factor; 0 = force).")
-    adaptive: bool | None = _opt("Adaptive lasso: penalty factors from an initial OLS or ridge "
-                                 "fit (default false).")
-    refit: Literal[REFITS] | None = _opt(
-        "ols: also report least-squares coefficients on the selected features.")
-    family: Literal[FAMILIES] | None = _opt(
-        "binomial (logistic, two-valued target), gaussian, or auto (default).")
-    positive_class: str | int | float | bool | None = _opt(
-        "The target value modelled as 1 (default: the second of the two in sorted order).")
-    measure: Literal[MEASURES] | None = _opt(
-        "CV measure: deviance (binomial default), auc, class, mse (gaussian default), mae.")
-    threshold: float | None = _opt(
-        "binomial: predict the positive class above this probability (default 0.5).")
-    weights: str | None = _opt("Column of non-negative observation weights (not a feature).")
+Options = create_model(
+    "Options",
+    __config__=ConfigDict(extra="forbid", strict=True),
+    __doc__="The options of a job; every one may also be given under ``defaults``.",
+    source=(str | None, Field(None, description=_SOURCE)),
+    **{o.name: _field(o) for o in CONFIG_OPTIONS},
+)
 
 
 _JOB_NAME = ("A name for the job, unique in the file; its output goes to OUTPUT_DIR/NAME/. "
@@ -305,30 +259,13 @@ class BatchFile(BaseModel):
     jobs: list[Job] = Field(description="The jobs, run in this order.", min_length=1)
 
 
-OPTION_KEYS = tuple(k for k in Options.model_fields if k != "source")
+OPTION_KEYS = tuple(o.name for o in CONFIG_OPTIONS)
 JOB_KEYS = ("name", "source", *OPTION_KEYS)
-_FLOAT_KEYS = {"eps", "alpha", "test_size", "stability_threshold", "corr_threshold",
-               "threshold"}
-_FIT_DEFAULTS = {f.name: f.default for f in dataclasses.fields(FitParams)}
 
 # What a key expects, for type errors.
 _EXPECTS = {
-    "source": "a file path", "target": "a column name", "features": "a column name or a list",
-    "exclude": "a column name or a list", "model": "one of " + ", ".join(MODELS),
-    "l1_ratio": "a number or a list of numbers", "cv": "a whole number",
-    "fold_column": "a column name", "seed": "a whole number", "rule": "1se or min",
-    "n_alphas": "a whole number", "eps": "a number", "alphas": "a list of numbers",
-    "alpha": "a number", "standardize": "true or false", "missing": "one of " + ", ".join(MISSING),
-    "max_levels": "a whole number", "test_size": "a number",
-    "engine": "one of " + ", ".join(ENGINES), "threads": "a whole number", "name": "a job name",
-    "scheduler": "an address such as tcp://host:8786",
-    "stability": "a whole number", "stability_threshold": "a number",
-    "corr_threshold": "a number", "force": "a column name or a list",
-    "penalty_factor": "a mapping of column: factor", "adaptive": "true or false",
-    "refit": "ols",
-    "family": "one of " + ", ".join(FAMILIES), "positive_class": "a value of the target",
-    "measure": "one of " + ", ".join(MEASURES), "threshold": "a number",
-    "weights": "a column name",
+    **{o.name: o.describe_expected() for o in CONFIG_OPTIONS},
+    "source": "a file path", "name": "a job name",
     "defaults": "a mapping of options (key: value)", "jobs": "a list of jobs (- name: …)",
 }
 _ITEM_EXPECTS = {"int_type": "a whole number", "float_type": "a number",
@@ -381,22 +318,7 @@ class JobSpec:
     def to_config(self) -> dict[str, Any]:
         """Every key of the job with its value, in the file's schema (``fit --config`` reads
         it back)."""
-        p = self.params
-        return {
-            "name": self.name, "source": self.source, "target": p.target,
-            "features": list(p.features), "exclude": list(p.exclude), "model": p.model,
-            "l1_ratio": list(p.l1_ratios), "cv": p.cv, "fold_column": p.fold_column,
-            "seed": p.seed, "rule": p.rule, "n_alphas": p.n_alphas, "eps": p.eps,
-            "alphas": None if p.alphas is None else list(p.alphas), "alpha": p.alpha,
-            "standardize": p.standardize, "missing": p.missing, "max_levels": p.max_levels,
-            "test_size": p.test_size, "engine": p.engine, "scheduler": p.scheduler,
-            "threads": p.threads,
-            "stability": p.stability, "stability_threshold": p.stability_threshold,
-            "corr_threshold": p.corr_threshold, "force": list(p.force),
-            "penalty_factor": dict(p.penalty_factors), "adaptive": p.adaptive,
-            "refit": p.refit, "family": p.family, "positive_class": p.positive_class,
-            "measure": p.measure, "threshold": p.threshold, "weights": p.weights,
-        }
+        return {"name": self.name, "source": self.source, **to_values(self.params)}
 
 
 @dataclass(frozen=True)
@@ -488,7 +410,6 @@ def _read(path: str | Path, env: Mapping[str, str] | None) -> tuple[_Document, s
 
 
 _CLI = "<command line>"
-_OPTION = re.compile(r"--([a-z][a-z0-9-]*)")
 
 
 def _fmt_path(path: Path_) -> str:
@@ -614,9 +535,7 @@ class _Checker:
             what = "every job needs a name" if key == "name" else "required"
             return loc, f"missing ({what})"
         if kind == "literal_error":
-            choices = {"model": MODELS, "rule": RULES, "missing": MISSING, "engine": ENGINES,
-                       "refit": REFITS, "family": FAMILIES, "measure": MEASURES}
-            options = list(choices.get(key, ()))
+            options = list(OPTIONS[key].choices) if key in OPTIONS else []
             hint = did_you_mean(str(value), options) if isinstance(value, str) else ""
             return loc, (f"must be one of {', '.join(options)}, not {_show(value)}"
                          + (f"; {hint}" if hint else ""))
@@ -679,10 +598,11 @@ class _Checker:
             elif source != "-":
                 base = Path.cwd() if origin["source"][0] == _CLI else self.base
                 source = os.path.abspath(os.path.join(base, os.path.expanduser(source)))
-        params = _params(values)
-        for key, text, mentioned in _value_problems(params):
-            if mentioned & bad:
+        params = from_values(values)
+        for problem in problems(params):
+            if problem.mentions & bad:
                 continue  # about a key whose type is already reported: its value is a guess
+            key, text = problem.where, problem.for_config()
             path = origin.get(key, at) if key else at
             if path and path[0] == "defaults":
                 # A value from defaults can be wrong for some jobs only (l1_ratio with a job's
@@ -728,79 +648,3 @@ class _Checker:
         while path not in self.doc.lines and path:
             path = path[:-1]
         return self.doc.lines.get(path)
-
-
-def _params(values: dict[str, Any]) -> FitParams:
-    """FitParams from resolved values; an absent or null key takes fit's default."""
-
-    def get(key: str, default: Any = None) -> Any:
-        value = values.get(key)
-        if value is None:
-            return _FIT_DEFAULTS.get(key, default)
-        return float(value) if key in _FLOAT_KEYS else value
-
-    model = values.get("model") or _FIT_DEFAULTS["model"]
-    ratios = values.get("l1_ratio")
-    if ratios is None:
-        ratios = [0.5] if model == "elasticnet" else [1.0]
-    alphas = values.get("alphas")
-    return FitParams(
-        target=values.get("target"), model=model,
-        l1_ratios=tuple(float(r) for r in ratios), cv=get("cv"),
-        fold_column=get("fold_column"), seed=get("seed"), rule=get("rule"),
-        n_alphas=get("n_alphas"), eps=get("eps"),
-        alphas=None if alphas is None else tuple(float(a) for a in alphas),
-        alpha=get("alpha"), standardize=get("standardize"), missing=get("missing"),
-        max_levels=get("max_levels"), features=tuple(values.get("features") or ()),
-        exclude=tuple(values.get("exclude") or ()), test_size=get("test_size"),
-        engine=get("engine"), scheduler=get("scheduler"), threads=get("threads"),
-        stability=get("stability"),
-        stability_threshold=get("stability_threshold"), corr_threshold=get("corr_threshold"),
-        force=tuple(values.get("force") or ()),
-        penalty_factors=tuple((str(k), float(v))
-                              for k, v in (values.get("penalty_factor") or {}).items()),
-        adaptive=get("adaptive"), refit=get("refit"), family=get("family"),
-        positive_class=None if values.get("positive_class") is None else
-        _class_text(values["positive_class"]),
-        measure=get("measure"), threshold=get("threshold"), weights=get("weights"),
-    )
-
-
-def _class_text(value: Any) -> str:
-    """A positive class written in YAML (text, number or boolean) as --positive-class text."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _value_problems(params: FitParams) -> list[tuple[str | None, str, set[str]]]:
-    """The problems pipeline.validate finds, each as (the key it is about, the message in the
-    file's words, the keys it mentions)."""
-    from l1select.path import explicit_grid
-    from l1select.pipeline import validate
-
-    found: list[str] = []
-    if params.alphas is not None:
-        try:
-            explicit_grid(params.alphas)
-        except ConfigError as exc:
-            found.append(str(exc))
-            params = dataclasses.replace(params, alphas=(1.0,))
-    try:
-        validate(params)
-    except ConfigError as exc:
-        # validate joins its problems with '; ' (one of them has a '; ' of its own).
-        found.extend(re.split(r"; (?=--[a-z]|give )", str(exc)))
-    out: list[tuple[str | None, str, set[str]]] = []
-    for message in found:
-        mentioned = {o.replace("-", "_") for o in _OPTION.findall(message)}
-        m = _OPTION.search(message)
-        key = m.group(1).replace("-", "_") if m else None
-        if key not in OPTION_KEYS:
-            key = None
-        text = message[m.end():].lstrip() if (m and m.start() == 0 and key) else message
-        text = re.sub(r",? e\.g\. .*$", "", text)
-        text = _OPTION.sub(lambda o: o.group(1).replace("-", "_"), text)
-        out.append((key, text, mentioned))
-    return out
-

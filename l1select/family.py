@@ -86,7 +86,10 @@ def distinct(arr, kind: str) -> tuple[list[Any], list[int]]:
     """The distinct non-missing values of a target column (sorted, at most 3) and counts."""
     values = _values(arr, kind)
     if kind == "numeric":
-        values = pc.filter(values, pc.invert(pc.is_nan(values)).fill_null(False))
+        # and_kleene(valid, not NaN): False for a null, with no scalar to build (pa.scalar
+        # would import pandas, ~0.2 s of start-up).
+        values = pc.filter(values, pc.and_kleene(pc.is_valid(values),
+                                                 pc.invert(pc.is_nan(values))))
     counts = pc.value_counts(values.drop_null())
     vals = counts.field("values").to_pylist()
     ns = counts.field("counts").to_pylist()
@@ -110,7 +113,9 @@ def resolve(arr, family: str, positive_class: str | None, target: str, source: s
         return "gaussian", None  # the gaussian path reports the empty target
     vals, counts = distinct(arr, kind)
     if len(vals) != 2:
-        if family == "auto" and kind == "numeric":
+        # auto: a target that is not two-valued is a numeric one (text such as "1,234" or
+        # "$5" is read as numbers there, or refused with the gaussian family's message).
+        if family == "auto" and kind in ("numeric", "text"):
             if positive_class is not None:
                 many = "more than two" if len(vals) > 2 else str(len(vals))
                 raise ConfigError(f"--positive-class is for a binary target, and '{target}' "
@@ -159,12 +164,13 @@ class NotBinary(Exception):
 
 
 def looks_binary(arr) -> bool:
-    """Whether the first rows of a target column suggest a binary target: text or booleans
-    (a text target can only be binary), or at most two distinct numbers."""
+    """Whether the first rows of a target column suggest a binary target: booleans, or at
+    most two distinct numbers or texts (text with more may be numbers written with thousands
+    separators or a currency sign: the gaussian family reads those)."""
     kind = _kind(arr.type)
-    if kind in ("text", "bool"):
+    if kind == "bool":
         return True
-    return kind == "numeric" and len(distinct(arr, kind)[0]) <= 2
+    return kind in ("numeric", "text") and len(distinct(arr, kind)[0]) <= 2
 
 
 def binary_classes(arr, family: str, positive_class: str | None, target: str, source: str

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from l1select.errors import InputError
 from l1select.files import write_atomic
 from l1select.plots import figure_bytes, figures
 
@@ -134,6 +133,12 @@ def _summary(doc: dict[str, Any]) -> list[tuple[str, str]]:
         share = f" ({frac:.0%})" if isinstance(frac, (int, float)) else ""
         rows.append(("features", _e(f"{sp.get('n_features')} candidates, "
                                     f"{sp.get('n_selected')} selected{share}")))
+    columns = doc.get("columns") or []
+    if any(c.get("kind") == "categorical" for c in columns):
+        n_cols = sum(bool(c.get("selected")) for c in columns)
+        how = " (whole columns: --group-categoricals)" if params.get("group_categoricals") \
+            else ""
+        rows.append(("columns", _e(f"{len(columns)} source columns, {n_cols} selected{how}")))
     model = params.get("model", "lasso")
     ratio = a.get("l1_ratio")
     rows.append(("model", _e(model + (f", l1_ratio {ratio:g}" if model == "elasticnet"
@@ -225,7 +230,28 @@ def _selected_table(doc: dict[str, Any]) -> str:
             '<th class="num">coef (std)</th><th></th>'
             + "".join(f'<th class="num">{_e(label)}</th>' for _, label in extra) + "</tr>")
     rows = []
-    for i, f in enumerate(chosen, 1):
+    # A categorical's selected levels are gathered under one line for its column, at the
+    # place of its first level (the order of ``selected``).
+    groups = {c.get("column"): c for c in doc.get("columns") or []
+              if c.get("kind") == "categorical"}
+    ordered, seen = [], set()
+    for f in chosen:
+        col = groups.get(f.get("column"))
+        if col is None:
+            ordered.append(f)
+        elif col["column"] not in seen:
+            seen.add(col["column"])
+            ordered.append(col)
+            ordered += [by_name[n] for n in col.get("features", []) if n in by_name]
+    i = 0
+    for f in ordered:
+        if "name" not in f:  # a categorical column's line
+            rows.append(
+                f'<tr class="group"><td></td><td colspan="{5 + len(extra)}"><b>'
+                f'{_e(f["column"])}</b> — {_e(f.get("n_selected"))} of '
+                f'{_e(f.get("n_features"))} levels selected</td></tr>')
+            continue
+        i += 1
         std = f.get("coef_std")
         bar = ""
         if isinstance(std, (int, float)) and top > 0:
@@ -302,21 +328,9 @@ def render_report(doc: dict[str, Any]) -> str:
     return _page(f"l1select: {target} — {inp.get('source')}", body)
 
 
-def check_destination(path: str | Path) -> None:
-    """Raise :class:`InputError` when the folder of ``path`` does not exist (as ``--output``)."""
-    _check_folder(Path(path))
-
-
-def _check_folder(path: Path) -> None:
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"Cannot write {path}: folder {folder} does not exist")
-
-
 def write_report(doc: dict[str, Any], path: str | Path) -> Path:
     """Write the HTML report of a result to ``path``, atomically. Its folder must exist."""
     target = Path(path)
-    _check_folder(target)
     write_atomic(target, render_report(doc))
     return target
 
@@ -364,6 +378,5 @@ def render_index(summary: dict[str, Any], report_name: str = "report.html") -> s
 def write_index(summary: dict[str, Any], path: str | Path) -> Path:
     """Write the batch index page to ``path``, atomically. Its folder must exist."""
     target = Path(path)
-    _check_folder(target)
     write_atomic(target, render_index(summary))
     return target

@@ -9,6 +9,7 @@ values beyond what Arrow infers; ``prepare`` decides what a column means.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import glob as globlib
 import hashlib
@@ -24,7 +25,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from l1select.errors import ConfigError, InputError
+from l1select.errors import ConfigError, InputError, list_names, quoted
+from l1select.files import PendingFile, check_folder
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -51,9 +53,13 @@ NULL_VALUES = [
 # memory stays small whatever the file's length.
 CSV_BLOCK = 1 << 22
 ROWS_PER_BLOCK = 2048
-# Parquet batches of about 16 MiB of float64 values whatever the width. Row groups are read
-# whole, so files written with huge row groups cost more memory to read.
+# Parquet batches of about 16 MiB of float64 values whatever the width. They are decoded
+# batch by batch (not row group by row group), so memory does not grow with the row groups a
+# writer chose: pyarrow's default is a million rows to a group.
 PARQUET_BATCH_VALUES = 1 << 21
+# Bytes read from the file at a time per column: the reader then holds a window of each column
+# chunk instead of the whole chunk (a million doubles is 8 MB a column, 400 MB for 50).
+PARQUET_READ_BUFFER = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,7 @@ class ReadResult:
 
 class Retype(Exception):
     """A column's values changed type after the first block: read again with ``column`` as
-    ``type`` (raised by :func:`batches`, handled by the caller). ``column`` "" asks for Latin-1."""
+    ``type`` (raised by :func:`batches`, handled by the caller)."""
 
     def __init__(self, column: str, type_: pa.DataType):
         super().__init__(column)
@@ -242,45 +248,52 @@ def _stdin_bytes() -> bytes:
     return sys.stdin.buffer.read()
 
 
-def _head_bytes(path: str, compression: str | None, data: bytes | None) -> bytes:
-    """The first bytes of a CSV file: at least 64 KiB, and past the end of the header line and
-    a few rows however wide the file is (up to 64 MiB)."""
-    if data is not None:
-        return data[:_head_end(data, len(data))]
+def _head_bytes(path: str, compression: str | None, data: bytes | None) -> tuple[bytes, bool]:
+    """The first bytes of a CSV file as UTF-8 (see :func:`_raw_blocks`), and whether they are
+    the whole file: at least 64 KiB, and past the end of the header and a few rows however
+    wide the file is (up to 64 MiB)."""
+    out: list[bytes] = []
+    size = lines = 0
+    blocks = _raw_blocks(path, compression, data, None, SNIFF_BYTES)
     try:
-        with _open(path) as fh:
-            inflate = zlib.decompressobj(wbits=47) if compression == "gzip" else None
-            out = b""
-            while block := fh.read(1 << 16):
-                out += inflate.decompress(block) if inflate is not None else block
-                if len(out) >= _head_end(out, len(out) + 1):
-                    break
-            return out[:_head_end(out, len(out))]
+        for block in blocks:
+            out.append(block)
+            size += len(block)
+            lines += _line_ends(block)
+            if size >= SNIFF_BYTES and lines > 6 or size >= 1 << 26:
+                return b"".join(out), False
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"{path}: cannot read the file ({_short(exc)})") from None
+    finally:
+        blocks.close()
+    return b"".join(out), True
 
 
-def _head_end(buf: bytes, size: int) -> int:
-    """How much of ``buf`` the sniffer needs: SNIFF_BYTES, or more to hold the header line and
-    five further lines (capped at 64 MiB)."""
-    need = SNIFF_BYTES
-    pos = 0
-    for _ in range(6):
-        nl = buf.find(b"\n", pos)
-        if nl < 0:
-            return min(max(need, size), 1 << 26) if size > len(buf) else len(buf)
-        pos = nl + 1
-    return min(max(need, pos), size)
+def _line_ends(buf: bytes) -> int:
+    """About how many lines ``buf`` holds, whichever of LF, CRLF or CR ends them."""
+    return max(buf.count(b"\n"), buf.count(b"\r"))
 
 
-def _sniff_delimiter(lines: list[str], default: str) -> str:
+def _records(text: str, delimiter: str, complete: bool, limit: int) -> list[list[str]]:
+    """The first ``limit`` records of CSV text (a cell may hold line breaks; CR, LF and CRLF
+    all end a line); without ``complete``, the text may stop inside its last record, which is
+    left out."""
+    rows: list[list[str]] = []
+    try:
+        for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
+            rows.append(row)
+            if len(rows) > limit:
+                return rows[:limit]
+    except csv.Error:  # e.g. a whole wide line as one field: not this delimiter
+        return rows[:-1] if rows and not complete else rows
+    return rows if complete or len(rows) < 2 else rows[:-1]
+
+
+def _sniff_delimiter(text: str, complete: bool, default: str) -> str:
     """The delimiter that splits the header and the first rows into the same number of fields."""
     best, best_count = default, 0
     for delim in DELIMITERS:
-        try:
-            rows = list(csv.reader(lines[:20], delimiter=delim))
-        except csv.Error:  # e.g. a whole wide line as one field: not this delimiter
-            continue
+        rows = _records(text, delim, complete, 20)
         if not rows:
             continue
         width = len(rows[0])
@@ -295,20 +308,25 @@ def _sniff_delimiter(lines: list[str], default: str) -> str:
 def _csv_header(path: str, source: Source, data: bytes | None, sniff: bool
                 ) -> tuple[str, list[str], bool]:
     """(delimiter, raw header names, has data rows) of one CSV file."""
-    head = _head_bytes(path, source.compression, data)
+    head, complete = _head_bytes(path, source.compression, data)
     shown = "<stdin>" if path == "-" else path
     if not head.strip():
         raise InputError(f"{shown} is empty; give a file with a header row and data")
     if b"\x00" in head:
         raise InputError(f"{shown} looks like a binary file, not CSV text; give a CSV or "
                          "Parquet file")
-    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
-    lines = text.splitlines()
-    if not head.endswith(b"\n") and len(lines) > 1:
-        lines = lines[:-1]  # the last line may be cut in the middle
-    delimiter = _sniff_delimiter(lines, source.delimiter) if sniff else source.delimiter
-    raw = next(csv.reader(lines[:1], delimiter=delimiter), [])
-    return delimiter, raw, any(ln.strip() for ln in lines[1:])
+    text = head.decode("utf-8")
+    delimiter = _sniff_delimiter(text, complete, source.delimiter) if sniff \
+        else source.delimiter
+    rows = _records(text, delimiter, complete, 6)
+    raw = rows[0] if rows else []
+    return delimiter, raw, any(any(cell.strip() for cell in r) for r in rows[1:])
+
+
+def _header_names(line: bytes, delimiter: str) -> list[str]:
+    """The raw names of a header record (as passed to ``on_header`` by :func:`_line_chunks`)."""
+    return next(csv.reader(io.StringIO(line.decode("utf-8"), newline=""),
+                           delimiter=delimiter), [])
 
 
 def _clean_names(raw: list[str], where: str) -> Header:
@@ -326,7 +344,7 @@ def _clean_names(raw: list[str], where: str) -> Header:
             dupes.append(name)
         seen.add(name)
     if dupes:
-        raise InputError(f"{where}: duplicate column names {', '.join(repr(d) for d in dupes)}; "
+        raise InputError(f"{where}: duplicate column names {', '.join(map(quoted, dupes))}; "
                          "rename them so that every column has its own name")
     return Header(names, renamed)
 
@@ -364,8 +382,8 @@ def _check_same_header(path: str, names: list[str], header: Header, source: Sour
         have, expected = set(names), set(header.names)
         missing = [n for n in header.names if n not in have]
         extra = [n for n in names if n not in expected]
-        what = (f"lacks {', '.join(missing[:5])}" if missing else
-                f"has extra {', '.join(extra[:5])}" if extra else "orders them differently")
+        what = (f"lacks {list_names(missing, 5)}" if missing else
+                f"has extra {list_names(extra, 5)}" if extra else "orders them differently")
         raise InputError(f"{path}: its columns differ from {source.files[0]} ({what}); every "
                          f"file of {source.display} needs the same columns")
 
@@ -373,14 +391,15 @@ def _check_same_header(path: str, names: list[str], header: Header, source: Sour
 # -- CSV ---------------------------------------------------------------------------------------
 
 def _csv_options(source: Source, header: Header, columns: list[str],
-                 types: dict[str, pa.DataType], encoding: str, text: bool = False):
+                 types: dict[str, pa.DataType], text: bool = False):
     bad_row: dict[str, object] = {}
 
     def on_invalid(row) -> str:
         bad_row.setdefault("row", row)
         return "error"
 
-    read_options = pacsv.ReadOptions(column_names=header.names, encoding=encoding,
+    # The text reaching Arrow is UTF-8 (_Decoder decides how the file's bytes become it).
+    read_options = pacsv.ReadOptions(column_names=header.names, encoding="utf8",
                                      use_threads=False, block_size=1 << 30)
     # Each chunk is parsed as one Arrow block and ends at a record (_record_end), so quoted
     # line breaks parse without newlines_in_values, which only slows Arrow's block splitting.
@@ -405,11 +424,33 @@ def _csv_options(source: Source, header: Header, columns: list[str],
 
 
 def _raw_blocks(path: str, compression: str | None, data: bytes | None, digest,
-                size: int | None = None):
+                size: int | None = None) -> Iterator[bytes]:
+    """The text of one CSV file in blocks of UTF-8 (:class:`_Decoder`), hashing the stored
+    bytes on the way."""
+    shown = "<stdin>" if path == "-" else path
+    stored = _stored_blocks(path, compression, data, digest, size or CSV_BLOCK)
+    try:
+        first = b""
+        for block in stored:
+            first += block
+            if len(first) >= 4:
+                break
+        decoder = _Decoder(first, shown)
+        if out := decoder.decode(first[decoder.bom:]):
+            yield out
+        for block in stored:
+            if out := decoder.decode(block):
+                yield out
+        if out := decoder.decode(b"", final=True):
+            yield out
+    finally:
+        stored.close()
+
+
+def _stored_blocks(path: str, compression: str | None, data: bytes | None, digest,
+                   size: int) -> Iterator[bytes]:
     """The decompressed bytes of one file in blocks, hashing the stored bytes on the way."""
-    size = size or CSV_BLOCK
     if data is not None:
-        data = data.lstrip(b"\xef\xbb\xbf")
         for i in range(0, len(data), size):
             yield data[i:i + size]
         return
@@ -430,58 +471,203 @@ def _raw_blocks(path: str, compression: str | None, data: bytes | None, digest,
                 yield out
 
 
-def _line_chunks(blocks, on_header=None):
-    """Re-cut blocks at line ends, and drop the header line (passed to ``on_header``).
+# The byte-order marks read, and the encoding each announces.
+BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+# Windows-1252, the single-byte encoding of files that are not UTF-8 (a superset of Latin-1's
+# printable characters: it has the euro sign and typographic quotes); its five unassigned
+# bytes are read as Latin-1 reads them, as the WHATWG encoding standard does.
+CP1252 = "".join(bytes([b]).decode("cp1252", errors="ignore") or chr(b) for b in range(256))
+# Each byte as its part in UTF-8: L a lead byte of a multi-byte sequence, C a continuation
+# byte, A anything else. A well-formed multi-byte sequence holds a lead byte followed by a
+# continuation byte, so text without "LC" holds none (bytes.translate and find run at memory
+# speed, where a regular expression for UTF-8 sequences takes 0.1 s per MiB).
+_UTF8_ROLES = bytes(76 if 0xC2 <= b <= 0xF4 else 67 if 0x80 <= b <= 0xBF else 65
+                    for b in range(256))
 
-    Chunks are memoryviews of the blocks (Arrow reads them without a copy).
+
+def _as_cp1252(exc: UnicodeDecodeError) -> tuple[str, int]:
+    return "".join(CP1252[b] for b in exc.object[exc.start:exc.end]), exc.end
+
+
+codecs.register_error("l1select-cp1252", _as_cp1252)
+
+
+class _Decoder:
+    """Turns the bytes of a CSV file into UTF-8, block by block: the one place where the
+    encoding is decided.
+
+    A byte-order mark decides it (UTF-8, UTF-16 LE or BE; the mark is dropped). Without one,
+    text is read as UTF-8, and every byte that is not part of a well-formed UTF-8 sequence as
+    Windows-1252: a Latin-1 or Windows-1252 file is read whole as such, wherever its first
+    accented letter sits, and the result of a byte never depends on where blocks (or Dask
+    partitions) are cut.
+    """
+
+    def __init__(self, head: bytes, shown: str):
+        self.shown = shown
+        self.encoding, self.bom = "utf-8", 0
+        for mark, encoding in BOMS:
+            if head.startswith(mark):
+                self.encoding, self.bom = encoding, len(mark)
+                break
+        self._utf16 = (codecs.getincrementaldecoder(self.encoding)("strict")
+                       if self.encoding.startswith("utf-16") else None)
+        self._tail = b""
+        self._done = 0  # stored bytes decoded so far, for the position of an error
+
+    def decode(self, block: bytes, final: bool = False) -> bytes:
+        if self._utf16 is not None:
+            try:
+                out = self._utf16.decode(block, final).encode("utf-8")
+            except UnicodeError as exc:
+                at = self._done + self.bom + getattr(exc, "start", 0)
+                raise InputError(f"{self.shown}: not valid {self.encoding.upper()} text (near "
+                                 f"byte {at:,}) although it starts with that byte-order mark; "
+                                 "save it again as UTF-8 or UTF-16") from None
+            self._done += len(block)
+            return out
+        buf = self._tail + block if self._tail else block
+        cut = len(buf) if final else _complete(buf)
+        buf, self._tail = buf[:cut], buf[cut:]
+        return utf8_text(buf)
+
+
+def utf8_text(buf: bytes) -> bytes:
+    """``buf`` as UTF-8: unchanged when it is UTF-8, and each byte that is not part of a
+    well-formed UTF-8 sequence read as Windows-1252. ``buf`` must not end inside a sequence
+    (a piece of a file cut at a line end is fine)."""
+    if buf.isascii():
+        return buf
+    try:
+        buf.decode("utf-8")
+        return buf
+    except UnicodeDecodeError:
+        pass
+    if buf.translate(_UTF8_ROLES).find(b"LC") < 0:  # no UTF-8 at all: Windows-1252 (fast)
+        return codecs.charmap_decode(buf, "strict", CP1252)[0].encode("utf-8")
+    return buf.decode("utf-8", "l1select-cp1252").encode("utf-8")
+
+
+def _complete(buf: bytes) -> int:
+    """How much of ``buf`` to decode now: all of it, unless it ends with the start of a UTF-8
+    sequence that the next block may complete."""
+    for back in range(1, min(len(buf), 4) + 1):
+        byte = buf[-back]
+        if byte < 0x80:
+            return len(buf)
+        if byte >= 0xC0:  # a lead byte: is its sequence cut short?
+            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return len(buf) - back if back < need else len(buf)
+    return len(buf)
+
+
+def _line_chunks(blocks, on_header=None):
+    """Re-cut blocks at record ends, and drop the header record (passed to ``on_header``).
+
+    CR, LF and CRLF all end a line; records end where the header's line ends do, outside a
+    quoted cell. Chunks are memoryviews of the blocks (Arrow reads them without a copy).
     """
     carry = b""
-    header_done = False
+    eol = b""  # the header's line end decides where records are cut
     for block in blocks:
         buf = carry + block if carry else block
-        if not header_done:
-            nl = buf.find(b"\n")
-            if nl < 0:
+        if not eol:
+            end = _header_end(buf)
+            if end < 0:
                 carry = buf
                 continue
+            eol = b"\r" if buf[end:end + 1] == b"\r" else b"\n"
             if on_header is not None:
-                on_header(bytes(buf[:nl]))
-            buf = buf[nl + 1:]
-            header_done = True
-        cut = _record_end(buf)
+                on_header(bytes(buf[:end + 1]))
+            buf = buf[end + 1:]
+        cut = _record_end(buf, eol)
         if cut < 0:
             carry = buf
             continue
         carry = buf[cut + 1:]
         if cut > 0:
             yield memoryview(buf)[:cut + 1]
-    if not header_done and carry.strip() and on_header is not None:
+    if not eol and carry.strip() and on_header is not None:
         on_header(carry)
-    elif header_done and carry.strip():
+    elif eol and carry.strip():
         yield carry
 
 
-def _record_end(buf: bytes) -> int:
+def lf_splittable(path: str) -> bool:
+    """Whether a CSV file can be read in byte ranges cut after a LF (as the Dask engine
+    does): its lines end with LF or CRLF, it is not UTF-16, and its first 64 KiB have no
+    quoted cell holding a line break (a range cannot tell such a break from a line end; one
+    that shows up only later is still misread)."""
+    try:
+        with _open(path) as fh:
+            head = fh.read(SNIFF_BYTES)
+    except OSError:
+        return False  # read whole, where the error is reported
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False
+    end = _header_end(head)
+    if end >= 0 and head[end:end + 1] == b"\r":
+        return False
+    quoted = False
+    for m in _QUOTE_OR_EOL.finditer(head):
+        if m.group() == b'"':
+            quoted = not quoted
+        elif quoted:
+            return False
+    return True
+
+
+_QUOTE_OR_EOL = re.compile(rb'["\r\n]')
+
+
+def _header_end(buf: bytes) -> int:
+    """Where the header record's line end ends (its last byte), or -1 if ``buf`` does not
+    hold all of it yet."""
+    quoted = False
+    for m in _QUOTE_OR_EOL.finditer(buf):
+        i = m.start()
+        ch = buf[i:i + 1]
+        if ch == b'"':
+            quoted = not quoted
+        elif not quoted:
+            if ch == b"\n":
+                return i
+            if i + 1 == len(buf):
+                return -1  # a CR: a LF may follow in the next block
+            return i + 1 if buf[i + 1:i + 2] == b"\n" else i
+    return -1
+
+
+def _record_end(buf: bytes, eol: bytes = b"\n") -> int:
     """The last line end of ``buf`` that closes a record: not one inside a quoted field (a
-    text cell may hold line breaks). ``buf`` starts at a record; -1 when no record ends."""
-    cut = buf.rfind(b"\n")
+    text cell may hold line breaks). ``buf`` starts at a record; -1 when no record ends.
+
+    ``eol`` is the file's line end: LF (also for CRLF) or CR. A CR is a record end only with
+    the next byte known, so that CRLF is never cut in two.
+    """
+    if eol == b"\n":
+        cut = buf.rfind(b"\n")
+    else:
+        cut = buf.rfind(b"\r", 0, len(buf) - 1)
+        if cut >= 0 and buf[cut + 1:cut + 2] == b"\n":
+            cut += 1
     if cut < 0 or b'"' not in buf:
         return cut
     # An odd number of quotes before a line end leaves a quoted field open there.
     quotes = buf.count(b'"', 0, cut)
     while cut >= 0 and quotes % 2:
-        prev = buf.rfind(b"\n", 0, cut)
+        prev = buf.rfind(eol, 0, cut)
         quotes -= buf.count(b'"', prev + 1, cut)
         cut = prev
     return cut
 
 
 def _first_types(source: Source, header: Header, columns: list[str], data: bytes | None,
-                 encoding: str) -> dict[str, pa.DataType]:
+                 ) -> dict[str, pa.DataType]:
     """Types inferred from the first block, widened so that later blocks keep to them:
     integers are read as float64 and all-empty columns as text."""
     head = next(_line_chunks(_raw_blocks(source.files[0], source.compression, data, None)), b"")
-    ro, po, co, bad = _csv_options(source, header, columns, {}, encoding)
+    ro, po, co, bad = _csv_options(source, header, columns, {})
     try:
         schema = pacsv.read_csv(pa.BufferReader(head), ro, po, co).schema if head else None
     except pa.ArrowInvalid as exc:
@@ -512,7 +698,7 @@ def _ragged_line(path: str, source: Source, data: bytes | None, expected: int) -
         for row in reader:
             if row and len(row) != expected:
                 return reader.line_num
-    except (OSError, csv.Error, EOFError, zlib.error):
+    except (OSError, csv.Error, EOFError, zlib.error, InputError):
         return None
     return None
 
@@ -551,10 +737,7 @@ def _csv_error(source: Source, path: str, exc: pa.ArrowInvalid, bad_row: dict,
             f"{shown}: {where} has {row.actual_columns} fields but the header has "
             f"{row.expected_columns}; fix the row or quote fields that contain '{delim}'"
         )
-    msg = _short(exc)
-    if "UTF8" in msg or "utf-8" in msg.lower():
-        return InputError(f"{shown}: not valid text ({msg}); save it as UTF-8 CSV")
-    return InputError(f"{shown}: cannot parse the CSV ({msg})")
+    return InputError(f"{shown}: cannot parse the CSV ({_short(exc)})")
 
 
 def _retype_from(message: str, names: list[str], types: dict[str, pa.DataType]) -> Retype | None:
@@ -573,13 +756,13 @@ def _retype_from(message: str, names: list[str], types: dict[str, pa.DataType]) 
 
 
 def _csv_batches(source: Source, header: Header, columns: list[str], data: bytes | None,
-                 scan: Scan, overrides: dict[str, pa.DataType], encoding: str, text: bool):
+                 scan: Scan, overrides: dict[str, pa.DataType], text: bool):
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
-    types = {} if text else _first_types(source, header, columns, data, encoding)
+    types = {} if text else _first_types(source, header, columns, data)
     types.update(overrides)
-    ro, po, co, bad = _csv_options(source, header, columns, types, encoding, text)
+    ro, po, co, bad = _csv_options(source, header, columns, types, text)
     names = header.names  # Arrow numbers columns in the file's order, read or not
 
     wanted = set(columns)
@@ -600,8 +783,7 @@ def _csv_batches(source: Source, header: Header, columns: list[str], data: bytes
         def check(line: bytes) -> None:
             if path == source.files[0]:
                 return
-            text = line.decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r")
-            raw = next(csv.reader([text], delimiter=source.delimiter), [])
+            raw = _header_names(line, source.delimiter)
             _check_same_header(path, _clean_names(raw, path).names, header, source)
         return check
 
@@ -618,11 +800,11 @@ def _csv_batches(source: Source, header: Header, columns: list[str], data: bytes
                     if len(pending) < 3:
                         continue
                     for batch in pending.popleft().result():
-                        yield _checked(batch, encoding), start
+                        yield batch, start
                         start += batch.num_rows
                 while pending:  # finish this file before the next one's errors can show
                     for batch in pending.popleft().result():
-                        yield _checked(batch, encoding), start
+                        yield batch, start
                         start += batch.num_rows
         except pa.ArrowInvalid as exc:
             retype = _retype_from(str(exc), names, types)
@@ -662,12 +844,6 @@ class _ThreadedHash:
         return self._hash.hexdigest()
 
 
-def _checked(batch: pa.RecordBatch, encoding: str) -> pa.RecordBatch:
-    if encoding == "utf8" and pa.binary() in set(batch.schema.types):
-        raise Retype("", pa.binary())
-    return batch
-
-
 # -- Parquet -----------------------------------------------------------------------------------
 
 def _parquet_file(path: str, digest, hashing: list) -> pq.ParquetFile:
@@ -677,7 +853,8 @@ def _parquet_file(path: str, digest, hashing: list) -> pq.ParquetFile:
         with _open(path) as fh:
             data = fh.read()  # remote files are fetched whole: one transfer, hashed as it is
         digest.update(data)
-        return pq.ParquetFile(pa.BufferReader(data))
+        return pq.ParquetFile(pa.BufferReader(data), buffer_size=PARQUET_READ_BUFFER,
+                          pre_buffer=False)
     import threading
 
     def hash_file() -> None:
@@ -690,7 +867,8 @@ def _parquet_file(path: str, digest, hashing: list) -> pq.ParquetFile:
     thread = threading.Thread(target=hash_file, daemon=True)
     thread.start()
     hashing.append(thread)
-    return pq.ParquetFile(path)
+    return pq.ParquetFile(path, buffer_size=PARQUET_READ_BUFFER,
+                          pre_buffer=False)
 
 
 def _parquet_batches(source: Source, header: Header, columns: list[str], scan: Scan):
@@ -706,17 +884,22 @@ def _parquet_batches(source: Source, header: Header, columns: list[str], scan: S
             names = [raw_to_clean.get(n, n) for n in pf.schema_arrow.names]
             if path != source.files[0]:
                 _check_same_header(path, _clean_names(names, path).names, header, source)
-            # Row group by row group: Arrow decodes a group's columns in parallel (4× faster
-            # than iter_batches here, and less memory); the group is then cut into batches.
             for i in range(pf.metadata.num_row_groups):
-                group = pf.read_row_group(i, columns=raw_columns, use_threads=True)
-                for batch in group.to_batches(max_chunksize=rows):
+                # A group larger than a batch is decoded batch by batch (only a batch and a
+                # read window per column are held); a smaller one is read whole, which
+                # spares a wide file one batch reader per column.
+                if pf.metadata.row_group(i).num_rows > rows:
+                    parts = pf.iter_batches(batch_size=rows, row_groups=[i],
+                                            columns=raw_columns, use_threads=True)
+                else:
+                    parts = pf.read_row_group(i, columns=raw_columns,
+                                              use_threads=True).to_batches(max_chunksize=rows)
+                for batch in parts:
                     if raw_to_clean:
                         batch = batch.rename_columns([raw_to_clean.get(n, n)
                                                       for n in batch.schema.names])
                     yield batch, start
                     start += batch.num_rows
-                del group
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
             raise InputError(f"{path} is not a readable Parquet file ({_short(exc)}); check "
                              "that the file is complete") from None
@@ -730,7 +913,7 @@ def _parquet_batches(source: Source, header: Header, columns: list[str], scan: S
 
 def batches(source: Source, header: Header, columns: list[str], data: bytes | None,
             scan: Scan, overrides: dict[str, pa.DataType] | None = None,
-            encoding: str = "utf8", text: bool = False) -> Iterator[tuple[pa.RecordBatch, int]]:
+            text: bool = False) -> Iterator[tuple[pa.RecordBatch, int]]:
     """Yield ``(record_batch, first_row_index)`` over the source, in order, in small blocks.
 
     CSV is cut at line ends into blocks that two threads parse while the caller works on the
@@ -742,18 +925,16 @@ def batches(source: Source, header: Header, columns: list[str], data: bytes | No
     if source.format == "parquet":
         yield from _parquet_batches(source, header, columns, scan)
     else:
-        yield from _csv_batches(source, header, columns, data, scan, overrides or {}, encoding,
-                                text)
+        yield from _csv_batches(source, header, columns, data, scan, overrides or {}, text)
 
 
 def read(source: Source, header: Header, columns: list[str],
          data: bytes | None = None) -> ReadResult:
     """Read ``columns`` of the whole source into one in-memory table."""
 
-    def one_pass(overrides, encoding):
+    def one_pass(overrides):
         scan = Scan()
-        parts = [b for b, _ in batches(source, header, columns, data, scan, overrides,
-                                       encoding)]
+        parts = [b for b, _ in batches(source, header, columns, data, scan, overrides)]
         if parts:
             table = pa.Table.from_batches(parts).combine_chunks()
         else:
@@ -764,21 +945,17 @@ def read(source: Source, header: Header, columns: list[str],
 
 
 def with_retypes(one_pass, on_restart=None):
-    """Run ``one_pass(overrides, encoding)``, a pass over :func:`batches`, again from the top
-    each time a column needs another type (or the file another encoding); its result.
+    """Run ``one_pass(overrides)``, a pass over :func:`batches`, again from the top each time
+    a column needs another type; its result.
 
     ``on_restart()`` runs before each new pass, to undo what the interrupted one did.
     """
     overrides: dict[str, pa.DataType] = {}
-    encoding = "utf8"
     while True:
         try:
-            return one_pass(overrides, encoding)
+            return one_pass(overrides)
         except Retype as exc:
-            if exc.column == "":
-                encoding = "latin1"
-            else:
-                overrides[exc.column] = exc.type
+            overrides[exc.column] = exc.type
             if on_restart is not None:
                 on_restart()
 
@@ -791,18 +968,18 @@ def estimate_rows(source: Source, data: bytes | None) -> int | None:
                 return None
             return sum(pq.ParquetFile(f).metadata.num_rows for f in source.files)
         if data is not None:
-            return max(data.count(b"\n") - 1, 0)
+            return max(_line_ends(data) - 1, 0)
         if any(is_url(f) for f in source.files):
             return None
         total = 0
         for path in source.files:
             size = os.path.getsize(path)
-            head = _head_bytes(path, source.compression, None)
+            head, _ = _head_bytes(path, source.compression, None)
             if source.compression == "gzip":
                 with open(path, "rb") as fh:
                     fh.seek(-4, os.SEEK_END)
                     size = int.from_bytes(fh.read(4), "little")  # uncompressed size mod 2**32
-            lines = head.count(b"\n")
+            lines = _line_ends(head)
             if lines < 2:
                 continue
             total += int(size / (len(head) / lines)) - 1
@@ -816,8 +993,8 @@ def estimate_rows(source: Source, data: bytes | None) -> int | None:
 class TableWriter:
     """Writes record batches to CSV (a file or stdout) or Parquet, chosen by the file name.
 
-    A file is written to a temporary name beside it and renamed into place on :meth:`close`,
-    so a failed or interrupted run never leaves a half-written file; :meth:`abort` removes it.
+    A file is written atomically (:class:`l1select.files.PendingFile`, as every output file):
+    a failed or interrupted run never leaves a half-written file; :meth:`abort` removes it.
     CSV cells are written with Python's csv module: strings as they are (quoted only when they
     must be), floats at full precision.
     """
@@ -831,31 +1008,25 @@ class TableWriter:
                 self.format = "parquet"
             elif not lower.endswith((".csv", ".tsv", ".txt")):
                 raise ConfigError(f"--output {self.output}: give a .csv, .tsv or .parquet name")
-            folder = os.path.dirname(os.path.abspath(self.output))
-            if not os.path.isdir(folder):
-                raise ConfigError(f"--output {self.output}: folder {folder} does not exist")
-        self._tmp: str | None = None
+            check_folder(self.output)
+        self._file: PendingFile | None = None
         self._fh = None
         self._csv = None
         self._pq = None
         self.rows = 0
 
     def _open(self, schema: pa.Schema) -> None:
-        import tempfile
-
         if self.output is not None:
-            folder = os.path.dirname(os.path.abspath(self.output))
-            fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.output)}.",
-                                             suffix=".tmp", dir=folder)
-            os.close(fd)
+            self._file = PendingFile(self.output)
         if self.format == "parquet":
-            self._pq = pq.ParquetWriter(self._tmp, schema)
+            self._pq = pq.ParquetWriter(self._file.tmp, schema)
             return
-        if self._tmp is None:
+        if self._file is None:
             self._fh = sys.stdout
         else:
-            self._fh = open(self._tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
+            self._fh = open(self._file.tmp, "w", encoding="utf-8", newline="")  # noqa: SIM115
         delim = "\t" if (self.output or "").lower().endswith(".tsv") else ","
+        self._delim = delim
         self._csv = csv.writer(self._fh, delimiter=delim, lineterminator="\n")
         self._csv.writerow(schema.names)
 
@@ -867,7 +1038,17 @@ class TableWriter:
             self._pq.write_batch(batch)
             return
         cols = [_cells(c) for c in batch.columns]
-        self._csv.writerows(zip(*cols, strict=True))
+        rows = zip(*cols, strict=True)
+        if not any(_holds_cr(c) for c in batch.columns):
+            self._csv.writerows(rows)
+            return
+        # Python 3.11's csv writer leaves a cell with a CR but no LF unquoted, and a reader
+        # would end the record there: such rows are written here.
+        for row in rows:
+            if any(isinstance(v, str) and "\r" in v for v in row):
+                self._fh.write(self._delim.join(_quoted(v, self._delim) for v in row) + "\n")
+            else:
+                self._csv.writerow(row)
 
     def close(self, schema: pa.Schema | None = None) -> None:
         """Finish the output (an empty one gets its header), and move it into place."""
@@ -879,9 +1060,9 @@ class TableWriter:
             self._fh.close()
         elif self._fh is sys.stdout:
             sys.stdout.flush()
-        if self._tmp is not None:
-            os.replace(self._tmp, self.output)
-            self._tmp = None
+        if self._file is not None:
+            self._file.commit()
+            self._file = None
 
     def restart(self) -> None:
         """Throw away what was written (a column changed type mid-file): start again."""
@@ -900,9 +1081,27 @@ class TableWriter:
             if self._fh is not None and self._fh is not sys.stdout:
                 self._fh.close()
         finally:
-            if self._tmp is not None and os.path.exists(self._tmp):
-                os.unlink(self._tmp)
-            self._tmp = None
+            if self._file is not None:
+                self._file.discard()
+            self._file = None
+
+
+def _holds_cr(column: pa.Array) -> bool:
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return False
+    import pyarrow.compute as pc
+
+    return bool(pc.any(pc.match_substring(column, "\r")).as_py())
+
+
+def _quoted(value, delim: str) -> str:
+    """A CSV cell as the csv module writes it, quoted also when it holds a CR."""
+    if value is None:
+        return ""
+    text = str(value)
+    if any(ch in text for ch in (delim, '"', "\r", "\n")):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def _cells(column: pa.Array) -> list:

@@ -246,6 +246,22 @@ class Moments:
         self.com = self.com[:, keep[:, None], keep[None, :]]
         self._index = {k: i for i, k in enumerate(self.keys)}
 
+    def pool(self, new_key: tuple, keys: list[tuple]) -> None:
+        """Replace the slots ``keys`` by one slot ``new_key`` holding their sum (rare category
+        levels pooled into one indicator). A linear map of the rows, so exact: the new mean is
+        the sum of the means, its co-moments the sums of the rows and columns of ``keys``."""
+        idx = np.array([self._index[k] for k in keys], dtype=np.int64)
+        mean = self.mean[:, idx].sum(axis=1)
+        row = self.com[:, idx, :].sum(axis=1)  # (G, d): co-moments with every slot
+        corner = row[:, idx].sum(axis=1)
+        self._extend([new_key], {})
+        d = len(self.keys)
+        self.mean[:, d - 1] = mean
+        self.com[:, d - 1, :d - 1] = row
+        self.com[:, :d - 1, d - 1] = row
+        self.com[:, d - 1, d - 1] = corner
+        self.drop(list(keys))
+
     def merged(self, which: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """Count, mean and co-moment of the union of the groups in the mask ``which``."""
         return merge_groups(self.n, self.mean, self.com, which)

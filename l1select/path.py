@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from l1select.errors import ConfigError
+from l1select.errors import ConfigError, quoted
 
 
 def alpha_max(xty: np.ndarray, l1_ratio: float, penalty: np.ndarray | None = None,
@@ -134,15 +134,87 @@ def explicit_grid(alphas: tuple[float, ...]) -> np.ndarray:
     return grid
 
 
-def grids_for(a_max: list[float], params) -> list[tuple[float, np.ndarray]]:
+# The default end of the grid, as a fraction of alpha_max. With fewer rows than features it
+# is glmnet's lambda.min.ratio of 1e-2: below it the fit interpolates the training rows, and
+# the path there is long, slow and uninformative. Otherwise scikit-learn's eps of 1e-3.
+DEFAULT_EPS = 1e-3
+WIDE_EPS = 1e-2
+# glmnet's stops for a generated grid on wide data: a fraction of deviance explained above
+# SATURATED_DEV, or a relative gain below SATURATED_GAIN from one alpha to the next, ends the
+# path (the alpha that met the condition is kept), never before MIN_ALPHAS alphas (glmnet's
+# rsqmax, sml and mnl).
+SATURATED_DEV = 0.999
+SATURATED_GAIN = 1e-5
+MIN_ALPHAS = 5
+
+
+def default_eps(params, n_samples: int, n_features: int) -> float:
+    """``--eps`` when given, else 1e-3, or 1e-2 when there are fewer rows than features."""
+    if params.eps is not None:
+        return float(params.eps)
+    return WIDE_EPS if n_samples < n_features else DEFAULT_EPS
+
+
+def grids_for(a_max: list[float], params, n_samples: int, n_features: int
+              ) -> list[tuple[float, np.ndarray]]:
     """(l1_ratio, alphas) for each l1_ratio: the fixed alpha, the explicit grid, or the
-    geometric grid below that ratio's ``alpha_max``."""
+    geometric grid below that ratio's ``alpha_max`` down to :func:`default_eps`.
+
+    ``n_samples``, ``n_features``: the rows and candidate features of the all-rows fit.
+    """
     if params.alpha is not None:
         return [(params.l1_ratios[0], np.array([params.alpha]))]
     if params.alphas is not None:
         return [(r, explicit_grid(params.alphas)) for r in params.l1_ratios]
-    return [(r, alpha_grid(m, params.n_alphas, params.eps))
+    eps = default_eps(params, n_samples, n_features)
+    return [(r, alpha_grid(m, params.n_alphas, eps))
             for r, m in zip(params.l1_ratios, a_max, strict=True)]
+
+
+def stops_early(params, n_samples: int, n_features: int) -> bool:
+    """Whether a path may end before its last alpha once the all-rows fit saturates: on a
+    generated grid (no ``--alphas``, no ``--alpha``) with fewer rows than features."""
+    return params.alpha is None and params.alphas is None and n_samples < n_features
+
+
+def saturated_length(dev: np.ndarray) -> int:
+    """How many alphas of a path to keep, from the all-rows fit's fraction of deviance
+    explained at each alpha (``1 - RSS / TSS``, in grid order): up to and including the first
+    alpha (from the ``MIN_ALPHAS``-th on) where it passes ``SATURATED_DEV`` or gains less than
+    ``SATURATED_GAIN`` of itself over the previous alpha.
+
+    A path is solved from the top of the grid down and each alpha warm-starts from the one
+    before, so the kept alphas have exactly the solutions a shorter grid would have given.
+    """
+    for k in range(MIN_ALPHAS - 1, dev.size):
+        if dev[k] > SATURATED_DEV or dev[k] - dev[k - 1] < SATURATED_GAIN * dev[k]:
+            return k + 1
+    return int(dev.size)
+
+
+def gram_deviance_explained(gram: np.ndarray, xty: np.ndarray, yty: float,
+                            coefs: np.ndarray) -> np.ndarray:
+    """``1 - RSS / TSS`` of each column of ``coefs`` (n_features, n_alphas) on a
+    standardized Gram problem: ``RSS / n = yty - 2 cᵀw + wᵀGw``."""
+    if yty <= 0:
+        return np.zeros(coefs.shape[1])
+    active = np.flatnonzero(np.any(coefs != 0.0, axis=1))
+    w = coefs[active]
+    rss = yty - 2.0 * (xty[active] @ w) + np.einsum("ik,ik->k", w,
+                                                     gram[np.ix_(active, active)] @ w)
+    return 1.0 - rss / yty
+
+
+def data_deviance_explained(columns, yc: np.ndarray, coefs: np.ndarray) -> np.ndarray:
+    """``1 - RSS / TSS`` of each column of ``coefs`` (n_features, n_alphas) on standardized
+    data; ``columns(idx)`` gives the standardized columns ``idx`` (n_samples, len(idx)) and
+    ``yc`` is the centered target."""
+    tss = float(yc @ yc)
+    if tss <= 0:
+        return np.zeros(coefs.shape[1])
+    active = np.flatnonzero(np.any(coefs != 0.0, axis=1))
+    resid = yc[:, None] - columns(active) @ coefs[active]
+    return 1.0 - np.einsum("ik,ik->k", resid, resid) / tss
 
 
 def solve_gram(gram: np.ndarray, xty: np.ndarray, yty: float, alphas: np.ndarray,
@@ -154,8 +226,9 @@ def solve_gram(gram: np.ndarray, xty: np.ndarray, yty: float, alphas: np.ndarray
     Features that do not vary on these rows (``usable`` False) stay at zero: they are left out
     of the problem the solver sees. ``penalty`` (n_features,): the penalty factors (None: 1).
     """
-    from l1select._kernels import cd_gram_path
+    from l1select._aot import gram_path
 
+    cd_gram_path = gram_path()
     p = xty.shape[0]
     coefs = np.zeros((p, alphas.size))
     idx = np.flatnonzero(usable)
@@ -202,7 +275,7 @@ def user_penalty(features, params) -> np.ndarray | None:
             cols = list(dict.fromkeys(f.column for f in features))
             hint = did_you_mean(pattern, cols + names)
             raise ConfigError(
-                f"{option} '{pattern}' matches no feature{'; ' + hint if hint else ''} "
+                f"{option} {quoted(pattern)} matches no feature{'; ' + hint if hint else ''} "
                 f"(a column that is excluded, or dropped as constant, cannot be weighed; "
                 f"features: {list_names(cols)})")
         pf[hit] = weight

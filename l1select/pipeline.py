@@ -7,83 +7,31 @@ from dataclasses import replace
 import numpy as np
 
 from l1select import io as l1io
-from l1select.errors import ConfigError
+from l1select.errors import ConfigError, escaped
 from l1select.family import NotBinary, binary_classes, check_weights_column, looks_binary
-from l1select.path import explicit_grid
+from l1select.options import problems
 from l1select.prepare import needed_columns
-from l1select.select import alternates, diagnostics, refit_ols, select, stability_summary
+from l1select.select import (
+    alternates,
+    column_summary,
+    diagnostics,
+    refit_ols,
+    select,
+    stability_summary,
+)
 from l1select.types import FitParams, Recipe, SelectionResult, Warn
 
 
 def validate(params: FitParams) -> FitParams:
-    """Check the options once, at the entry; later stages trust them."""
-    problems = []
-    if params.model not in ("lasso", "elasticnet"):
-        problems.append(f"--model must be lasso or elasticnet, not '{params.model}'")
-    if params.model == "lasso" and tuple(params.l1_ratios) != (1.0,):
-        problems.append("--l1-ratio applies to --model elasticnet; lasso has l1_ratio 1")
-    if any(not (0.0 < r <= 1.0) for r in params.l1_ratios) or not params.l1_ratios:
-        problems.append("--l1-ratio values must be in (0, 1], e.g. --l1-ratio 0.1,0.5,0.9")
-    if params.fold_column is None and params.cv < 2:
-        problems.append(f"--cv must be at least 2, not {params.cv}")
-    if params.n_alphas < 1:
-        problems.append("--n-alphas must be at least 1")
-    if not (0.0 < params.eps < 1.0):
-        problems.append(f"--eps must be between 0 and 1, not {params.eps}")
-    if params.alpha is not None and not (params.alpha > 0 and np.isfinite(params.alpha)):
-        problems.append(f"--alpha must be a positive number, not {params.alpha}")
-    if params.alpha is not None and params.alphas is not None:
-        problems.append("give either --alpha (one fit, no CV) or --alphas (a CV grid), not both")
-    if params.alpha is not None and len(params.l1_ratios) > 1:
-        problems.append("--alpha fits one model: give a single --l1-ratio")
-    if params.test_size is not None and not (0.0 < params.test_size < 1.0):
-        problems.append(f"--test-size must be between 0 and 1, not {params.test_size}")
-    if params.max_levels < 1:
-        problems.append("--max-levels must be at least 1")
-    if params.rule not in ("1se", "min"):
-        problems.append(f"--rule must be 1se or min, not '{params.rule}'")
-    if params.missing not in ("mean", "drop", "error"):
-        problems.append(f"--missing must be mean, drop or error, not '{params.missing}'")
-    if params.stability is not None and params.stability < 1:
-        problems.append(f"--stability must be at least 1 (pairs of half-samples), not "
-                        f"{params.stability}")
-    if not (0.5 < params.stability_threshold <= 1.0):
-        problems.append("--stability-threshold must be in (0.5, 1] (the bound on false "
-                        f"selections needs more than 0.5), not {params.stability_threshold}")
-    if not (0.0 < params.corr_threshold <= 1.0):
-        problems.append(f"--corr-threshold must be in (0, 1], not {params.corr_threshold}")
-    bad = [f"{n}={w}" for n, w in params.penalty_factors if not (w >= 0 and np.isfinite(w))]
-    if bad:
-        problems.append(f"--penalty-factor weights must be finite and at least 0, not "
-                        f"{', '.join(bad)}")
-    both = sorted({n for n, _ in params.penalty_factors} & set(params.force))
-    if both:
-        problems.append(f"--force and --penalty-factor both name {', '.join(both)}: "
-                        "give one of them")
-    if params.refit not in (None, "ols"):
-        problems.append(f"--refit must be ols, not '{params.refit}'")
-    if params.engine == "reference" and (params.force or params.penalty_factors
-                                         or params.adaptive):
-        problems.append("--force, --penalty-factor and --adaptive need penalty factors, which "
-                        "the reference engine (scikit-learn) does not have; use --engine gram "
-                        "or --engine data")
-    if params.scheduler is not None and params.engine != "dask":
-        problems.append("--scheduler applies to --engine dask; add --engine dask")
-    if params.family not in ("auto", "gaussian", "binomial"):
-        problems.append(f"--family must be auto, gaussian or binomial, not '{params.family}'")
-    binomial_only = ("deviance", "auc", "class")
-    if params.measure is not None and params.measure not in ("mse", "mae") + binomial_only:
-        problems.append(f"--measure must be deviance, auc, class, mse or mae, not "
-                        f"'{params.measure}'")
-    elif params.family == "gaussian" and params.measure in binomial_only:
-        problems.append(f"--measure {params.measure} is for a binary target; with --family "
-                        "gaussian use mse or mae")
-    if not (0.0 < params.threshold < 1.0):
-        problems.append(f"--threshold must be between 0 and 1, not {params.threshold}")
-    if params.alphas is not None:
-        explicit_grid(params.alphas)
-    if problems:
-        raise ConfigError("; ".join(problems))
+    """Check the options once, at the entry; later stages trust them.
+
+    Raises :class:`ConfigError` with every problem, phrased with flag names
+    (``--cv must be at least 2, not 1``); the job-file loader phrases the same problems
+    (:func:`l1select.options.problems`) with its keys and lines.
+    """
+    found = problems(params)
+    if found:
+        raise ConfigError("; ".join(p.for_cli() for p in found))
     return params
 
 
@@ -116,7 +64,11 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
     with threadpool_limits(limits=params.threads or 1):
         out = None
         if family == "binomial":
-            engine = _engine(params.engine, len(columns), n_rows, "binomial")
+            if params.group_categoricals:
+                raise ConfigError("--group-categoricals is not available for a binary target "
+                                  "(family binomial) yet; leave it out, or use --family "
+                                  "gaussian for a linear model")
+            engine = _engine(params.engine, len(columns), n_rows, family="binomial")
 
             def classes_of(target):
                 return binary_classes(target, params.family, params.positive_class,
@@ -130,9 +82,9 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
                 reporter = _Progress(progress, n_rows) if progress else None
         if out is None:
             _gaussian_only(params)
-            engine = _engine(params.engine, len(columns), n_rows,
+            engine = _engine(params.engine, len(columns), n_rows, params.group_categoricals,
                              weighted=params.weights is not None)
-            out = engine.run(source, header, data, columns, params, reporter)
+            out = _run(engine, source, header, data, columns, params, reporter)
         classes = out.classes
         features = list(out.recipe.features)
         chosen = select(list(out.fits), out.scaling, params.rule, features,
@@ -151,6 +103,7 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
     elif out.test_error is not None:
         n_test, mse, r2 = out.test_error(chosen.coef, chosen.intercept)
         test_report = {"n_rows": n_test, "mse": mse, "r2": r2}
+    results = extra.pop("features")
     cv = chosen.cv
     roc = out.fits[chosen.chosen].roc
     if cv is not None and roc is not None:
@@ -172,13 +125,14 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
                 "counts": {str(v): c for v, c in zip(classes.values, classes.counts,
                                                      strict=True)}}}),
         },
-        params={**params.to_dict(), "engine": out.engine, "n_folds": out.n_folds,
+        params={**_params_dict(params, out), "engine": out.engine, "n_folds": out.n_folds,
                 "family": out.family, "measure": out.measure,
                 "positive_class": None if classes is None else classes.positive},
         alpha=chosen.alpha,
         cv=cv,
         intercept=chosen.intercept,
-        features=extra.pop("features"),
+        features=results,
+        columns=column_summary(out.recipe, results),
         selected=chosen.selected,
         warnings=tuple(warnings) + out.warnings,
         recipe={**_recipe_dict(out.recipe, out.scaling), "family": out.family,
@@ -188,6 +142,19 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
         coef_path=chosen.coef_path,
         **extra,
     )
+
+
+def _params_dict(params: FitParams, out) -> dict:
+    """``params`` for the result, with the ``eps`` the default grid used (it depends on the
+    rows and features), so the JSON says how to rerun exactly."""
+    from l1select.path import default_eps
+
+    found = params.to_dict()
+    grid = found.get("alphas")
+    if isinstance(grid, dict) and "eps" in grid:
+        found["alphas"] = {**grid, "eps": default_eps(params, out.n_used,
+                                                      len(out.recipe.features))}
+    return found
 
 
 def _trust(out, chosen, params: FitParams, progress) -> dict:
@@ -202,7 +169,7 @@ def _trust(out, chosen, params: FitParams, progress) -> dict:
     converged = True
 
     alts = alternates(features, chosen.selected, out.problem, params.corr_threshold)
-    groups = [f"{n} ~ " + ", ".join(f"{k} ({r:+.2f})" for k, r in alts[n])
+    groups = [f"{escaped(n)} ~ " + ", ".join(f"{escaped(k)} ({r:+.2f})" for k, r in alts[n])
               for n in chosen.selected if alts[n]]
     if groups:
         warnings.append(Warn("correlated_alternates", (
@@ -292,18 +259,12 @@ def _trust(out, chosen, params: FitParams, progress) -> dict:
             "converged": converged}
 
 
-# The Gram route keeps K+2 matrices of (p+1)² float64: past ~3,000 features they outgrow the
-# memory budget, and below n ≈ 2p they cost more to build than the data matrix does to use.
-GRAM_MAX_FEATURES = 3000
-
-
 def _likely_family(source, header, data, params: FitParams) -> str:
     """``--family auto``: binomial when the target's first block of rows looks binary (text,
     booleans, or at most two numbers), to be confirmed on the whole column when the data are
     loaded; else gaussian, without reading more than that block."""
-    def one_pass(overrides, encoding):
-        blocks = l1io.batches(source, header, [params.target], data, l1io.Scan(), overrides,
-                              encoding)
+    def one_pass(overrides):
+        blocks = l1io.batches(source, header, [params.target], data, l1io.Scan(), overrides)
         try:
             first = next(blocks, None)
         finally:
@@ -332,11 +293,13 @@ BINOMIAL_ENGINES = ("auto", "data")
 WEIGHTED_GAUSSIAN_ENGINES = ("auto", "gram", "dask", "reference")
 
 
-def _engine(name: str, n_columns: int, n_rows: int | None, family: str = "gaussian",
-            weighted: bool = False):
-    """The engine to run. ``auto`` streams the Gram statistics unless the data is wide; the
-    binomial family is fitted in memory. The data-matrix engine has no observation weights
-    for the gaussian family: weighted fits take the Gram route."""
+def _engine(name: str, n_columns: int, n_rows: int | None, group: bool = False,
+            family: str = "gaussian", weighted: bool = False):
+    """The engine to run. ``auto`` streams the Gram statistics unless the data is wide (by its
+    columns here; one-hot levels can make it wide later: the gram engine then raises
+    ``TooWide`` and :func:`_run` switches to the data engine). The binomial family is fitted
+    in memory. The data-matrix engine has no observation weights for the gaussian family:
+    weighted fits take the Gram route."""
     if family == "binomial":
         if name not in BINOMIAL_ENGINES:
             raise ConfigError(f"--engine {name} cannot fit a logistic model (binary target, "
@@ -348,13 +311,13 @@ def _engine(name: str, n_columns: int, n_rows: int | None, family: str = "gaussi
     if weighted and name not in WEIGHTED_GAUSSIAN_ENGINES:
         raise ConfigError(f"--engine {name} does not take --weights for a numeric target "
                           "(family gaussian); use --engine auto, gram, dask or reference")
-    if weighted and name == "auto" and n_columns > GRAM_MAX_FEATURES:
-        raise ConfigError(f"--weights with a numeric target and more than {GRAM_MAX_FEATURES} "
-                          f"columns ({n_columns}) is not supported: the weighted Gram route "
-                          "would outgrow memory and the data-matrix engine has no weights; "
-                          "select fewer columns (--features/--exclude) or force it with "
-                          "--engine gram")
+    if name == "auto" and group:
+        name = "gram"  # the group lasso runs on the Gram statistics only
     if name == "auto":
+        from l1select.engines.gram import GRAM_MAX_FEATURES
+
+        if weighted and n_columns > GRAM_MAX_FEATURES:
+            raise _too_wide_for_weights(n_columns, GRAM_MAX_FEATURES)
         wide = n_columns > GRAM_MAX_FEATURES or (n_rows is not None and n_rows < 2 * n_columns)
         # Weighted gaussian fits stay on the Gram, whose statistics take weights.
         name = "data" if wide and not weighted else "gram"
@@ -375,11 +338,36 @@ def _engine(name: str, n_columns: int, n_rows: int | None, family: str = "gaussi
     return gram
 
 
+def _run(engine, source, header, data, columns, params: FitParams, reporter):
+    """Run ``engine``; with ``--engine auto``, the data engine when the gram engine finds the
+    design too wide once the categoricals are one-hot encoded."""
+    if params.engine != "auto" or engine.__name__ != "l1select.engines.gram":
+        return engine.run(source, header, data, columns, params, reporter)
+    try:
+        return engine.run(source, header, data, columns, params, reporter)
+    except engine.TooWide:
+        if params.weights is not None:
+            raise _too_wide_for_weights(None, engine.GRAM_MAX_FEATURES) from None
+        from l1select.engines import data as wide
+
+        return wide.run(source, header, data, columns, params, reporter)
+
+
+def _too_wide_for_weights(n_columns: int | None, limit: int) -> ConfigError:
+    what = "columns" if n_columns is not None else "features after one-hot encoding"
+    return ConfigError(f"--weights with a numeric target and more than {limit} {what}"
+                       f"{f' ({n_columns})' if n_columns is not None else ''} is not supported: "
+                       "the weighted Gram route would outgrow memory and the data-matrix "
+                       "engine has no weights; select fewer columns (--features/--exclude) or "
+                       "force it with --engine gram")
+
+
 def _recipe_dict(recipe: Recipe, scaling) -> dict:
     """The preparation recipe a result carries, so that transform and predict need no refit."""
     return {
         "target": recipe.target,
-        "columns": [{"name": c.name, "kind": c.kind, "levels": list(c.levels) or None}
+        "columns": [{"name": c.name, "kind": c.kind, "levels": list(c.levels) or None,
+                     **({"pooled": list(c.pooled)} if c.pooled else {})}
                     for c in recipe.columns],
         "features": [
             {"name": f.name, "column": f.column, "kind": f.kind, "level": f.level,

@@ -6,12 +6,16 @@ batch, emits the rows of the *slot* vector that the statistics are built from (s
 missing-value indicator, plus the target. What a column finally means is decided from what was
 seen in all batches, with rules that do not depend on where the batches break:
 
-- numbers are features, unless every value is an integer and the column is a row counter
-  (steps of exactly ±1) or has an ID-like name; booleans are 0/1;
+- numbers are features, unless every value is an integer and the column has an ID name
+  (:data:`_ID_NAME`) or counts the rows exactly (0…n−1 or 1…n in file order, no value
+  missing); booleans are 0/1;
 - text is a number when every value is written as one (thousands separators allowed); else a
-  date when every value looks like one (excluded); else one-hot encoded when it has at most
-  ``max_levels`` distinct values; else excluded (IDs, free text);
+  date when every value looks like one (excluded); else one-hot encoded when its values repeat
+  (:func:`is_categorical`); else excluded (IDs, names, free text);
 - date/time, nested and binary columns, and columns with no values, are excluded.
+
+A column named exactly in ``--features`` (``explicit``) beats every guess: it is used when it
+can be read as a number or a category, and is an error (saying why) when it cannot.
 
 :meth:`Profiler.recipe` gives the final :class:`~l1select.types.Recipe`; :func:`design_matrix`
 applies a recipe to a table (NaN where a value is missing).
@@ -27,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from l1select.errors import ConfigError, DataError, did_you_mean, list_names
+from l1select.errors import ConfigError, DataError, did_you_mean, list_names, quoted
 from l1select.types import ColumnSpec, FeatureSpec, Recipe, Warn
 
 _NUMBER_RE = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
@@ -40,11 +44,44 @@ _DECIMAL_COMMA_RE = (rf"^\s*[-+]?{_CUR}\s*[-+]?(\d{{1,3}}(\.\d{{3}})+|\d+)(,\d+)
                      rf"([eE][-+]?\d+)?\s*{_CUR}\s*$")
 _DATE_RE = (r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})"
             r"([ T]\d{1,2}:\d{2}.*)?\s*$")
+# The names that make an integer column an ID (case-insensitive, surrounding blanks ignored):
+# id, index, row, rownum, a name ending in _id (or " id", "-id", ".id"), an empty header (read
+# as unnamed_N) or pandas' written index (Unnamed: 0).
 _ID_NAME = re.compile(
-    r"(^|[_\s.-])(id|uuid|guid|key|index|idx)$|^(id|index|row|rownum|unnamed_\d+)$",
-    re.IGNORECASE,
+    r"^(id|index|row|rownum|unnamed_\d+|unnamed: ?\d+)$|[_\s.-]id$", re.IGNORECASE,
 )
 Y_SLOT = ("y",)
+# A column whose first values lie outside 2^±SCALE_AT in size is held in the statistics scaled by
+# a power of two (exact): its squares and co-moments would overflow or underflow otherwise.
+SCALE_AT = 256
+# Values later in a column may exceed its first ones (scaled to about 1) by up to 2^LIMIT: its
+# co-moments stay finite for any row count below 2^200.
+LIMIT = 400
+# The target's largest |value| must lie in here: squared errors of its size are normal floats.
+TARGET_RANGE = (1e-150, 1e150)
+
+# The default categorical rule: at most this many distinct values, and few against the rows.
+MAX_LEVELS = 1000
+MIN_MEAN_COUNT = 10
+SMALL_LEVELS = 20
+
+
+def is_categorical(n_levels: int, n_present: int, max_levels: int | None) -> bool:
+    """Whether a text column with ``n_levels`` distinct values in ``n_present`` non-missing
+    cells is a categorical (else an ID, names or free text, and excluded).
+
+    By default its values must repeat: at most ``MAX_LEVELS`` (1,000) distinct values, and
+    either each seen at least ``MIN_MEAN_COUNT`` (10) times on average (distinct values at
+    most 10% of the non-missing cells: a 28-level column in 300 rows, a 50-level one in 500)
+    or, for small tables, at most 20 levels each seen twice on average. IDs, names and free
+    text are seen about once each. An explicit ``max_levels`` (``--max-levels N``) replaces
+    the rule: at most N distinct values, however often they repeat.
+    """
+    if max_levels is not None:
+        return n_levels <= max_levels
+    return n_levels <= MAX_LEVELS and (
+        MIN_MEAN_COUNT * n_levels <= n_present
+        or (n_levels <= SMALL_LEVELS and 2 * n_levels <= n_present))
 
 
 def _match(patterns: tuple[str, ...], names: list[str], option: str, strict: bool,
@@ -54,7 +91,7 @@ def _match(patterns: tuple[str, ...], names: list[str], option: str, strict: boo
         hits = [n for n in names if n == pat or fnmatch.fnmatchcase(n, pat)]
         if not hits:
             hint = did_you_mean(pat, names)
-            msg = (f"{option} '{pat}' matches no column"
+            msg = (f"{option} {quoted(pat)} matches no column"
                    f"{'; ' + hint if hint else ''} (columns: {list_names(names)})")
             if strict:
                 raise ConfigError(msg)
@@ -72,7 +109,7 @@ def needed_columns(names: list[str], target: str, features: tuple[str, ...],
         if col is not None and col not in names:
             hint = did_you_mean(col, names)
             raise DataError(
-                f"{what} column '{col}' not found in {source}"
+                f"{what} column {quoted(col)} not found in {source}"
                 f"{'; ' + hint if hint else ''} (columns: {list_names(names)})"
             )
     special = {target, fold_column}
@@ -85,7 +122,7 @@ def needed_columns(names: list[str], target: str, features: tuple[str, ...],
         candidates = [n for n in candidates if n not in drop]
     if not candidates:
         if not (features or exclude):
-            raise DataError(f"{source} has no columns besides the target '{target}' (and the "
+            raise DataError(f"{source} has no columns besides the target {quoted(target)} (and the "
                             "fold column); give a file with feature columns")
         raise ConfigError(
             f"No feature columns left in {source} after --features/--exclude; "
@@ -177,13 +214,15 @@ class _Column:
     has_missing: bool = False
     fill: float = 0.0
     integral: bool = True
-    step: float | None = None  # +1 / -1 while the values count rows, nan once they don't
-    head: float | None = None  # the first integer value tracked (to merge profiles)
+    step: float | None = None  # +1 while the values count rows (steps of +1), nan once not
+    head: float | None = None  # the first value (a row counter starts at 0 or 1)
+    exp: int | None = None  # values are held × 2^-exp (None: not yet known, as 0)
     last: float | None = None
     number_ok: bool = True
     thousands_ok: bool = True
     date_ok: bool = True
     levels: dict[str, None] | None = field(default_factory=dict)
+    n_present: int = 0  # non-missing cells of a text column (the categorical rule)
     dropped_levels: list[str] = field(default_factory=list)
 
 
@@ -209,14 +248,19 @@ class Profiler:
     """Classifies the columns as batches arrive, and emits each batch's slot rows."""
 
     def __init__(self, schema: pa.Schema, target: str, fold_column: str | None,
-                 max_levels: int, missing: str, source: str, line_offset: int = 2,
-                 row_label: str = "line", decimal_comma: bool = False):
+                 max_levels: int | None, missing: str, source: str, line_offset: int = 2,
+                 row_label: str = "line", decimal_comma: bool = False,
+                 explicit: tuple[str, ...] = ()):
         self.target = target
+        # Columns named exactly in --features: used whatever the heuristics say.
+        self.explicit = frozenset(explicit)
         # How grouped numbers are written: 1,234.5 in comma-delimited files, 1.234,5 else.
         self.grouped = "decimal_comma" if decimal_comma else "thousands"
         self._grouped_re = _DECIMAL_COMMA_RE if decimal_comma else _THOUSANDS_RE
         self.fold_column = fold_column
         self.max_levels = max_levels
+        # Levels are tracked up to this many; past it the column cannot be a categorical.
+        self.level_cap = MAX_LEVELS if max_levels is None else max_levels
         self.missing = missing
         self.source = source
         self.line_offset = line_offset
@@ -231,7 +275,9 @@ class Profiler:
                 col = _Column(f.name, "bool")
             elif _is_number(t):
                 col = _Column(f.name, "numeric")
-            elif _is_text(t) or pa.types.is_null(t):
+            elif _is_text(t) or pa.types.is_null(t) or (pa.types.is_temporal(t)
+                                                        and f.name in self.explicit):
+                # An explicit date/time column is read as its text: levels, if few enough.
                 col = _Column(f.name, "text")
             elif pa.types.is_temporal(t):
                 col = _Column(f.name, "excluded", "date/time")
@@ -247,6 +293,7 @@ class Profiler:
         self._seen_slots: set[tuple] = {Y_SLOT}
         self._shift: dict[tuple, float] = {}
         self.target_values_seen = False
+        self.y_absmax = 0.0
         self.first_width: int | None = None  # slots emitted by the first batch
 
     # -- the target --------------------------------------------------------------------------
@@ -262,7 +309,7 @@ class Profiler:
         if pc.any(bad).as_py():
             sample = pc.unique(values.filter(bad)).to_pylist()[:3]
             raise DataError(
-                f"Target column '{self.target}' in {self.source} is not numeric (values such "
+                f"Target column {quoted(self.target)} in {self.source} is not numeric (values such "
                 f"as {', '.join(repr(s) for s in sample)}); choose a numeric target column"
             )
         plain = pc.all(ok.fill_null(True)).as_py()
@@ -274,14 +321,60 @@ class Profiler:
     def _check_finite(self, values: np.ndarray, name: str, start: int) -> None:
         bad = np.isinf(values)
         if bad.any():
-            self._problem(int(np.flatnonzero(bad)[0]), name, start, "an infinite value",
+            self._problem(int(np.flatnonzero(bad)[0]), name, start,
+                          "an infinite value (or a number beyond ±1.8e308)",
                           "replace it with a finite number or leave it empty")
+
+    def _check_target_size(self, y: np.ndarray, start: int) -> None:
+        """Squared errors of the target's size must be normal floats (see TARGET_RANGE)."""
+        with np.errstate(invalid="ignore"):
+            big = np.abs(y) > TARGET_RANGE[1]
+        if big.any():
+            i = int(np.flatnonzero(big)[0])
+            self._problem(i, self.target, start, f"a value too large to fit ({y[i]:.3g})",
+                          "its squared errors overflow: divide the target by a power of ten")
+        finite = np.abs(y[np.isfinite(y)])
+        if finite.size:
+            self.y_absmax = max(self.y_absmax, float(finite.max()))
+
+    def _scaled(self, cols: list[_Column], M: np.ndarray, start: int) -> np.ndarray:
+        """The values ``M`` (n, len(cols)) of numeric columns as held: × 2^-exp.
+
+        A column's exponent is fixed by its first batch with a non-zero value: 0 when its
+        largest |value| there is within 2^±SCALE_AT (most data: nothing changes), else that
+        value's binary exponent. Scaling by a power of two is exact, and the standardized
+        lasso does not depend on a column's scale.
+        """
+        if M.shape[0] == 0:
+            return M
+        top = np.fmax.reduce(np.abs(M), axis=0)  # NaN (missing) skipped; all missing: NaN
+        top = np.where(np.isnan(top), 0.0, top)
+        for j, col in enumerate(cols):
+            if col.exp is None and top[j] > 0:
+                # Clamped so that the unit 2^-exp is a float (subnormal values: 2^1000).
+                e = int(np.clip(np.frexp(top[j])[1], -1000, 1000))
+                col.exp = e if abs(e) > SCALE_AT else 0
+        exps = np.array([c.exp or 0 for c in cols], dtype=np.int64)
+        if exps.any():
+            M = np.ldexp(M, -exps[None, :])
+        for j in np.flatnonzero(np.ldexp(top, -exps) > 2.0 ** LIMIT):
+            with np.errstate(invalid="ignore"):
+                i = int(np.argmax(np.abs(M[:, j]) > 2.0 ** LIMIT))
+            if np.isinf(M[i, j]):
+                continue  # an infinite value: its own error
+            self._problem(i, cols[j].name, start,
+                          f"a value ({np.ldexp(M[i, j], int(exps[j])):.3g}) too large beside "
+                          f"its earlier values (about {2.0 ** int(exps[j]):.3g}), so that the "
+                          "squares of its spread overflow",
+                          "rescale the column, or leave the value out")
+        return M
 
     def _problem(self, i: int, name: str, start: int, what: str, todo: str) -> None:
         """Remember the earliest bad cell of the batch; :meth:`update` raises it at the end."""
         if self._first_problem is None or i < self._first_problem[0]:
             self._first_problem = (i, DataError(
-                f"Column '{name}' in {self.source} has {what} at {self._where(start, i)}; {todo}"
+                f"Column {quoted(name)} in {self.source} has {what} at "
+                f"{self._where(start, i)}; {todo}"
             ))
 
     # -- one batch ---------------------------------------------------------------------------
@@ -295,6 +388,7 @@ class Profiler:
         self._first_problem: tuple[int, DataError] | None = None
         y = self._target(batch.column(self.target))
         self._check_finite(y, self.target, start)
+        self._check_target_size(y, start)
         keep = ~np.isnan(y)
         self.n_missing_target += int(n - keep.sum())
         keys: list[tuple] = [Y_SLOT]
@@ -371,6 +465,8 @@ class Profiler:
             miss_cols.append((col, miss))
             if miss.all():
                 continue
+        self._track_integers(numeric, M)
+        M = self._scaled(numeric, M, start)
         for j, col in enumerate(numeric):
             if not col.observed and not (has_nan[j] and nan[:, j].all()):
                 col.observed = True
@@ -382,19 +478,19 @@ class Profiler:
                     self._shift[("x", col.name)] = col.fill
             elif ("x", col.name) not in self._seen_slots:
                 init[("x", col.name)] = col.fill
-        self._track_integers(numeric, M)
         if has_nan.any():
             fills = np.array([c.fill for c in numeric])
             M = np.where(nan, fills[None, :], M)
         return M
 
     def _track_integers(self, numeric: list[_Column], M: np.ndarray) -> None:
-        """Whether each column holds only integers, and counts rows in steps of ±1 (an ID)."""
+        """Whether each column holds only integers, and counts the rows (steps of +1)."""
         idx = [j for j, c in enumerate(numeric) if c.integral]
         if not idx:
             return
         head = M[:64, idx]
-        ok = np.all((head == np.floor(head)) | np.isnan(head), axis=0)
+        # Infinite values are errors (raised at the end of the batch), not integers.
+        ok = np.all(((head == np.floor(head)) & ~np.isinf(head)) | np.isnan(head), axis=0)
         for j, good in zip(idx, ok, strict=True):
             if not good:
                 numeric[j].integral = False
@@ -402,7 +498,7 @@ class Profiler:
             col = numeric[j]
             v = M[:, j]
             obs = v[~np.isnan(v)]
-            if not np.all(obs == np.floor(obs)):
+            if not np.all((obs == np.floor(obs)) & ~np.isinf(obs)):
                 col.integral = False
                 continue
             self._track_numbers(col, obs)
@@ -418,21 +514,22 @@ class Profiler:
             self.missing_columns.add(col.name)
 
     def _track_numbers(self, col: _Column, obs: np.ndarray) -> None:
-        """Follow the steps between consecutive integer values (ID-like when always ±1)."""
+        """Follow the steps between consecutive values: a row counter steps by +1 only.
+
+        Missing values are skipped here; a column with any is no row counter (see
+        :meth:`_decide`), so this only has to be right for complete columns.
+        """
         if obs.size == 0:
             return
         if col.head is None:
             col.head = float(obs[0])
         if col.step is None or not np.isnan(col.step):
             seq = obs if col.last is None else np.concatenate([[col.last], obs])
-            diffs = np.unique(np.diff(seq))
-            if diffs.size > 1 or (diffs.size == 1 and abs(diffs[0]) != 1):
+            diffs = np.diff(seq)
+            if diffs.size and not np.all(diffs == 1.0):
                 col.step = np.nan
-            elif diffs.size == 1:
-                if col.step is not None and col.step != diffs[0]:
-                    col.step = np.nan
-                else:
-                    col.step = float(diffs[0])
+            elif diffs.size:
+                col.step = 1.0
             col.last = float(obs[-1])
 
     def _emit_number(self, col: _Column, key: tuple, values: np.ndarray, valid: np.ndarray,
@@ -453,6 +550,7 @@ class Profiler:
                    init: dict, start: int) -> None:
         text = _text(arr)
         present = text.filter(pc.is_valid(text)) if text.null_count else text
+        col.n_present += len(present)
         if len(present):
             if col.number_ok:
                 col.number_ok = bool(pc.all(pc.match_substring_regex(present, _NUMBER_RE))
@@ -465,19 +563,27 @@ class Profiler:
             if col.levels is not None:
                 for v in pc.unique(present).to_pylist():
                     col.levels.setdefault(v, None)
-                if len(col.levels) > self.max_levels:
+                if len(col.levels) > self.level_cap:
                     col.dropped_levels = list(col.levels)
                     col.levels = None
         if col.number_ok or col.thousands_ok:
             values = np.full(len(text), np.nan)
             if len(present):
                 values = parse_text_numbers(text, "plain" if col.number_ok else self.grouped)
+                self._check_finite(values, col.name, start)
+                values = self._scaled([col], values[:, None], start)[:, 0]
             self._emit_number(col, ("num", col.name), values, valid, keys, cols, init)
-        if col.levels is not None:
-            for level in col.levels:
+        if col.levels is not None and col.levels:
+            names = list(col.levels)
+            # One lookup for all levels, not one comparison per level (up to 1,000 of them).
+            where = pc.index_in(text, value_set=pa.array(names, pa.string()))
+            onehot = np.zeros((len(text), len(names)))
+            hit = _bools(where.is_valid())
+            onehot[np.flatnonzero(hit), _floats(where.filter(hit)).astype(np.int64)] = 1.0
+            cols.append(onehot)
+            for level in names:
                 key = ("lvl", col.name, level)
                 keys.append(key)
-                cols.append(_floats(pc.equal(text, level).fill_null(False)))
                 if key not in self._seen_slots:
                     init[key] = 0.0
 
@@ -490,20 +596,21 @@ class Profiler:
         of a column differs is an error.
         """
         if later.target_kind != self.target_kind:
-            raise DataError(f"Target column '{self.target}' in {self.source} has different "
+            raise DataError(f"Target column {quoted(self.target)} in {self.source} has different "
                             "types in different files; give every file the same types")
         self.n_rows += later.n_rows
         self.n_missing_target += later.n_missing_target
         self.n_missing_dropped += later.n_missing_dropped
+        self.y_absmax = max(self.y_absmax, later.y_absmax)
         self.missing_columns |= later.missing_columns
         self._seen_slots |= later._seen_slots
         if self.first_width is None:
             self.first_width = later.first_width
         for a, b in zip(self.columns, later.columns, strict=True):
             if (a.name, a.kind) != (b.name, b.kind):
-                raise DataError(f"Column '{a.name}' in {self.source} has different types in "
+                raise DataError(f"Column {quoted(a.name)} in {self.source} has different types in "
                                 "different files; give every file the same types")
-            _merge_column(a, b, self.max_levels)
+            _merge_column(a, b, self.level_cap)
 
     def seeded(self) -> Profiler:
         """A copy of this (merged, whole-data) profile that emits, on any part of the data,
@@ -514,6 +621,8 @@ class Profiler:
         out = copy.deepcopy(self)
         out.n_rows = out.n_missing_target = out.n_missing_dropped = 0
         out.missing_columns = set()
+        for col in out.columns:
+            col.n_present = 0
         return out
 
     # -- the outcome -------------------------------------------------------------------------
@@ -528,8 +637,30 @@ class Profiler:
             dead.extend(("lvl", col.name, lv) for lv in col.dropped_levels)
         return [k for k in dead if k in self._seen_slots]
 
+    def _counts_rows(self, col: _Column) -> bool:
+        """The column is 0…n−1 or 1…n in file order, with no value missing."""
+        return (col.integral and not col.has_missing and col.head in (0.0, 1.0)
+                and (col.step == 1.0 or (self.n_rows == 1 and col.step is None)))
+
     def _decide(self, col: _Column) -> tuple[str, str]:
         """(kind, reason) of a column after all batches."""
+        kind, reason = self._guess(col)
+        if kind != "excluded" or col.name not in self.explicit:
+            return kind, reason
+        if col.kind == "numeric" and reason.startswith("ID-like"):  # used as asked
+            return "numeric", ""
+        if col.kind == "text" and col.levels:  # dates with few values: one level each
+            return "categorical", ""
+        if col.kind == "text" and col.levels is None:
+            why = (f"more than {self.level_cap} distinct values; raise --max-levels to "
+                   "one-hot encode it, or")
+        else:
+            why = f"{reason}, which cannot be a feature;"
+        raise DataError(f"Column {quoted(col.name)} in {self.source}, named in --features, has "
+                        f"{why} remove it from --features")
+
+    def _guess(self, col: _Column) -> tuple[str, str]:
+        """(kind, reason) of a column after all batches, by the heuristics alone."""
         if col.kind == "excluded":
             return "excluded", col.reason
         if not col.observed and col.kind != "text" or (col.kind == "text" and col.levels == {}):
@@ -537,9 +668,10 @@ class Profiler:
         if col.kind == "bool":
             return "bool", ""
         if col.kind == "numeric":
-            if col.integral and (_ID_NAME.search(col.name) or
-                                 (col.step is not None and not np.isnan(col.step))):
-                return "excluded", "ID-like (integer IDs or row numbers)"
+            if col.integral and _ID_NAME.search(col.name.strip()):
+                return "excluded", "ID-like (an ID name)"
+            if self._counts_rows(col):
+                return "excluded", "ID-like (row numbers)"
             return "numeric", ""
         if col.number_ok:
             return "numeric_text", ""
@@ -547,18 +679,27 @@ class Profiler:
             return self.grouped, ""
         if col.date_ok:
             return "excluded", "date/time"
-        if col.levels is not None:
+        if col.levels is not None and is_categorical(len(col.levels), col.n_present,
+                                                     self.max_levels):
             return "categorical", ""
-        return "excluded", (f"text with more than {self.max_levels} distinct values (IDs or free "
-                            "text; raise --max-levels to one-hot encode)")
+        if self.max_levels is not None:
+            return "excluded", (f"text with more than {self.max_levels} distinct values (IDs "
+                                "or free text; raise --max-levels to one-hot encode)")
+        return "excluded", ("text whose values rarely repeat (IDs, names or free text; "
+                            "--max-levels N one-hot encodes text with at most N distinct "
+                            "values)")
 
     def recipe(self) -> tuple[Recipe, list[Warn], dict[str, tuple]]:
         """The final recipe, the warnings, and for each feature its value slot."""
         if self.n_rows == 0:
             raise DataError(f"{self.source} has no data rows; give a file with data")
         if self.n_missing_target == self.n_rows:
-            raise DataError(f"Target column '{self.target}' in {self.source} has no values; "
+            raise DataError(f"Target column {quoted(self.target)} in {self.source} has no values; "
                             "choose a column with numeric values")
+        if 0.0 < self.y_absmax < TARGET_RANGE[0]:
+            raise DataError(f"Target column {quoted(self.target)} in {self.source} has only values "
+                            f"smaller than {TARGET_RANGE[0]:g} in size, whose squared errors "
+                            "underflow; multiply the target by a power of ten")
         columns: list[ColumnSpec] = []
         features: list[FeatureSpec] = []
         slots: dict[str, tuple] = {}
@@ -583,11 +724,18 @@ class Profiler:
         warnings = []
         for reason, names in excluded.items():
             code = "excluded_all_missing" if reason == "all values missing" else "excluded_column"
-            warnings.append(Warn(code, f"Excluded {reason}: {list_names(names, 20)}"))
+            hint = ""
+            if reason.startswith("ID-like"):
+                hint = (f"; pass --features {names[0]} to use it" if len(names) == 1
+                        else "; pass --features NAME to use one")
+            elif reason == "date/time":
+                hint = (f"; pass --features {names[0] if len(names) == 1 else 'NAME'} to "
+                        f"one-hot encode its values (at most {self.level_cap:,} of them)")
+            warnings.append(Warn(code, f"Excluded {reason}: {list_names(names, 20)}{hint}"))
         if self.n_missing_target:
             warnings.append(Warn("dropped_missing_target",
                                  f"Dropped {self.n_missing_target} rows with a missing target "
-                                 f"'{self.target}'"))
+                                 f"{quoted(self.target)}"))
         used = sorted(c for c in self.missing_columns if c in {f.column for f in features})
         if used and self.missing == "mean":
             warnings.append(Warn("imputed_mean", "Imputed missing values with the training "
@@ -604,22 +752,32 @@ class Profiler:
             why = "; ".join(f"{k}: {list_names(v)}" for k, v in excluded.items())
             raise DataError(
                 f"{self.source} has no usable feature columns besides the target "
-                f"'{self.target}' ({why}); give numeric, boolean or low-cardinality text columns"
+                f"{quoted(self.target)} ({why}); give numeric, boolean or low-cardinality text "
+                "columns"
             )
         recipe = Recipe(target=self.target, columns=tuple(columns), features=tuple(features),
                         fold_column=self.fold_column)
         return recipe, warnings, slots
 
     def fills(self) -> dict[str, float]:
-        """The fill value of each column's missing values in the slot statistics."""
+        """The fill value of each column's missing values in the slot statistics (as held:
+        scaled, see :meth:`units`)."""
         return {c.name: c.fill for c in self.columns}
+
+    def units(self) -> dict[str, float]:
+        """How each column's values are held in the slot statistics: value × unit (a power
+        of two; 1 for most columns)."""
+        return {c.name: float(np.ldexp(1.0, -(c.exp or 0))) for c in self.columns}
 
 
 def _merge_column(a: _Column, b: _Column, max_levels: int) -> None:
     """Merge column profile ``b`` (later rows) into ``a`` (earlier rows)."""
     if not a.observed and b.observed:
         a.observed, a.fill = True, b.fill
+    if a.exp is None:
+        a.exp = b.exp
     a.has_missing |= b.has_missing
+    a.n_present += b.n_present
     a.number_ok &= b.number_ok
     a.thousands_ok &= b.thousands_ok
     a.date_ok &= b.date_ok
@@ -634,7 +792,7 @@ def _merge_column(a: _Column, b: _Column, max_levels: int) -> None:
         a.levels = None
     elif b.levels is None:
         a.dropped_levels += [v for v in b.dropped_levels if v not in set(a.dropped_levels)]
-    # Integers counting rows in steps of ±1, across the boundary too.
+    # Integers counting rows in steps of +1, across the boundary too.
     if not (a.integral and b.integral):
         a.integral = False
         return
@@ -649,7 +807,7 @@ def _merge_column(a: _Column, b: _Column, max_levels: int) -> None:
         return
     d = float(b.head) - float(a.last)
     steps.add(d)
-    a.step = steps.pop() if len(steps) == 1 and abs(d) == 1 else np.nan
+    a.step = steps.pop() if len(steps) == 1 and d == 1 else np.nan
     a.last = b.last
 
 
@@ -662,7 +820,7 @@ def _target_kind(t: pa.DataType, target: str, source: str) -> str:
         return "null"
     if _is_text(t):
         return "text"
-    raise DataError(f"Target column '{target}' in {source} has type {t}, not numbers; "
+    raise DataError(f"Target column {quoted(target)} in {source} has type {t}, not numbers; "
                     "choose a numeric target column")
 
 
@@ -675,6 +833,66 @@ def column_values(arr, spec: ColumnSpec) -> np.ndarray:
     if spec.kind == "text":  # a target written as text
         return parse_text_numbers(arr, "thousands")
     return _floats(arr)
+
+
+OTHER = "(other)"
+
+
+def pool_rare_levels(recipe: Recipe, counts: np.ndarray, min_count: int
+                     ) -> tuple[Recipe, list[np.ndarray], list[Warn]]:
+    """Pool the levels of each categorical seen on fewer than ``min_count`` training rows into
+    one feature ``column=(other)`` (scikit-learn's ``OneHotEncoder(min_frequency=…)``: the
+    pooled feature exists only when at least one level is pooled).
+
+    ``counts`` (n_features,) are the training-row counts of each feature's level (ignored for
+    other features). Returns the new recipe; for each of its features the indices of the old
+    features whose sum it is (a linear map, so the statistics pool exactly); and a warning
+    naming what was pooled.
+    """
+    specs = {c.name: c for c in recipe.columns}
+    features: list[FeatureSpec] = []
+    sources: list[np.ndarray] = []
+    columns: dict[str, ColumnSpec] = {}
+    pooled_names: list[str] = []
+    done: set[str] = set()
+    for j, f in enumerate(recipe.features):
+        if f.kind != "onehot":
+            features.append(f)
+            sources.append(np.array([j]))
+            continue
+        if f.column in done:
+            continue
+        done.add(f.column)
+        idx = [i for i, g in enumerate(recipe.features) if g.column == f.column]
+        rare = [i for i in idx if counts[i] < min_count]
+        keep = [i for i in idx if counts[i] >= min_count]
+        for i in keep:
+            features.append(recipe.features[i])
+            sources.append(np.array([i]))
+        if rare:
+            features.append(FeatureSpec(f"{f.column}={OTHER}", f.column, "other"))
+            sources.append(np.array(rare))
+            pooled_names.append(f"{f.column} ({len(rare)} of {len(idx)})")
+        columns[f.column] = ColumnSpec(
+            f.column, specs[f.column].kind,
+            tuple(recipe.features[i].level for i in keep),
+            tuple(recipe.features[i].level for i in rare))
+    warnings = []
+    if pooled_names:
+        warnings.append(Warn("pooled_levels", (
+            f"Pooled the levels seen on fewer than {min_count} training rows into one feature "
+            f"column={OTHER}: {list_names(pooled_names, 20)} (--min-level-count)")))
+    new = Recipe(recipe.target, tuple(columns.get(c.name, c) for c in recipe.columns),
+                 tuple(features), recipe.fold_column)
+    return new, sources, warnings
+
+
+def pool_columns(X: np.ndarray, sources: list[np.ndarray]) -> np.ndarray:
+    """The design of the pooled recipe from that of the unpooled one (NaN stays NaN)."""
+    if all(s.size == 1 for s in sources) and len(sources) == X.shape[1]:
+        return X
+    return np.column_stack([X[:, s[0]] if s.size == 1 else X[:, s].sum(axis=1)
+                            for s in sources]) if sources else X[:, :0]
 
 
 def design_matrix(table: pa.Table, recipe: Recipe) -> np.ndarray:
@@ -694,7 +912,12 @@ def design_matrix(table: pa.Table, recipe: Recipe) -> np.ndarray:
             miss = _bools(pc.is_null(text))
             for g in recipe.features:
                 if g.column == f.column:
-                    col = _floats(pc.equal(text, g.level).fill_null(False))
+                    if g.kind == "other":
+                        known = pc.is_in(text, value_set=pa.array(list(spec.levels),
+                                                                  pa.string()))
+                        col = _floats(pc.invert(known).fill_null(False))
+                    else:
+                        col = _floats(pc.equal(text, g.level).fill_null(False))
                     col[miss] = np.nan
                     X[:, j] = col
                     j += 1

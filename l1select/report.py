@@ -47,6 +47,7 @@ def to_dict(result: SelectionResult) -> dict[str, Any]:
              **({} if f.odds_ratio is None else {"odds_ratio": f.odds_ratio})}
             for f in result.features
         ],
+        "columns": [dict(c) for c in result.columns],
         "selected": list(result.selected),
         "sparsity": result.sparsity,
         "test": result.test,
@@ -148,13 +149,19 @@ def render_table(result: SelectionResult, console) -> None:
     if folds:
         table.add_column("folds", justify="right")
     span = 12 if folds else 20  # leaves room for the folds column in 80 characters
-    for name in result.selected:
-        f = by_name[name]
-        width = int(round(span * abs(f.coef_std) / top)) if top > 0 else 0
-        bar = ("[green]" if f.coef_std > 0 else "[red]") + "█" * max(width, 1) + "[/]"
-        table.add_row(escape(name), _fmt(f.coef, 6), _fmt(f.coef_std, 4),
-                      *([_fmt(f.odds_ratio, 4)] if binomial else []), bar,
-                      *([_pct(f.fold_frequency)] if folds else []))
+    for column, names in _by_column(result):
+        if column is not None:
+            table.add_row(f"[bold]{escape(column['column'])}[/] — {column['n_selected']} of "
+                          f"{column['n_features']} levels selected", "", "",
+                          *([""] if binomial else []), "", *([""] if folds else []))
+        for name in names:
+            f = by_name[name]
+            width = int(round(span * abs(f.coef_std) / top)) if top > 0 else 0
+            bar = ("[green]" if f.coef_std > 0 else "[red]") + "█" * max(width, 1) + "[/]"
+            shown = name if column is None else "  " + name[len(f.column) + 1:]
+            table.add_row(escape(shown), _fmt(f.coef, 6), _fmt(f.coef_std, 4),
+                          *([_fmt(f.odds_ratio, 4)] if binomial else []), bar,
+                          *([_pct(f.fold_frequency)] if folds else []))
     if not result.selected:
         table.add_row("(none selected)", "", "", "", *([""] if binomial else []),
                       *([""] if folds else []))
@@ -168,6 +175,9 @@ def render_table(result: SelectionResult, console) -> None:
     summary.add_column()
     summary.add_row("features", f"{sp['n_features']} in, {sp['n_selected']} selected "
                                 f"({sp['fraction_selected']:.0%})")
+    if any(c["kind"] == "categorical" for c in result.columns):
+        n_cols = sum(c["selected"] for c in result.columns)
+        summary.add_row("columns", f"{len(result.columns)} in, {n_cols} selected")
     ratio = f" (l1_ratio {a['l1_ratio']:g})" if result.params.get("model") == "elasticnet" else ""
     summary.add_row("alpha", f"{_fmt(a['chosen'])} chosen by {result.params.get('rule')}{ratio}"
                     if a["min"] is not None else f"{_fmt(a['chosen'])} (fixed, no CV)")
@@ -207,6 +217,23 @@ def render_table(result: SelectionResult, console) -> None:
     summary.add_row("intercept", _fmt(result.intercept, 6))
     _trust_summary(result, summary)
     console.print(summary)
+
+
+def _by_column(result: SelectionResult) -> list[tuple[dict | None, list[str]]]:
+    """The selected features in their order, a categorical's levels gathered under its
+    column (at the place of its first level): (column summary or None, feature names)."""
+    categorical = {c["column"]: c for c in result.columns if c["kind"] == "categorical"}
+    column_of = {f.name: f.column for f in result.features}
+    out: list[tuple[dict | None, list[str]]] = []
+    seen: set[str] = set()
+    for name in result.selected:
+        col = categorical.get(column_of[name])
+        if col is None:
+            out.append((None, [name]))
+        elif col["column"] not in seen:
+            seen.add(col["column"])
+            out.append((col, list(col["features"])))
+    return out
 
 
 def _pct(value: float | None) -> str:

@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 
 from l1select.cv import CVCurve, choose, cv_curve
+from l1select.errors import quoted
 from l1select.path import ols_refit
-from l1select.types import AllRows, FeatureResult, FeatureSpec, PathFit, Scaling, Warn
+from l1select.types import AllRows, FeatureResult, FeatureSpec, PathFit, Recipe, Scaling, Warn
 
 
 @dataclass(frozen=True)
@@ -271,7 +272,8 @@ def diagnostics(sel: Selection, fit: PathFit, params, n_features: int, n_rows: i
         if sel.i_alpha == last or curve.i_min == last:
             which = "chosen alpha" if sel.i_alpha == last else "CV minimum"
             todo = ("extend --alphas downward" if explicit else
-                    f"lower --eps (now {params.eps:g}) to extend the grid")
+                    f"lower --eps (the grid ends at {alphas[last] / alphas[0]:.3g} × "
+                    "alpha_max) to extend the grid")
             out.append(Warn("alpha_at_grid_edge", (
                 f"The {which} ({alphas[last]:.4g}) is the bottom of the grid: the best alpha "
                 f"may lie below it; {todo}")))
@@ -293,8 +295,33 @@ def diagnostics(sel: Selection, fit: PathFit, params, n_features: int, n_rows: i
             "fold_frequency, or run --stability")))
     if n_target_values == 2:
         out.append(Warn("binary_target", (
-            f"The target '{params.target}' takes only two values: a linear model of a 0/1 "
+            f"The target {quoted(params.target)} takes only two values: a linear model of a 0/1 "
             "target is a linear probability model (its predictions can leave [0, 1]); the "
             "selection is still informative, but a logistic model (--family binomial, "
             "glmnet's family='binomial') is the usual choice")))
     return out
+
+
+_COLUMN_KINDS = {"categorical": "categorical", "bool": "bool"}
+
+
+def column_summary(recipe: Recipe, features: tuple[FeatureResult, ...]
+                   ) -> tuple[dict[str, Any], ...]:
+    """One answer per source column, in the recipe's column order: ``{column, kind
+    (numeric | bool | categorical), n_features, n_selected, selected, features}``, where
+    ``features`` lists the column's selected features (a categorical's levels) in the order
+    of ``selected``, and ``selected`` is whether any of them is."""
+    by_column: dict[str, list[FeatureResult]] = {}
+    for f in features:
+        by_column.setdefault(f.column, []).append(f)
+    out = []
+    for c in recipe.columns:
+        feats = by_column.get(c.name)
+        if not feats:
+            continue
+        chosen = [f for f in feats if f.selected]
+        chosen.sort(key=lambda f: (-abs(f.coef_std), f.name))
+        out.append({"column": c.name, "kind": _COLUMN_KINDS.get(c.kind, "numeric"),
+                    "n_features": len(feats), "n_selected": len(chosen),
+                    "selected": bool(chosen), "features": [f.name for f in chosen]})
+    return tuple(out)

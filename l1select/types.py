@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from l1select import options as _options
+
 
 @dataclass(frozen=True)
 class Warn:
@@ -21,8 +23,10 @@ class Warn:
 class FeatureSpec:
     """One model feature and how it is made from a source column.
 
-    ``kind`` is ``numeric`` (the column's value), ``bool`` (0/1) or ``onehot`` (1 where the
-    column equals ``level``, else 0).
+    ``kind`` is ``numeric`` (the column's value), ``bool`` (0/1), ``onehot`` (1 where the
+    column equals ``level``, else 0) or ``other`` (``column=(other)``: 1 where the column has
+    a value that is none of its column's ``levels``: the pooled rare levels, and at
+    ``predict`` levels never seen).
     """
 
     name: str
@@ -34,11 +38,13 @@ class FeatureSpec:
 @dataclass(frozen=True)
 class ColumnSpec:
     """How one source column is read: ``numeric``, ``bool``, ``thousands`` (a number written
-    with thousands separators), or ``categorical`` with its ``levels``."""
+    with thousands separators), or ``categorical`` with its ``levels`` (each its own feature)
+    and the rare levels ``pooled`` into the one feature ``column=(other)``."""
 
     name: str
     kind: str
     levels: tuple[str, ...] = ()
+    pooled: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,87 +65,8 @@ class Recipe:
         return [c.name for c in self.columns]
 
 
-@dataclass(frozen=True)
-class FitParams:
-    """The validated options of one ``fit`` run."""
-
-    target: str
-    model: str = "lasso"
-    l1_ratios: tuple[float, ...] = (1.0,)
-    cv: int = 5
-    fold_column: str | None = None
-    seed: int = 0
-    rule: str = "1se"
-    n_alphas: int = 100
-    eps: float = 1e-3
-    alphas: tuple[float, ...] | None = None
-    alpha: float | None = None
-    standardize: bool = True
-    missing: str = "mean"
-    max_levels: int = 20
-    features: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    test_size: float | None = None
-    engine: str = "auto"
-    tol: float = 1e-10
-    max_iter: int = 100_000
-    threads: int | None = None
-    # Selection you can trust (README "Stability, alternates, penalty control")
-    stability: int | None = None  # complementary pairs of half-samples; None: off
-    stability_threshold: float = 0.8
-    corr_threshold: float = 0.9
-    force: tuple[str, ...] = ()
-    penalty_factors: tuple[tuple[str, float], ...] = ()  # (column or feature name, factor)
-    adaptive: bool = False
-    refit: str | None = None  # "ols": unpenalized least squares on the selected set
-    # --engine dask: the scheduler's address (None: DASK_SCHEDULER_ADDRESS, else a local
-    # cluster). Where the statistics are computed, not what: not part of to_dict().
-    scheduler: str | None = None
-    # Families, weights and measures (README "Binary targets")
-    family: str = "auto"  # auto | gaussian | binomial
-    positive_class: str | None = None  # None: the second of the two values in sorted order
-    measure: str | None = None  # None: the family's default (mse, deviance)
-    threshold: float = 0.5  # the probability above which the positive class is predicted
-    weights: str | None = None  # the column of observation weights
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "l1_ratio": list(self.l1_ratios),
-            "cv": None if self.alpha is not None else (
-                {"fold_column": self.fold_column} if self.fold_column else {"folds": self.cv}
-            ),
-            "seed": self.seed,
-            "rule": self.rule,
-            "alphas": (
-                {"fixed": self.alpha}
-                if self.alpha is not None
-                else {"explicit": list(self.alphas)}
-                if self.alphas is not None
-                else {"n_alphas": self.n_alphas, "eps": self.eps}
-            ),
-            "standardize": self.standardize,
-            "missing": self.missing,
-            "max_levels": self.max_levels,
-            "features": list(self.features),
-            "exclude": list(self.exclude),
-            "test_size": self.test_size,
-            "engine": self.engine,
-            "tol": self.tol,
-            "max_iter": self.max_iter,
-            "stability": None if self.stability is None else {
-                "pairs": self.stability, "threshold": self.stability_threshold},
-            "corr_threshold": self.corr_threshold,
-            "force": list(self.force),
-            "penalty_factor": {name: w for name, w in self.penalty_factors},
-            "adaptive": self.adaptive,
-            "refit": self.refit,
-            "family": self.family,
-            "positive_class": self.positive_class,
-            "measure": self.measure,
-            "threshold": self.threshold,
-            "weights": self.weights,
-        }
+# One field per row of the option table (declared there, once).
+FitParams = _options.FitParams
 
 
 @dataclass(frozen=True)
@@ -224,6 +151,9 @@ class SelectionResult:
     refit: dict[str, Any] | None = None
     intercept_ols: float | None = None
     penalty: dict[str, Any] | None = None
+    # One answer per source column (select.column_summary): {column, kind, n_features,
+    # n_selected, selected, features}.
+    columns: tuple[dict[str, Any], ...] = ()
 
     @property
     def sparsity(self) -> dict[str, Any]:

@@ -37,6 +37,18 @@ def write_csv(path: Path, X: np.ndarray, y: np.ndarray, extra: dict | None = Non
     return path
 
 
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="Rewrite the golden JSON files (tests/cli/golden/) from this run "
+                          "instead of comparing with them.")
+
+
+@pytest.fixture
+def update_golden(request) -> bool:
+    """True under ``pytest --update-golden``: the golden tests write their files."""
+    return bool(request.config.getoption("--update-golden"))
+
+
 @pytest.fixture
 def regression_csv(tmp_path):
     X, y, _ = make_regression()

@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from l1select import io as l1io
 from l1select.engines.gram import Reduction, make_grouper, solve, split_weights
-from l1select.errors import ConfigError, DataError, InputError, L1SelectError
+from l1select.errors import ConfigError, DataError, InputError, L1SelectError, quoted
 from l1select.moments import Moments
 from l1select.prepare import Profiler
 from l1select.types import EngineOutput, FitParams
@@ -62,7 +62,6 @@ class _Job:
     columns: list[str]
     params: FitParams
     types: dict = field(default_factory=dict)  # CSV column types (first block, widened)
-    encoding: str = "utf8"
 
 
 @dataclass(frozen=True)
@@ -122,7 +121,7 @@ def _partitions(source: l1io.Source) -> tuple[list[_Part], list[int] | None]:
                 counts.append(sum(meta.row_group(g).num_rows for g in chunk))
             continue
         size = None
-        if source.compression is None:
+        if source.compression is None and l1io.lf_splittable(path):
             try:
                 if l1io.is_url(path):
                     fs, root = l1io._fsspec(path)
@@ -192,7 +191,7 @@ def _split_lines(body: bytes, size: int):
 
 def _csv_batches(job: _Job, part: _Part):
     source, header = job.source, job.header
-    ro, po, co, bad = l1io._csv_options(source, header, job.columns, job.types, job.encoding)
+    ro, po, co, bad = l1io._csv_options(source, header, job.columns, job.types)
     wanted = set(job.columns)
     ordered = [n for n in header.names if n in wanted]
     size = max(l1io.CSV_BLOCK, 256 * sum(len(n) + 1 for n in header.names))
@@ -200,8 +199,7 @@ def _csv_batches(job: _Job, part: _Part):
     def check(line: bytes) -> None:
         if part.path == source.files[0]:
             return
-        text = line.decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r")
-        raw = next(l1io.csv.reader([text], delimiter=source.delimiter), [])
+        raw = l1io._header_names(line, source.delimiter)
         l1io._check_same_header(part.path, l1io._clean_names(raw, part.path).names, header,
                                 source)
 
@@ -210,10 +208,14 @@ def _csv_batches(job: _Job, part: _Part):
             yield from l1io._line_chunks(
                 l1io._raw_blocks(part.path, source.compression, None, None, size), check)
             return
-        body = _range_bytes(part.path, part.begin, part.end)
+        # A range starts and ends at a line end, where no UTF-8 sequence is cut: decoded on
+        # its own, it reads as in the whole file (l1io._Decoder).
+        body = l1io.utf8_text(_range_bytes(part.path, part.begin, part.end))
+        if part.begin == 0:
+            body = body.removeprefix(b"\xef\xbb\xbf")
         if part.begin == 0 and body.strip():
-            nl = body.find(b"\n")
-            check(body if nl < 0 else body[:nl])
+            nl = l1io._header_end(body)
+            check(body if nl < 0 else body[:nl + 1])
             body = b"" if nl < 0 else body[nl + 1:]
         for piece in _split_lines(body, size):
             if piece.strip():
@@ -224,8 +226,7 @@ def _csv_batches(job: _Job, part: _Part):
             table = pacsv.read_csv(pa.BufferReader(chunk), ro, po, co)
             if table.num_columns != len(ordered):
                 table = table.select(ordered)
-            for batch in table.combine_chunks().to_batches(max_chunksize=table.num_rows or 1):
-                yield l1io._checked(batch, job.encoding)
+            yield from table.combine_chunks().to_batches(max_chunksize=table.num_rows or 1)
     except pa.ArrowInvalid as exc:
         retype = l1io._retype_from(str(exc), header.names, job.types)
         if retype is not None:
@@ -243,7 +244,8 @@ def _profiler(job: _Job, schema: pa.Schema) -> Profiler:
     offset, label = (2, "line") if job.source.format == "csv" else (1, "row")
     p = job.params
     return Profiler(schema, p.target, p.fold_column, p.max_levels, p.missing,
-                    job.source.display, offset, label, job.source.decimal_comma)
+                    job.source.display, offset, label, job.source.decimal_comma,
+                    explicit=p.features)
 
 
 def _by_label(params: FitParams) -> bool:
@@ -270,7 +272,7 @@ def _pass1(job: _Job, part: _Part, index: int, start: int, strict: bool = False)
                 if _by_label(job.params):
                     col = batch.column(job.params.fold_column).take(b.rows - start - n)
                     if col.null_count:
-                        raise DataError(f"Fold column '{job.params.fold_column}' in "
+                        raise DataError(f"Fold column {quoted(job.params.fold_column)} in "
                                         f"{job.source.display} has missing labels; give "
                                         "every row a fold")
                     for v in col.to_pylist():
@@ -402,13 +404,12 @@ def _run(client, source, header, columns, params: FitParams, progress) -> Engine
     last_transfer["partitions"] = len(parts)
     sent = 0
     overrides: dict = {}
-    encoding = "utf8"
     while True:
         types = {}
         if source.format == "csv":
-            types = l1io._first_types(source, header, columns, None, encoding)
+            types = l1io._first_types(source, header, columns, None)
             types.update(overrides)
-        job = _Job(source, header, list(columns), params, types, encoding)
+        job = _Job(source, header, list(columns), params, types)
         starts = _offsets(known) if known is not None else [0] * len(parts)
         # The job travels inside every task (a few KB): a task that depended on one shared
         # future would draw every task to the worker holding it, and scattered data could not
@@ -422,10 +423,7 @@ def _run(client, source, header, columns, params: FitParams, progress) -> Engine
             break
         index, what, *rest = first.error
         if what == "retype":
-            if rest[0] == "":
-                encoding = "latin1"
-            else:
-                overrides[rest[0]] = rest[1]
+            overrides[rest[0]] = rest[1]
             continue
         if index >= 0:  # raise it again where the partition's first row index is known
             start = sum(first.counts[:index])

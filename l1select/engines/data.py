@@ -12,27 +12,46 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from l1select.engines.memory import (
+    check_scaling,
     half_rows,
+    in_own_units,
     initial_data,
     load,
     n_values,
+    nanmean,
     prepare_grids,
     test_error_fn,
 )
 from l1select.engines.stability import MICRO_GROUPS
-from l1select.path import make_penalty
+from l1select.path import data_deviance_explained, make_penalty, saturated_length, stops_early
 from l1select.types import EngineOutput, FitParams, PathFit
 
 
-def _fold_scaling(X: np.ndarray, rows: np.ndarray, standardize: bool):
-    """Training means, scales and standard deviations over ``rows`` (missing at the mean)."""
+def _fold_scaling(X: np.ndarray, rows: np.ndarray, standardize: bool, unit: np.ndarray):
+    """Training means, scales and standard deviations over ``rows`` (missing at the mean);
+    ``unit``: how the columns are held (see InMemory)."""
     sub = X[rows]
-    mean = np.nanmean(sub, axis=0)
-    centered = np.where(np.isnan(sub), 0.0, sub - mean)
+    if np.isnan(sub).any():
+        mean = nanmean(sub)
+        mean = np.where(np.isnan(mean), 0.0, mean)  # no value on these rows: constant here
+        centered = np.where(np.isnan(sub), 0.0, sub - mean)
+    else:  # the same sums as nanmean's, without its masked copies (wide data: 3x faster)
+        mean = sub.mean(axis=0)
+        centered = sub - mean
     std = np.sqrt(np.einsum("ij,ij->j", centered, centered) / rows.size)
     # A zero scale tells the kernel the feature is constant here: it stays at zero.
-    scale = std if standardize else np.where(std > 0, 1.0, 0.0)
+    scale = std if standardize else np.where(std > 0, unit, 0.0)
     return mean, scale
+
+
+def _standardized_columns(X: np.ndarray, idx: np.ndarray, mean: np.ndarray, scale: np.ndarray
+                          ) -> np.ndarray:
+    """Columns ``idx`` of the standardized matrix as the kernel sees it (missing: 0)."""
+    safe = np.where(scale[idx] > 0, scale[idx], 1.0)
+    Z = (X[:, idx] - mean[idx]) / safe
+    Z[np.isnan(Z)] = 0.0
+    Z[:, scale[idx] == 0] = 0.0
+    return Z
 
 
 def solve_threads(params: FitParams, n_jobs: int) -> int:
@@ -54,6 +73,22 @@ def _path(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio, params, penalty=No
     return coefs, bool(np.all(n_iter < params.max_iter))
 
 
+def _in_threads(jobs: list[tuple], n_threads: int) -> list:
+    """``_path(*job)`` for each job, on ``n_threads`` threads, the results in order.
+
+    The caller waits on futures, which Ctrl-C interrupts at once (a kernel running on the
+    calling thread would hold the interrupt until its path ends). Then the paths still running
+    are not waited for (the command leaves without them, see cli.main) and the others never
+    start.
+    """
+    pool = ThreadPoolExecutor(max_workers=n_threads)
+    try:
+        futures = [pool.submit(_path, *job) for job in jobs]
+        return [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def run(source, header, data, columns, params: FitParams, progress=None) -> EngineOutput:
     mem = load(source, header, data, columns, params)
     prep = prepare_grids(mem, params)
@@ -66,18 +101,36 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
     for k in range(1, mem.n_folds + 1):
         test = mem.groups == k
         rows = np.flatnonzero(~test).astype(np.int64)
-        mean, scale = _fold_scaling(mem.X, rows, params.standardize)
+        mean, scale = _fold_scaling(mem.X, rows, params.standardize, mem.units())
         folds.append((rows, mean, scale, float(y[rows].mean()), np.flatnonzero(test)))
+    own = in_own_units(scaling, mem.units())
+    check_scaling(own, mem.recipe, source.display)
     fits = []
+    early = stops_early(params, y.size, Xf.shape[1])
     for l1_ratio, alphas in grids:
         # The all-rows fit and the folds' are independent: the kernel releases the GIL, so
         # they run side by side on the machine's cores (the numbers do not depend on it).
         jobs = [(all_rows, scaling.x_mean, scale_all, scaling.y_mean)] + \
             [(rows, mean, scale, y_mean) for rows, mean, scale, y_mean, _ in folds]
-        with ThreadPoolExecutor(max_workers=solve_threads(params, len(jobs))) as pool:
-            futures = [pool.submit(_path, Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio,
-                                   params, penalty) for rows, mean, scale, y_mean in jobs]
-            done = [f.result() for f in futures]
+        threads = solve_threads(params, len(jobs))
+
+        def args(batch, grid, l1_ratio=l1_ratio):
+            return [(Xf, y, rows, mean, scale, y_mean, grid, l1_ratio, params, penalty)
+                    for rows, mean, scale, y_mean in batch]
+
+        if early:
+            # The all-rows fit decides where the path ends (it saturates); the folds that
+            # run beside it solve the whole grid and are cut after, which gives the same
+            # numbers (each alpha warm-starts from the one before, never from later ones).
+            first = _in_threads(args(jobs[:threads], alphas), threads)
+            m = saturated_length(data_deviance_explained(
+                lambda idx: _standardized_columns(mem.X, idx, scaling.x_mean, scale_all),
+                y - scaling.y_mean, first[0][0]))
+            alphas = alphas[:m]
+            done = [(w[:, :m], ok) for w, ok in first] + \
+                _in_threads(args(jobs[threads:], alphas), threads)
+        else:
+            done = _in_threads(args(jobs, alphas), threads)
         coefs, converged = done[0]
         mse_path = sizes = fold_coefs = None
         if folds:
@@ -98,7 +151,7 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
                             fold_sizes=sizes, fold_coefs=fold_coefs, converged=converged))
     return EngineOutput(
         engine="data", recipe=mem.recipe, warnings=mem.warnings, fits=tuple(fits),
-        scaling=scaling, alpha_max=tuple(a_max), n_rows=mem.n_rows, n_used=int(y.size),
+        scaling=own, alpha_max=tuple(a_max), n_rows=mem.n_rows, n_used=int(y.size),
         n_test=int(mem.y_test.size), n_dropped=mem.n_dropped, sha256=mem.sha256,
         n_folds=mem.n_folds, fold_labels=mem.fold_labels,
         test_error=test_error_fn(mem, scaling.x_mean), penalty=penalty,
@@ -118,7 +171,7 @@ def _halves(mem, Xf: np.ndarray, y: np.ndarray, params: FitParams, penalty):
         chosen = np.zeros((len(halves_rows), p, alphas.size), dtype=bool)
         converged = True
         for i, rows in enumerate(halves_rows):
-            mean, scale = _fold_scaling(mem.X, rows, params.standardize)
+            mean, scale = _fold_scaling(mem.X, rows, params.standardize, mem.units())
             y_mean = float(y[rows].mean())
             pf = penalty
             if params.adaptive:
@@ -128,7 +181,8 @@ def _halves(mem, Xf: np.ndarray, y: np.ndarray, params: FitParams, penalty):
                 Z[:, scale == 0] = 0.0
                 pf, _ = make_penalty(mem.recipe.features, params,
                                      lambda Z=Z, yc=y[rows] - y_mean: initial_data(Z, yc))
-            w, ok = _path(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio, params, pf)
+            [(w, ok)] = _in_threads([(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio,
+                                      params, pf)], 1)
             converged &= ok
             chosen[i] = w != 0.0
             if progress is not None:

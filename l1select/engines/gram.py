@@ -7,14 +7,39 @@ import numpy as np
 
 from l1select import io as l1io
 from l1select.cv import heldout_sse
-from l1select.engines.memory import check_folds, check_weight_sums, constant_features
+from l1select.engines.memory import (
+    check_folds,
+    check_scaling,
+    check_weight_sums,
+    constant_features,
+)
 from l1select.engines.stability import check_groups, half_pairs, micro_count, micro_ids
-from l1select.errors import DataError
+from l1select.errors import DataError, quoted
 from l1select.folds import Grouper
+from l1select.grouplasso import feature_groups, group_alpha_max, solve_group_gram
 from l1select.moments import Imputed, Layout, Moments, imputed, merge_sum
-from l1select.path import adaptive_initial, alpha_max, grids_for, make_penalty, solve_gram
-from l1select.prepare import Y_SLOT, Profiler
+from l1select.path import (
+    adaptive_initial,
+    alpha_max,
+    gram_deviance_explained,
+    grids_for,
+    make_penalty,
+    saturated_length,
+    solve_gram,
+    stops_early,
+)
+from l1select.prepare import Y_SLOT, Profiler, pool_rare_levels
 from l1select.types import AllRows, EngineOutput, FitParams, PathFit, Scaling
+
+# The Gram route keeps K+2 matrices of (p+1)² float64: past ~3,000 features they outgrow the
+# memory budget, and below n ≈ 2p they cost more to build than the data matrix does to use.
+GRAM_MAX_FEATURES = 3000
+
+
+class TooWide(Exception):
+    """With ``--engine auto``: the design, one-hot levels counted, is too wide for the Gram
+    route (more than ``GRAM_MAX_FEATURES`` features, or fewer rows than twice the features);
+    the pipeline runs the data engine instead."""
 
 
 def split_weights(batch, params: FitParams):
@@ -31,8 +56,10 @@ class Reduction:
     batch is profiled, its kept rows grouped into test/folds (and stability micro-groups), and
     their statistics merged into ``stats`` (and ``micro``)."""
 
-    def __init__(self, prof: Profiler, grouper: Grouper, params: FitParams):
+    def __init__(self, prof: Profiler, grouper: Grouper, params: FitParams,
+                 max_slots: int | None = None):
         self.prof = prof
+        self.max_slots = max_slots
         self.grouper = grouper
         self.params = params
         self.stats = Moments(n_groups=grouper.n_groups)
@@ -56,12 +83,14 @@ class Reduction:
         if grouper.by_label:
             col = batch.column(params.fold_column).take(b.rows - start)
             if col.null_count:
-                raise DataError(f"Fold column '{params.fold_column}' in "
+                raise DataError(f"Fold column {quoted(params.fold_column)} in "
                                 f"{prof.source} has missing labels; give every "
                                 "row a fold")
             labels = [str(v) for v in col.to_pylist()]
         groups = grouper.groups(b.rows, labels)
         stats.ensure_groups(grouper.n_groups)
+        if self.max_slots is not None and len(set(b.keys) | set(stats.keys)) > self.max_slots:
+            raise TooWide
         stats.add(b.keys, b.U, groups, b.init, b.shift, w)
         if len(self.y_values) < 3 and b.U.shape[0]:
             self.y_values.update(np.unique(b.U[:, b.keys.index(Y_SLOT)])[:3].tolist())
@@ -86,28 +115,29 @@ def make_grouper(params: FitParams) -> Grouper:
                    params.test_size, params.fold_column is not None and params.alpha is None)
 
 
-def accumulate(source, header, data, columns, params: FitParams, progress=None):
+def accumulate(source, header, data, columns, params: FitParams, progress=None,
+               max_slots: int | None = None):
     """The streaming pass: profile every batch and merge its per-group statistics.
 
     Returns the profiler, the statistics, the grouper, the scan record, the micro-group
     statistics (None without ``--stability``) and the number of distinct target values seen
     (counted up to 3). A CSV column whose type changes after its first block is read again as
-    text (a fresh pass).
+    text (a fresh pass). Past ``max_slots`` slots it raises :class:`TooWide`.
     """
     offset, label = (2, "line") if source.format == "csv" else (1, "row")
 
-    def one_pass(overrides, encoding):
+    def one_pass(overrides):
         scan = l1io.Scan()
         red: Reduction | None = None
         grouper = make_grouper(params)
-        for batch, start in l1io.batches(source, header, columns, data, scan, overrides,
-                                         encoding):
+        for batch, start in l1io.batches(source, header, columns, data, scan, overrides):
             if red is None:
                 schema = split_weights(batch, params)[0].schema
                 red = Reduction(Profiler(schema, params.target, params.fold_column,
                                          params.max_levels, params.missing, source.display,
-                                         offset, label, source.decimal_comma),
-                                grouper, params)
+                                         offset, label, source.decimal_comma,
+                                         explicit=params.features),
+                                grouper, params, max_slots)
             red.add(batch, start)
             if progress is not None:
                 progress.read(batch.num_rows)
@@ -126,25 +156,98 @@ def _layout(stats: Moments, prof: Profiler, recipe, slots) -> Layout:
         value.append(stats.index(slots[f.name]))
         key = ("miss", f.column)
         missing.append(stats.index(key) if key in stats.keys else -1)
-        fill.append(0.0 if f.kind == "onehot" else fills[f.column])
+        fill.append(0.0 if f.kind in ("onehot", "other") else fills[f.column])
     return Layout(value=np.array(value, dtype=np.int64), missing=np.array(missing, dtype=np.int64),
                   fill=np.array(fill), target=stats.index(Y_SLOT))
 
 
-def _problem(st: Imputed, standardize: bool):
-    """The standardized Gram problem of some rows: (gram, xty, yty, scale, usable)."""
+def _units(prof: Profiler, recipe) -> np.ndarray:
+    """How each feature's values are held in the statistics: value × unit (see
+    :meth:`Profiler.units`; a one-hot level or the pooled level is held as is)."""
+    units = prof.units()
+    return np.array([1.0 if f.kind in ("onehot", "other") else units[f.column]
+                     for f in recipe.features])
+
+
+def _pool_plan(stats: Moments, recipe, slots: dict, train_mask: np.ndarray, min_count: int):
+    """:func:`~l1select.prepare.pool_rare_levels` with the levels counted on all training
+    rows (the groups in ``train_mask``) from the statistics."""
+    levels = [j for j, f in enumerate(recipe.features) if f.kind == "onehot"]
+    counts = np.zeros(len(recipe.features))
+    if levels:
+        idx = [stats.index(slots[recipe.features[j].name]) for j in levels]
+        # n_g times the mean of an indicator is its count in group g: integral up to rounding.
+        counts[levels] = np.rint(stats.n[train_mask] @ stats.mean[train_mask][:, idx])
+    return pool_rare_levels(recipe, counts, min_count)
+
+
+def _train_mask(stats: Moments, grouper: Grouper) -> np.ndarray:
+    order, _ = grouper.label_order()
+    mask = np.zeros(stats.n_groups, dtype=bool)
+    mask[order] = True
+    return mask
+
+
+def _pool(stats: Moments, micro: Moments | None, recipe, slots: dict, train_mask: np.ndarray,
+          min_count: int):
+    """Pool the rare levels (counted on all training rows) into ``column=(other)``: the sum of
+    their indicator slots, in ``stats`` and ``micro`` alike (both mutated)."""
+    pooled, sources, warnings = _pool_plan(stats, recipe, slots, train_mask, min_count)
+    slots = dict(slots)
+    for f, src in zip(pooled.features, sources, strict=True):
+        if f.kind == "other":
+            key = ("other", f.column)
+            keys = [slots[recipe.features[i].name] for i in src]
+            for m in (stats, micro):
+                if m is not None:
+                    m.pool(key, keys)
+            slots[f.name] = key
+    return pooled, slots, warnings
+
+
+def _problem(st: Imputed, standardize: bool, unit: np.ndarray, source: str = "",
+             names=()):
+    """The standardized Gram problem of some rows: (gram, xty, yty, scale, std, usable), in
+    the units the statistics are held in (``unit``: see :func:`_units`)."""
     var = np.maximum(np.diag(st.xx), 0.0) / st.n
     std = np.sqrt(var)
     usable = std > 0
-    scale = np.where(usable, std, 1.0) if standardize else np.ones_like(std)
-    gram = st.xx / (st.n * np.outer(scale, scale))
-    xty = st.xy / (st.n * scale)
+    scale = np.where(usable, std, 1.0) if standardize else unit
+    with np.errstate(all="ignore"):
+        gram = st.xx / (st.n * np.outer(scale, scale))
+        xty = st.xy / (st.n * scale)
+    if not (np.all(np.isfinite(gram)) and np.all(np.isfinite(xty))):
+        # Only without standardization: the raw-scale Gram of huge values overflows.
+        bad = ~(np.isfinite(np.diag(gram)) & np.isfinite(xty))
+        which = [n for n, b in zip(names, bad, strict=False) if b][:3]
+        raise DataError(f"Column(s) {', '.join(which) or '?'} in {source} hold values too "
+                        "large to fit without standardization (their squares overflow); "
+                        "drop --no-standardize, or rescale them")
     return gram, xty, st.yy / st.n, scale, std, usable
 
 
 def run(source, header, data, columns, params: FitParams, progress=None) -> EngineOutput:
-    prof, stats, grouper, scan, micro, n_y = accumulate(source, header, data, columns, params,
-                                                        progress)
+    # With --engine auto, the width counts the one-hot levels, which only the pass can see:
+    # slots (features, missing indicators, levels of text not yet ruled out) past the limit
+    # stop it early, and a design found wide after it goes to the data engine too.
+    # The group lasso runs on the Gram only: it stays here, unless far too wide for it.
+    auto = params.engine == "auto" and not params.group_categoricals
+    prof, stats, grouper, scan, micro, n_y = accumulate(
+        source, header, data, columns, params, progress,
+        GRAM_MAX_FEATURES + 2 * len(columns) if auto else None)
+    if auto or params.group_categoricals:
+        recipe, _, slots = prof.recipe()
+        p = len(_pool_plan(stats, recipe, slots, _train_mask(stats, grouper),
+                           params.min_level_count)[0].features)
+        if params.group_categoricals and p > GRAM_MAX_FEATURES:
+            raise DataError(f"{source.display} has {p} features after one-hot encoding, more "
+                            f"than the {GRAM_MAX_FEATURES} the Gram holds, which "
+                            "--group-categoricals needs; exclude columns or raise "
+                            "--min-level-count")
+        # Weighted fits stay on the Gram (the data engine has no weights) unless too wide.
+        few_rows = prof.n_rows - prof.n_missing_target < 2 * p and params.weights is None
+        if auto and (p > GRAM_MAX_FEATURES or few_rows):
+            raise TooWide
     return solve(source, params, prof, stats, grouper, scan, micro, n_y, progress)
 
 
@@ -154,11 +257,14 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
     """Everything after the pass: the recipe, the folds' problems, the paths, the test error,
     from the whole data's profile and per-group statistics (whichever engine made them)."""
     recipe, warnings, slots = prof.recipe()
-    layout = _layout(stats, prof, recipe, slots)
     order, fold_labels = grouper.label_order()
     n_folds = len(order) if params.alpha is None else 0
-    train_mask = np.zeros(stats.n_groups, dtype=bool)
-    train_mask[order] = True
+    train_mask = _train_mask(stats, grouper)
+    recipe, slots, pooled = _pool(stats, micro, recipe, slots, train_mask,
+                                  params.min_level_count)
+    warnings += pooled
+    layout = _layout(stats, prof, recipe, slots)
+    unit = _units(prof, recipe)
     n_train, mean_all, com_all = stats.merged(train_mask)
     # With --weights, n_train and stats.n are sums of weights; rows_* count rows.
     rows_train = int(stats.rows[train_mask].sum())
@@ -173,47 +279,56 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
                           float(stats.n[0]) if n_test else None, params.weights,
                           source.display)
     full = imputed(n_train, mean_all, com_all, layout)
-    gram, xty, yty, scale, std, usable = _problem(full, params.standardize)
-    recipe, kept, more = constant_features(np.where(usable, std, 0.0), recipe, source.display)
+    names = [f.name for f in recipe.features]
+    recipe, kept, more = constant_features(_spread(full), recipe, source.display)
     warnings += more
+    unit, names = unit[kept], [n for n, k in zip(names, kept, strict=True) if k]
     if not kept.all():
         layout = Layout(layout.value[kept], layout.missing[kept], layout.fill[kept],
                         layout.target)
         full = imputed(n_train, mean_all, com_all, layout)
-        gram, xty, yty, scale, std, usable = _problem(full, params.standardize)
+    gram, xty, yty, scale, std, usable = _problem(full, params.standardize, unit,
+                                                  source.display, names)
     if yty <= 0:
-        raise DataError(f"Target column '{params.target}' in {source.display} is constant; "
+        raise DataError(f"Target column {quoted(params.target)} in {source.display} is constant; "
                         "choose a target that varies")
     if grouper.by_label and n_folds < 2:
-        raise DataError(f"Fold column '{params.fold_column}' in {source.display} has a single "
-                        "fold; CV needs at least two")
+        raise DataError(f"Fold column {quoted(params.fold_column)} in {source.display} has a "
+                        "single fold; CV needs at least two")
     if n_folds:
         check_folds(stats.rows[order], rows_train, n_folds, source.display)
     p = len(recipe.features)
     penalty, adaptive = make_penalty(recipe.features, params,
                                      lambda: _initial(gram, xty, rows_train, usable))
     unpen = None if penalty is None else gram[:, penalty == 0]
-    a_max = [alpha_max(xty, r, penalty, unpen) for r in params.l1_ratios]
-    grids = grids_for(a_max, params)
+    groups = feature_groups(recipe.features) if params.group_categoricals else None
+    solver = _solver(groups)
+    a_max = [alpha_max(xty, r, penalty, unpen) if groups is None
+             else group_alpha_max(xty, groups, r) for r in params.l1_ratios]
+    grids = grids_for(a_max, params, rows_train, p)
     fold_problems = []
     for g in order if n_folds else []:
         others = train_mask.copy()
         others[g] = False
         n_k, mean_k, com_k = stats.merged(others)
         st = imputed(n_k, mean_k, com_k, layout)
-        fold_problems.append((g, st, _problem(st, params.standardize)))
+        fold_problems.append((g, st, _problem(st, params.standardize, unit, source.display,
+                                              names)))
     fits = []
     total = len(grids) * (1 + len(fold_problems))
     for i, (l1_ratio, alphas) in enumerate(grids):
-        coefs, converged = solve_gram(gram, xty, yty, alphas, l1_ratio, usable, params,
+        coefs, converged = solver(gram, xty, yty, alphas, l1_ratio, usable, params,
                                       penalty)
+        if stops_early(params, rows_train, p):
+            m = saturated_length(gram_deviance_explained(gram, xty, yty, coefs))
+            alphas, coefs = alphas[:m], coefs[:, :m]
         mse_path = sizes = fold_coefs = None
         if fold_problems:
             mse_path = np.empty((alphas.size, n_folds))
             sizes = np.empty(n_folds)
             fold_coefs = np.empty((n_folds, p, alphas.size))
             for k, (g, st, (G, c, yy, sc, _, ok)) in enumerate(fold_problems):
-                w, ok_k = solve_gram(G, c, yy, alphas, l1_ratio, ok, params, penalty)
+                w, ok_k = solver(G, c, yy, alphas, l1_ratio, ok, params, penalty)
                 converged &= ok_k
                 beta = w / sc[:, None]
                 b = st.y_mean - st.x_mean @ beta
@@ -226,14 +341,16 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
                     progress.path(i * (1 + n_folds) + k + 2, total)
         fits.append(PathFit(l1_ratio=l1_ratio, alphas=alphas, coefs=coefs, mse_path=mse_path,
                             fold_sizes=sizes, fold_coefs=fold_coefs, converged=converged))
-    scaling = Scaling(x_mean=full.x_mean, x_scale=scale, x_std=std, y_mean=full.y_mean,
-                      y_var=yty, n_samples=rows_train)
+    # Back to the columns' own units (exact: the units are powers of two).
+    scaling = Scaling(x_mean=full.x_mean / unit, x_scale=scale / unit, x_std=std / unit,
+                      y_mean=full.y_mean, y_var=yty, n_samples=rows_train)
+    check_scaling(scaling, recipe, source.display)
 
     test_error = None
     if n_test:
         def test_error(coef: np.ndarray, intercept: float):
             sse = heldout_sse(stats.n[0], stats.mean[0], stats.com[0], layout.value,
-                              layout.missing, layout.target, full.shift, coef[:, None],
+                              layout.missing, layout.target, full.shift, (coef / unit)[:, None],
                               np.array([intercept]))[0]
             mse = float(sse / stats.n[0])
             var = float(stats.com[0][layout.target, layout.target] / stats.n[0])
@@ -241,7 +358,7 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
 
     halves = None
     if params.stability:
-        halves = _halves(micro, stats, layout, recipe, params, penalty)
+        halves = _halves(micro, stats, layout, recipe, params, penalty, unit, solver)
 
     return EngineOutput(
         engine=engine, recipe=recipe, warnings=tuple(warnings), fits=tuple(fits),
@@ -255,6 +372,21 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
     )
 
 
+def _spread(st: Imputed) -> np.ndarray:
+    """Each feature's standard deviation on these rows, in the units it is held in."""
+    return np.sqrt(np.maximum(np.diag(st.xx), 0.0) / st.n)
+def _solver(groups: np.ndarray | None):
+    """The path solver: the lasso (elastic net) on the Gram, or with ``--group-categoricals``
+    the group lasso over ``groups`` (which has no penalty factors: validate refuses them)."""
+    if groups is None:
+        return solve_gram
+
+    def solve(gram, xty, yty, alphas, l1_ratio, usable, params, penalty=None):
+        return solve_group_gram(gram, xty, yty, alphas, l1_ratio, usable, params, groups)
+
+    return solve
+
+
 def _initial(gram: np.ndarray, xty: np.ndarray, n: float, usable: np.ndarray):
     """The adaptive lasso's initial fit on the features that vary on these rows (the others
     get a zero coefficient, hence the largest weight)."""
@@ -266,7 +398,7 @@ def _initial(gram: np.ndarray, xty: np.ndarray, n: float, usable: np.ndarray):
 
 
 def _halves(micro: Moments | None, stats: Moments, layout: Layout, recipe, params: FitParams,
-            penalty: np.ndarray | None):
+            penalty: np.ndarray | None, unit: np.ndarray, solver):
     """The half-sample solver of stability selection: each half's statistics are the merge
     of its micro-groups, imputed and standardized exactly as a training fold's."""
     assert micro is not None and micro.keys == stats.keys
@@ -283,12 +415,12 @@ def _halves(micro: Moments | None, stats: Moments, layout: Layout, recipe, param
         for i, mask in enumerate(m for pair in pairs for m in pair):
             n_h, mean_h, com_h = merge_sum(micro.n, micro.mean, micro.com, mask)
             st = imputed(n_h, mean_h, com_h, layout)
-            G, c, yy, _, _, ok = _problem(st, params.standardize)
+            G, c, yy, _, _, ok = _problem(st, params.standardize, unit)
             pf = penalty
             if params.adaptive:
                 pf, _ = make_penalty(recipe.features, params,
                                      lambda G=G, c=c, n=n_h, ok=ok: _initial(G, c, n, ok))
-            w, done = solve_gram(G, c, yy, alphas, l1_ratio, ok, params, pf)
+            w, done = solver(G, c, yy, alphas, l1_ratio, ok, params, pf)
             converged &= done
             chosen[i] = w != 0.0
             if progress is not None:

@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 
 from l1select.engines.data import solve_threads
-from l1select.engines.memory import half_rows, load
+from l1select.engines.memory import check_scaling, half_rows, in_own_units, load
 from l1select.engines.stability import MICRO_GROUPS
 from l1select.errors import DataError
 from l1select.path import grids_for, make_penalty
@@ -93,7 +93,7 @@ def run(source, header, data, columns, params: FitParams, progress=None, classes
     default_grid = params.alphas is None and params.alpha is None
     fits = []
     saturated = False
-    for l1_ratio, alphas in grids_for(a_max, params):
+    for l1_ratio, alphas in grids_for(a_max, params, n, p):
         whole = fit_path(X, y, w, all_rows, alphas, l1_ratio, penalty, params.standardize,
                          params.tol, params.max_iter, stop_saturated=default_grid,
                          scaling=(mean, scale, std))
@@ -135,16 +135,28 @@ def run(source, header, data, columns, params: FitParams, progress=None, classes
             "does; coefficients grow without bound below it")))
 
     problem = _all_rows_problem(X, y, wn, mean, scale, scaling.y_mean)
+    # Columns of huge or tiny values are held × a power of two (mem.units()); the model leaves
+    # in the columns' own units (exact).
+    unit = mem.units()
+    own = in_own_units(scaling, unit)
+    check_scaling(own, mem.recipe, source.display)
+    test_error = _test_error(mem, mean, params.threshold)
+
+    def refit(sel):
+        coef, intercept, diverged = _refit(X, y, w, all_rows, sel, scaling, params)
+        return coef * unit, intercept, diverged
+
     return EngineOutput(
         engine="data", recipe=mem.recipe, warnings=mem.warnings + tuple(warnings),
-        fits=tuple(fits), scaling=scaling, alpha_max=tuple(a_max), n_rows=mem.n_rows,
+        fits=tuple(fits), scaling=own, alpha_max=tuple(a_max), n_rows=mem.n_rows,
         n_used=n, n_test=int(mem.y_test.size), n_dropped=mem.n_dropped, sha256=mem.sha256,
         n_folds=mem.n_folds, fold_labels=mem.fold_labels,
-        test_error=_test_error(mem, mean, params.threshold), penalty=penalty,
+        test_error=None if test_error is None else (
+            lambda coef, intercept: test_error(coef / unit, intercept)), penalty=penalty,
         adaptive=adaptive, problem=problem,
         halves=_halves(mem, X, y, w, params, penalty) if params.stability else None,
         family="binomial", measure=measure,
-        refit=lambda sel: _refit(X, y, w, all_rows, sel, scaling, params),
+        refit=refit,
         classes=mem.classes,
     )
 

@@ -9,10 +9,11 @@ import numpy as np
 
 from l1select import io as l1io
 from l1select.engines.stability import MICRO_GROUPS, check_groups, half_pairs, micro_ids
-from l1select.errors import DataError, list_names
+from l1select.errors import DataError, list_names, quoted
 from l1select.folds import Grouper
+from l1select.grouplasso import feature_groups, group_alpha_max
 from l1select.path import adaptive_initial_data, alpha_max, grids_for, make_penalty
-from l1select.prepare import Profiler, design_matrix
+from l1select.prepare import Profiler, design_matrix, pool_columns, pool_rare_levels
 from l1select.types import AllRows, FitParams, Recipe, Scaling, Warn
 
 
@@ -34,22 +35,29 @@ class InMemory:
     n_dropped: int
     sha256: str | None
     rows: np.ndarray | None = None  # global row index of each fitting row (micro-groups)
+    # X holds each column × its unit, a power of two (1 for most; see Profiler.units).
+    unit: np.ndarray | None = None
+
+    def units(self) -> np.ndarray:
+        return np.ones(self.X.shape[1]) if self.unit is None else self.unit
+
     w: np.ndarray | None = None  # observation weights of the fitting rows (None: all 1)
     w_test: np.ndarray | None = None
     classes: Any = None  # a binary target's family.Classes
 
 
-
-
 def scaling_of(X: np.ndarray, y: np.ndarray, standardize: bool,
-               w: np.ndarray | None = None) -> Scaling:
+               unit: np.ndarray | None = None, w: np.ndarray | None = None) -> Scaling:
     """Means and scales after imputing each column's missing values with its mean.
 
     Imputed values sit at the mean, so they add nothing to the sum of squares; the standard
-    deviation (ddof=0) is over all rows, imputed ones included. With observation weights
-    ``w`` (n,) every mean and standard deviation is weighted (glmnet's convention).
+    deviation (ddof=0) is over all rows, imputed ones included. ``unit``: how the columns of
+    ``X`` are held (see :class:`InMemory`); without standardization a column's scale is 1 in
+    its own units. With observation weights ``w`` (n,) every mean and standard deviation is
+    weighted (glmnet's convention).
     """
     n = X.shape[0]
+    ones = None if standardize else (np.ones(X.shape[1]) if unit is None else unit)
     if w is not None:
         total = float(w.sum())
         observed = ~np.isnan(X)
@@ -59,17 +67,57 @@ def scaling_of(X: np.ndarray, y: np.ndarray, standardize: bool,
         x_mean = np.nan_to_num(x_mean, nan=0.0)
         centered = np.where(observed, X - x_mean, 0.0)
         x_std = np.sqrt((w @ centered ** 2) / total)
-        x_scale = np.where(x_std > 0, x_std, 1.0) if standardize else np.ones_like(x_std)
+        x_scale = np.where(x_std > 0, x_std, 1.0) if standardize else ones
         y_mean = float(w @ y / total)
         return Scaling(x_mean=x_mean, x_scale=x_scale, x_std=x_std, y_mean=y_mean,
                        y_var=float(w @ (y - y_mean) ** 2 / total), n_samples=n)
-    x_mean = np.nanmean(X, axis=0)
+    x_mean = nanmean(X)
     centered = np.where(np.isnan(X), 0.0, X - x_mean)
     x_std = np.sqrt(np.einsum("ij,ij->j", centered, centered) / n)
-    x_scale = np.where(x_std > 0, x_std, 1.0) if standardize else np.ones_like(x_std)
+    ones = np.ones_like(x_std) if unit is None else unit
+    x_scale = np.where(x_std > 0, x_std, 1.0) if standardize else ones
     y_mean = float(np.mean(y))
     return Scaling(x_mean=x_mean, x_scale=x_scale, x_std=x_std, y_mean=y_mean,
                    y_var=float(np.mean((y - y_mean) ** 2)), n_samples=n)
+
+
+def nanmean(X: np.ndarray) -> np.ndarray:
+    """``np.nanmean(X, axis=0)`` (the same sums), NaN for a column with no value and no
+    warning about it."""
+    count = X.shape[0] - np.isnan(X).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(np.isnan(X), 0.0, X).sum(axis=0) / count
+
+
+def in_own_units(scaling: Scaling, unit: np.ndarray) -> Scaling:
+    """``scaling`` of columns held × ``unit``, in the columns' own units (exact)."""
+    return Scaling(x_mean=scaling.x_mean / unit, x_scale=scaling.x_scale / unit,
+                   x_std=scaling.x_std / unit, y_mean=scaling.y_mean, y_var=scaling.y_var,
+                   n_samples=scaling.n_samples)
+
+
+def check_scaling(scaling: Scaling, recipe: Recipe, source: str) -> None:
+    """Each feature's coefficient on its own scale must be a normal, finite number: its
+    spread against the target's within 1e±305 (a column of subnormal values is not)."""
+    std = scaling.x_std
+    sy = np.sqrt(scaling.y_var)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        ratio = sy / std
+        bad = (std > 0) & ~((ratio > 1e-305) & (ratio < 1e305) &
+                            (std >= np.finfo(np.float64).tiny))
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        f = recipe.features[j]
+        if std[j] < np.finfo(np.float64).tiny:
+            raise DataError(f"Column {quoted(f.column)} in {source} has a spread "
+                            f"({std[j]:.3g}) below "
+                            "the smallest normal double (2.2e-308): its values hold too few "
+                            "digits to fit; multiply the column by a power of ten")
+        what = "small" if not ratio[j] < 1e305 else "large"
+        raise DataError(f"Column {quoted(f.column)} in {source} has a spread ({std[j]:.3g}) too "
+                        f"{what} beside the target's ({sy:.3g}) for its coefficient to be a "
+                        f"normal number; {'multiply' if what == 'small' else 'divide'} the "
+                        "column by a power of ten")
 
 
 def standardized(X: np.ndarray, scaling: Scaling) -> np.ndarray:
@@ -162,10 +210,15 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
         table = table.set_column(i, params.target,
                                  pa.array(classes.encode(table.column(i)), type=pa.float64()))
     prof = Profiler(table.schema, params.target, params.fold_column, params.max_levels,
-                    params.missing, source.display, offset, label, source.decimal_comma)
+                    params.missing, source.display, offset, label, source.decimal_comma,
+                    explicit=params.features)
     batch = prof.update(table, 0)
     recipe, warnings, _ = prof.recipe()
-    X_all = design_matrix(table, recipe)[batch.rows]
+    units = prof.units()
+    unit = _feature_units(recipe, units)
+    # Held × unit, as the statistics engines hold them: squares of huge or tiny values stay
+    # normal floats (exact: a power of two; 1 for most columns).
+    X_all = design_matrix(table, recipe)[batch.rows] * unit
     y_all = batch.U[:, 0]
     grouper = Grouper(0 if params.alpha is not None else params.cv, params.seed,
                       params.test_size, params.fold_column is not None and params.alpha is None)
@@ -173,7 +226,7 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
     if grouper.by_label:
         col = table.column(params.fold_column).take(batch.rows)
         if col.null_count:
-            raise DataError(f"Fold column '{params.fold_column}' in {source.display} has "
+            raise DataError(f"Fold column {quoted(params.fold_column)} in {source.display} has "
                             "missing labels; give every row a fold")
         labels = [str(v) for v in col.to_pylist()]
     strata = None if classes is None else y_all.astype(np.int64)
@@ -189,22 +242,36 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
     remap[order] = np.arange(1, len(order) + 1)
     groups = remap[groups]
     test = groups == 0
+    # Rare levels pool on the training rows (test rows excluded), the same for every fold.
+    train = np.where(np.isnan(X_all[~test]), 0.0, X_all[~test])
+    # With weights a level's count is its total weight (rounded), as in the statistics pass
+    # and as duplicated rows would count it.
+    counts = train.sum(axis=0) if w_all is None else np.rint(w_all[~test] @ train)
+    recipe, sources, pooled = pool_rare_levels(recipe, counts, params.min_level_count)
+    X_all = pool_columns(X_all, sources)
+    unit = _feature_units(recipe, units)
+    warnings += pooled
     if params.test_size is not None and (not test.any() or test.all()):
         raise DataError(f"--test-size {params.test_size} leaves no rows on one side of the "
                         f"split of {y_all.size} rows; choose another fraction")
     X, y = X_all[~test], y_all[~test]
-    with np.errstate(all="ignore"):
-        spread = np.nanmax(X, axis=0) - np.nanmin(X, axis=0) if X.size else np.zeros(X.shape[1])
+    if not np.all(np.isfinite(X) | np.isnan(X)):
+        j = int(np.flatnonzero(~np.all(np.isfinite(X) | np.isnan(X), axis=0))[0])
+        raise DataError(f"Column {quoted(recipe.features[j].column)} in {source.display} holds "
+                        "values too far apart in size to fit; rescale the column")
+    with np.errstate(all="ignore"):  # fmax/fmin skip NaN, and warn of no all-NaN column
+        spread = np.fmax.reduce(X, axis=0) - np.fmin.reduce(X, axis=0) if X.size else \
+            np.zeros(X.shape[1])
     recipe, kept, more = constant_features(np.nan_to_num(spread, nan=0.0), recipe,
                                            source.display)
     warnings += more
     n_folds = len(order) if params.alpha is None else 0
     if y.size and np.ptp(y) == 0:
-        raise DataError(f"Target column '{params.target}' in {source.display} is constant "
+        raise DataError(f"Target column {quoted(params.target)} in {source.display} is constant "
                         f"({y[0]:g}); choose a target that varies")
     if grouper.by_label and n_folds < 2:
-        raise DataError(f"Fold column '{params.fold_column}' in {source.display} has a single "
-                        "fold; CV needs at least two")
+        raise DataError(f"Fold column {quoted(params.fold_column)} in {source.display} has a "
+                        "single fold; CV needs at least two")
     if n_folds:
         check_folds(np.bincount(groups[~test], minlength=n_folds + 1)[1:], y.size, n_folds,
                     source.display)
@@ -212,9 +279,15 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
                     fold_labels=tuple(fold_labels), X_test=X_all[test][:, kept],
                     y_test=y_all[test], recipe=recipe, warnings=tuple(warnings),
                     n_rows=read.n_rows, n_dropped=prof.n_missing_target + prof.n_missing_dropped,
-                    sha256=read.sha256, rows=batch.rows[~test],
+                    sha256=read.sha256, rows=batch.rows[~test], unit=unit[kept],
                     w=None if w_all is None else w_all[~test],
                     w_test=None if w_all is None else w_all[test], classes=classes)
+
+
+def _feature_units(recipe, units: dict[str, float]) -> np.ndarray:
+    """Each feature's unit (see :meth:`Profiler.units`): indicators are held as they are."""
+    return np.array([1.0 if f.kind in ("onehot", "other") else units[f.column]
+                     for f in recipe.features])
 
 
 @dataclass(frozen=True)
@@ -233,7 +306,7 @@ class Prepared:
 
 def prepare_grids(mem: InMemory, params: FitParams) -> Prepared:
     """All-rows scaling, penalty factors, and the alpha grid of each l1_ratio."""
-    scaling = scaling_of(mem.X, mem.y, params.standardize, mem.w)
+    scaling = scaling_of(mem.X, mem.y, params.standardize, mem.units(), mem.w)
     n = mem.y.size
     root = row_factors(mem.w, n)
 
@@ -247,7 +320,11 @@ def prepare_grids(mem: InMemory, params: FitParams) -> Prepared:
     penalty, adaptive = make_penalty(mem.recipe.features, params,
                                      lambda: initial_data(Xs, yc))
     unpen = None if penalty is None else Xs.T @ Xs[:, penalty == 0] / n
-    a_max = [alpha_max(xty, r, penalty, unpen) for r in params.l1_ratios]
+    if params.group_categoricals:
+        groups = feature_groups(mem.recipe.features)
+        a_max = [group_alpha_max(xty, groups, r) for r in params.l1_ratios]
+    else:
+        a_max = [alpha_max(xty, r, penalty, unpen) for r in params.l1_ratios]
     diag = np.einsum("ij,ij->j", Xs, Xs) / n
 
     def gram_cols(idx) -> np.ndarray:
@@ -255,8 +332,8 @@ def prepare_grids(mem: InMemory, params: FitParams) -> Prepared:
         Z = rows_scaled(standardized(mem.X, scaling))
         return Z.T @ Z[:, idx] / n
 
-    return Prepared(scaling, grids_for(a_max, params), a_max, penalty, adaptive,
-                    AllRows(gram_cols=gram_cols, gram_diag=diag, xty=xty))
+    return Prepared(scaling, grids_for(a_max, params, n, mem.X.shape[1]), a_max, penalty,
+                    adaptive, AllRows(gram_cols=gram_cols, gram_diag=diag, xty=xty))
 
 
 def initial_data(Xs: np.ndarray, yc: np.ndarray):
@@ -284,7 +361,8 @@ def half_rows(mem: InMemory, params: FitParams) -> list[np.ndarray]:
 
 
 def test_error_fn(mem: InMemory, x_mean: np.ndarray):
-    """The test-set error of a model, with missing values imputed by the training means."""
+    """The test-set error of a model, with missing values imputed by the training means
+    (``x_mean`` as the columns are held); the model's coefficients are on the own scale."""
     if mem.y_test.size == 0:
         return None
 
@@ -293,7 +371,7 @@ def test_error_fn(mem: InMemory, x_mean: np.ndarray):
         # variance of the test target.
         w = mem.w_test
         X = np.where(np.isnan(mem.X_test), x_mean, mem.X_test)
-        resid = mem.y_test - intercept - X @ coef
+        resid = mem.y_test - intercept - X @ (coef / mem.units())
         mse = float(weighted_mean(resid ** 2, w))
         sst = float(weighted_mean((mem.y_test - weighted_mean(mem.y_test, w)) ** 2, w))
         return int(mem.y_test.size), mse, (1.0 - mse / sst) if sst > 0 else None

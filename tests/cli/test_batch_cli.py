@@ -73,6 +73,7 @@ def _no_temp_files(folder: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_failing_job_does_not_stop_the_others(tmp_path, data_dir):
     path = _batch_file(tmp_path, THREE_JOBS)
     out = tmp_path / "runs"
@@ -104,6 +105,7 @@ def test_a_failing_job_does_not_stop_the_others(tmp_path, data_dir):
     _no_temp_files(out)
 
 
+@pytest.mark.slow
 def test_result_json_is_what_fit_prints(tmp_path, data_dir):
     path = _batch_file(tmp_path, """
         jobs:
@@ -121,6 +123,7 @@ def test_result_json_is_what_fit_prints(tmp_path, data_dir):
     assert (tmp_path / "runs" / "a" / "coefficients.csv").read_text() == csv.stdout
 
 
+@pytest.mark.slow
 def test_fail_fast_stops_at_the_first_failure(tmp_path, data_dir):
     path = _batch_file(tmp_path, THREE_JOBS)
     out = tmp_path / "runs"
@@ -131,6 +134,7 @@ def test_fail_fast_stops_at_the_first_failure(tmp_path, data_dir):
     assert not (out / "third").exists()
 
 
+@pytest.mark.slow
 def test_only_runs_a_subset(tmp_path, data_dir):
     path = _batch_file(tmp_path, THREE_JOBS)
     out = tmp_path / "runs"
@@ -169,6 +173,7 @@ def test_dry_run_flags_a_missing_target_column(tmp_path, data_dir):
     assert "Target column 'why' not found" in result.stdout
 
 
+@pytest.mark.slow
 def test_parallel_jobs_give_the_same_bytes(tmp_path, data_dir):
     path = _batch_file(tmp_path, """
         defaults: {target: y, n_alphas: 20, cv: 3}
@@ -220,6 +225,7 @@ def test_config_errors_are_all_listed_and_nothing_runs(tmp_path, data_dir):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_an_interrupted_batch_leaves_whole_files_only(tmp_path, data_dir, monkeypatch):
     path = _batch_file(tmp_path, THREE_JOBS)
     out = tmp_path / "runs"
@@ -286,6 +292,7 @@ def test_fit_config_with_a_command_line_override(tmp_path, data_dir):
     assert strict_loads(other.stdout)["input"]["source"] == str(data_dir / "b.csv")
 
 
+@pytest.mark.slow
 def test_fit_config_reruns_a_batch_jobs_resolved_config(tmp_path, data_dir):
     path = _batch_file(tmp_path, """
         defaults: {target: y, n_alphas: 20}
@@ -357,6 +364,7 @@ def test_there_are_example_configs():
     assert {"example.yaml", "job.yaml"} <= names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_every_example_config_runs(path, tmp_path):
     assert HOUSING_CSV.exists()

@@ -828,7 +828,8 @@ def test_unknown_target_suggests_the_close_name():
 
 def test_non_numeric_target(tmp_path):
     cols = sparse_columns()
-    cols["label"] = ["good" if v > 0 else "bad" for v in cols["y"]]
+    # Two text values are a binary target (a logistic fit); three are neither kind.
+    cols["label"] = ["good" if v > 1 else "bad" if v < -1 else "fair" for v in cols["y"]]
     path = write_csv(tmp_path / "d.csv", cols)
     assert_error(invoke("fit", path, "-t", "label"), 1, "'label'", "not numeric", "d.csv")
 
@@ -971,6 +972,7 @@ def test_missing_target_option_is_a_usage_error(sparse_csv):
     assert_error(invoke("fit", sparse_csv), 2, "--target")
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "l1select", "fit", str(tmp_path / "nope.csv"), "-t", "y",
@@ -983,6 +985,7 @@ def test_debug_shows_the_traceback(tmp_path):
     assert "InputError" in proc.stderr and "nope.csv" in proc.stderr
 
 
+@pytest.mark.slow
 def test_without_debug_a_real_process_shows_no_traceback(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "l1select", "fit", str(tmp_path / "nope.csv"), "-t", "y"],
@@ -1013,6 +1016,7 @@ _BIG = ["--model", "elasticnet", "--l1-ratio", "0.1,0.3,0.5,0.7,0.9,1", "--n-alp
         "--format", "json"]
 
 
+@pytest.mark.slow
 def test_head_ends_quietly(sparse_csv, tmp_path):
     # More than a pipe buffer (64 KiB) of output, so head really closes the pipe mid-write.
     full = ok(invoke("fit", sparse_csv, "-t", "y", *_BIG)).stdout
@@ -1037,6 +1041,7 @@ def _closed_before_output(fmt: str, tmp_path_factory) -> tuple[str, str, int]:
     return _closed_pipe_runs[fmt]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_closed_pipe_is_quiet(fmt, tmp_path_factory):
     _, err, _ = _closed_before_output(fmt, tmp_path_factory)

@@ -44,6 +44,7 @@ def _image_size(path: Path) -> tuple[int, int]:
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_plot_writes_the_three_pictures(result_json, tmp_path):
     out = tmp_path / "pics"
     result = ok(invoke("plot", result_json, "--output", out))
@@ -58,6 +59,7 @@ def test_plot_writes_the_three_pictures(result_json, tmp_path):
     assert list(line.get_ydata()) == [r["mean"] for r in doc["cv"]["path"]]
 
 
+@pytest.mark.slow
 def test_plot_svg_and_only(result_json, tmp_path):
     out = tmp_path / "pics"
     ok(invoke("plot", result_json, "-o", out, "--format", "svg", "--only", "path,cv"))
@@ -65,6 +67,7 @@ def test_plot_svg_and_only(result_json, tmp_path):
     assert (out / "cv.svg").read_text(encoding="utf-8").lstrip().startswith("<?xml")
 
 
+@pytest.mark.slow
 def test_plot_quiet_says_nothing(result_json, tmp_path):
     result = ok(invoke("plot", result_json, "-o", tmp_path / "p", "-q"))
     assert result.stdout == "" and result.stderr == ""
@@ -105,6 +108,7 @@ def test_plot_errors(result_json, tmp_path):
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fit_plots_and_report_leave_stdout_alone(tmp_path):
     data = write_csv(tmp_path / "d.csv", sparse_columns())
     args = (data, "-t", "y", "--cv", 3, "--n-alphas", 20)
@@ -161,6 +165,7 @@ def _batch(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_batch_writes_a_report_per_job_and_an_index(tmp_path):
     out = tmp_path / "runs"
     result = invoke("batch", _batch(tmp_path), "--output-dir", out)
@@ -349,6 +354,8 @@ def chromium():
         browser.close()
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_report_renders_in_chromium_with_every_image_and_no_errors(chromium, tmp_path):
     data = write_csv(tmp_path / "d.csv", sparse_columns())
     report = tmp_path / "report.html"
@@ -379,6 +386,8 @@ def test_report_renders_in_chromium_with_every_image_and_no_errors(chromium, tmp
     assert any("Content Security Policy" in p for p in problems), problems
 
 
+@pytest.mark.slow
+@pytest.mark.browser
 def test_batch_index_renders_in_chromium(chromium, tmp_path):
     out = tmp_path / "runs"
     invoke("batch", _batch(tmp_path), "--output-dir", out)

@@ -9,18 +9,13 @@ from pathlib import Path
 import pytest
 
 from l1select.config import (
-    ENGINES,
-    MISSING,
-    MODELS,
-    RULES,
-    SCHEMA_BOUNDS,
     dump_job,
     json_schema,
     load_batch,
     load_job,
 )
 from l1select.errors import ConfigError
-from l1select.options import Engine, Missing, Model, Rule
+from l1select.options import CONFIG_OPTIONS, OPTIONS
 from l1select.pipeline import validate
 from l1select.types import FitParams
 
@@ -261,13 +256,13 @@ def test_wrong_types_are_reported(tmp_path, line, expected):
 @pytest.mark.parametrize(
     "line, expected",
     [
-        ("n_alphas: 0", "must be at least 1"),
+        ("n_alphas: 0", "must be at least 1, not 0"),
         ("eps: 0", "must be between 0 and 1, not 0.0"),
         ("alpha: -1", "must be a positive number, not -1.0"),
         ("test_size: 1.5", "must be between 0 and 1, not 1.5"),
-        ("max_levels: 0", "must be at least 1"),
+        ("max_levels: 0", "must be at least 1, not 0"),
         ("l1_ratio: 0.5", "applies to model elasticnet; lasso has l1_ratio 1"),
-        ("alphas: [1, -0.1]", "must be positive, finite numbers"),
+        ("alphas: [1, -0.1]", "values must be positive, finite numbers"),
         ("alphas: []", "must not be empty"),
     ],
 )
@@ -438,18 +433,27 @@ def _ok(**changes) -> bool:
     return True
 
 
-@pytest.mark.parametrize("key", sorted(SCHEMA_BOUNDS))
+_BOUNDED = sorted(o.name for o in CONFIG_OPTIONS if o.bounds() and o.kind in ("int", "float"))
+
+
+@pytest.mark.parametrize("key", _BOUNDED)
 def test_schema_bounds_agree_with_validate(key):
+    option = OPTIONS[key]
+    schema = json_schema("job")["properties"][key]
+    assert {k: schema[k] for k in option.bounds()} == option.bounds()
     tiny = 1e-9
-    for kind, bound in SCHEMA_BOUNDS[key].items():
-        value = float(bound) if key in ("eps", "alpha", "test_size") else int(bound)
+    field = option.field
+    for kind, bound in option.bounds().items():
+        value = float(bound) if option.kind == "float" else int(bound)
         step = tiny if isinstance(value, float) else 1
         if kind == "minimum":
-            assert _ok(**{key: value}) and not _ok(**{key: value - step})
+            assert _ok(**{field: value}) and not _ok(**{field: value - step})
         elif kind == "exclusiveMinimum":
-            assert not _ok(**{key: value}) and _ok(**{key: value + step})
+            assert not _ok(**{field: value}) and _ok(**{field: value + step})
         elif kind == "exclusiveMaximum":
-            assert not _ok(**{key: value}) and _ok(**{key: value - step})
+            assert not _ok(**{field: value}) and _ok(**{field: value - step})
+        elif kind == "maximum":
+            assert _ok(**{field: value}) and not _ok(**{field: value + step})
         else:
             pytest.fail(f"unknown bound {kind}")
 
@@ -460,17 +464,16 @@ def test_schema_ratio_bounds_agree_with_validate():
     assert not _ok(model="elasticnet", l1_ratios=(1.0 + 1e-9,))
 
 
-def test_schema_choices_are_the_commands_choices():
-    assert MODELS == tuple(m.value for m in Model)
-    assert RULES == tuple(r.value for r in Rule)
-    assert MISSING == tuple(m.value for m in Missing)
-    assert set(ENGINES) == {e.value for e in Engine}
-    for choice in MODELS:
-        assert _ok(model=choice)
-    for choice in RULES:
-        assert _ok(rule=choice)
-    for choice in MISSING:
-        assert _ok(missing=choice)
+@pytest.mark.parametrize("key", [o.name for o in CONFIG_OPTIONS if o.kind == "choice"])
+def test_schema_choices_are_the_tables_choices(key):
+    option = OPTIONS[key]
+    enums = [alt.get("enum") or [alt.get("const")]
+             for alt in json_schema("job")["properties"][key]["anyOf"]
+             if "enum" in alt or "const" in alt]
+    assert enums == [list(option.choices)]
+    for choice in option.choices:
+        assert _ok(**{option.field: choice})
+    assert not _ok(**{option.field: "nonsense"})
 
 
 def test_schema_is_a_json_schema():

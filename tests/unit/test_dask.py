@@ -25,6 +25,10 @@ distributed = pytest.importorskip(
 
 from l1select.engines import dask as dask_engine  # noqa: E402
 
+# The module starts a local cluster of worker processes: `pytest -m "not dask"` (or "not slow")
+# leaves it out of the quick loop.
+pytestmark = [pytest.mark.dask, pytest.mark.slow]
+
 RTOL = 1e-10
 
 
@@ -67,7 +71,8 @@ def assert_exact(a, b):
 
 def _tricky(n=600, seed=0, missing=0.05):
     """Missing values, a category level first seen late, a column first missing late, a
-    row counter (excluded as ID-like whatever the partitions), a boolean and numbers as text."""
+    row counter (1…n, excluded as ID-like whatever the partitions), a boolean and numbers as
+    text."""
     X, y, _ = make_regression(n=n, p=4, seed=seed, missing=missing)
     rng = np.random.default_rng(seed)
     cat = np.where(np.arange(n) < n - 100, rng.choice(["a", "b"], n), rng.choice(["a", "c"], n))
@@ -77,7 +82,7 @@ def _tricky(n=600, seed=0, missing=0.05):
     df["y"] = y + (cat == "c") * 3.0
     df["cat"] = cat
     df["late"] = late
-    df["counter"] = np.arange(n) + 100
+    df["counter"] = np.arange(n) + 1  # 1…n: row numbers
     df["flag"] = rng.random(n) < 0.3
     df["amount"] = [f"{v:,.2f}" for v in rng.uniform(500, 5000, n)]
     return df
@@ -171,10 +176,12 @@ def test_a_column_that_turns_to_text_in_a_late_partition_is_reread(scheduler, mo
     calls = []
     first_types = l1io._first_types
     monkeypatch.setattr(l1io, "_first_types", lambda *a: calls.append(1) or first_types(*a))
-    a = _fit(path, "dask", scheduler, n_alphas=10)
+    # The one late level is kept as its own feature (--min-level-count 1 pools nothing);
+    # family gaussian: no look at the target's first block to guess the family.
+    a = _fit(path, "dask", scheduler, n_alphas=10, min_level_count=1, family="gaussian")
     assert len(calls) == 2  # read again, with 'code' as text
     assert "code=other" in [f.name for f in a.features]
-    assert_exact(a, _fit(path, "gram", n_alphas=10))
+    assert_exact(a, _fit(path, "gram", n_alphas=10, min_level_count=1))
 
 
 def test_a_folder_of_csv_files_and_gzip(scheduler, monkeypatch, tmp_path):
@@ -190,6 +197,30 @@ def test_a_folder_of_csv_files_and_gzip(scheduler, monkeypatch, tmp_path):
     a = _fit(gz, "dask", scheduler)
     assert dask_engine.last_transfer["partitions"] == 1  # no seeking in gzip: one partition
     assert_exact(a, _fit(gz, "gram"))
+
+
+def test_encodings_and_line_ends_as_every_engine_reads_them(scheduler, monkeypatch, tmp_path):
+    """Latin-1 first met in a late partition, a UTF-8 BOM, CR-only line ends, UTF-16 and quoted
+    line breaks read as the gram engine reads them (the last three as one partition: cutting
+    at a LF would be wrong there)."""
+    df = _tricky(n=400, seed=3)
+    df["cat"] = df["cat"].where(np.arange(400) < 350, "café")  # first accent in row 350
+    text = df.to_csv(index=False, float_format="%.17g", lineterminator="\n")
+    df["note"] = np.where(np.arange(400) % 7 == 0, "two\nlines", "one line")
+    quoted_breaks = df.to_csv(index=False, float_format="%.17g", lineterminator="\n")
+    monkeypatch.setattr(dask_engine, "CSV_PARTITION_BYTES", 5_000)
+    for name, raw, whole in [("latin1.csv", text.encode("latin-1"), False),
+                             ("bom.csv", b"\xef\xbb\xbf" + text.encode(), False),
+                             ("cr.csv", text.replace("\n", "\r").encode("latin-1"), True),
+                             ("utf16.csv", b"\xff\xfe" + text.encode("utf-16-le"), True),
+                             ("breaks.csv", quoted_breaks.encode(), True)]:
+        path = tmp_path / name
+        path.write_bytes(raw)
+        a = _fit(path, "dask", scheduler)
+        n_parts = dask_engine.last_transfer["partitions"]
+        assert n_parts == 1 if whole else n_parts > 1, name
+        assert "cat=café" in {f.name for f in a.features}, name
+        assert_exact(a, _fit(path, "gram"))
 
 
 def test_stability_halves(scheduler, monkeypatch, tricky_csv):
@@ -299,3 +330,40 @@ def test_cli_engine_dask_with_scheduler(scheduler, tmp_path):
     import json
 
     assert json.loads(res.stdout)["params"]["engine"] == "dask"
+
+
+def test_huge_and_tiny_columns_give_the_gram_engines_numbers(scheduler, tmp_path, monkeypatch):
+    """Columns held scaled by a power of two (issue 11): the exponent is merged across the
+    partitions' profiles, so every partition holds a column in the same units."""
+    monkeypatch.setattr(dask_engine, "CSV_PARTITION_BYTES", 4_000)
+    X, y, _ = make_regression(n=300, p=4, seed=3)
+    X[:, 0] *= 1e300
+    X[:, 1] *= 1e-300
+    path = write_csv(tmp_path / "extreme.csv", X, y)
+    a = _fit(path, "dask", scheduler)
+    assert dask_engine.last_transfer["partitions"] > 1
+    assert_exact(a, _fit(path, "gram"))
+
+
+def test_pooled_rare_levels_same_numbers_as_gram(scheduler, monkeypatch, tmp_path):
+    from tests.unit.test_categoricals import _pooled_csv
+
+    path = _pooled_csv(tmp_path / "d.csv")
+    # Small partitions: the rare levels are first seen in different partitions.
+    monkeypatch.setattr(dask_engine, "CSV_PARTITION_BYTES", 4_000)
+    for case in (dict(), dict(test_size=0.3), dict(stability=3)):
+        a, b = _fit(path, "dask", scheduler, **case), _fit(path, "gram", **case)
+        assert "grade=(other)" in [f.name for f in a.features]
+        assert_exact(a, b)
+        assert [f.stability for f in a.features] == [f.stability for f in b.features]
+
+
+def test_group_categoricals_same_numbers_as_gram(scheduler, monkeypatch, tmp_path):
+    from tests.unit.test_categoricals import _pooled_csv
+
+    path = _pooled_csv(tmp_path / "d.csv")
+    monkeypatch.setattr(dask_engine, "CSV_PARTITION_BYTES", 4_000)
+    a = _fit(path, "dask", scheduler, group_categoricals=True, stability=3)
+    b = _fit(path, "gram", group_categoricals=True, stability=3)
+    assert_exact(a, b)
+    assert [f.stability for f in a.features] == [f.stability for f in b.features]

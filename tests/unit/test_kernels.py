@@ -518,6 +518,7 @@ np.save(sys.argv[3], out[0])
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cache_max", [3, 4096])
 def test_data_path_as_plain_python_through_its_rare_branches(tmp_path, cache_max):
     """``NUMBA_DISABLE_JIT=1`` runs the kernels as plain Python (house style); there the
@@ -567,3 +568,46 @@ def test_data_path_as_plain_python_through_its_rare_branches(tmp_path, cache_max
 
     assert_paths_close(coefs_python, coefs, G, alphas, l1_ratio, penalty, yty)
     assert (coefs[:, -1] != 0).sum() >= 5
+
+
+def test_the_ahead_of_time_gram_kernel_equals_numbas_bit_for_bit():
+    """The AOT module is the same function compiled by the same compiler: identical bits.
+    (Built on first use; where it cannot be built, gram_path is numba's dispatcher itself.)"""
+    from l1select import _aot
+
+    kernel = _aot.gram_path()
+    rng = np.random.default_rng(21)
+    n, p = 200, 30
+    Z = rng.normal(size=(n, p))
+    Z = (Z - Z.mean(0)) / Z.std(0)
+    y = Z[:, :4] @ np.array([2.0, -1.0, 0.5, 0.25]) + rng.normal(size=n)
+    y -= y.mean()
+    gram, xty, yty = Z.T @ Z / n, Z.T @ y / n, float(y @ y) / n
+    pf = np.ones(p)
+    pf[3] = 0.0  # an unpenalized feature: the refit path too
+    alphas = alpha_grid(alpha_max(xty, 0.7, pf), n_alphas=20)
+    got = kernel(gram, xty, yty, alphas, 0.7, pf, np.zeros(p), 1e-10, 10000)
+    want = cd_gram_path(gram, xty, yty, alphas, 0.7, pf, np.zeros(p), 1e-10, 10000)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_small_gram_fit_does_not_start_numba(tmp_path):
+    """Start-up: with the AOT module in place a plain fit imports neither numba nor scipy."""
+    from l1select import _aot
+
+    if _aot.gram_path() is cd_gram_path:
+        pytest.skip("the AOT module cannot be built here (no C compiler or numba.pycc)")
+    from tests.conftest import make_regression, write_csv
+
+    X, y, _ = make_regression(n=200, p=6, seed=3)
+    path = write_csv(tmp_path / "d.csv", X, y)
+    code = ("import sys\nfrom l1select.pipeline import select_features\n"
+            "from l1select.types import FitParams\n"
+            f"select_features({str(path)!r}, FitParams(target='y', n_alphas=10))\n"
+            "print(sorted(m for m in ('numba', 'scipy', 'sklearn', 'pandas', 'matplotlib', "
+            "'dask', 'yaml') if m in sys.modules))\n")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=root, check=True)
+    assert out.stdout.strip() == "[]", out.stderr

@@ -10,13 +10,15 @@ PKG = Path(__file__).resolve().parents[2] / "l1select"
 # Lower rank = earlier in the flow. Modules of equal rank may not import each other.
 RANK = {
     "errors": 0, "types": 0, "__init__": 0, "files": 0,
+    # The option table is a declaration every stage may read, like types.
+    "options": 0,
     "io": 1, "prepare": 2, "family": 2.5, "folds": 3, "moments": 4, "_kernels": 4,
-    "_kernels_logistic": 4,
-    "path": 5, "cv": 6, "solve": 6.5,
+    "_kernels_group": 4, "_kernels_logistic": 4, "_aot": 4.5,
+    "path": 5, "grouplasso": 5, "cv": 6, "solve": 6.5,
     "select": 7, "engines": 8, "pipeline": 9, "apply": 9, "report": 10, "plots": 10, "config": 10,
     # The HTML report renders only, like report and plots, and embeds the plots' pictures.
     "html_report": 10.5,
-    "batch": 11, "options": 12, "cli": 13, "__main__": 14,
+    "batch": 11, "cli_args": 12, "cli": 13, "__main__": 14,
 }
 
 

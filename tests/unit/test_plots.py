@@ -216,6 +216,7 @@ def _png_size(path: Path) -> tuple[int, int]:
         return im.size
 
 
+@pytest.mark.slow
 def test_write_plots_writes_valid_pngs_of_a_sensible_size(tmp_path):
     out = plots.write_plots(hand_doc(), tmp_path / "new" / "pics")
     assert [p.name for p in out.written] == ["cv.png", "path.png", "coefficients.png"]
@@ -225,6 +226,7 @@ def test_write_plots_writes_valid_pngs_of_a_sensible_size(tmp_path):
     assert not [p for p in (tmp_path / "new" / "pics").iterdir() if p.suffix == ".tmp"]
 
 
+@pytest.mark.slow
 def test_svg_output_is_svg_and_the_same_bytes_twice(tmp_path):
     first = plots.write_plots(hand_doc(), tmp_path / "one", "svg", only=["cv,path"])
     again = plots.write_plots(hand_doc(), tmp_path / "two", "svg", only=["path", "cv"])
@@ -323,6 +325,7 @@ def _assert_self_contained(page: _Page) -> None:
     assert csp["content"] == CSP
 
 
+@pytest.mark.slow
 def test_report_is_self_contained_with_the_pictures_as_valid_pngs():
     text = render_report(hand_doc())
     page = _Page(text)
@@ -338,6 +341,7 @@ def test_report_is_self_contained_with_the_pictures_as_valid_pngs():
     assert "url(" not in text and "@import" not in text and "@font-face" not in text
 
 
+@pytest.mark.slow
 def test_report_holds_the_summary_tables_warnings_and_how_to_reproduce():
     doc = hand_doc()
     html = render_report(doc)
@@ -356,6 +360,7 @@ def test_report_holds_the_summary_tables_warnings_and_how_to_reproduce():
     assert len(page.all("details")) == 1
 
 
+@pytest.mark.slow
 def test_report_escapes_every_text():
     doc = hand_doc()
     evil = '<script>alert("x")</script>&'
@@ -377,6 +382,7 @@ def test_report_of_a_fixed_alpha_result_says_which_pictures_are_missing():
     assert "No cv plot" in text and "No path plot" in text and "fixed, no cross-validation" in text
 
 
+@pytest.mark.slow
 def test_report_shows_fold_frequency_and_stability_when_present():
     doc = hand_doc()
     doc["features"][0]["fold_frequency"] = 0.8
@@ -386,6 +392,7 @@ def test_report_shows_fold_frequency_and_stability_when_present():
     assert "1 feature with selection probability ≥ 0.8 over 20 half-sample fits" in text
 
 
+@pytest.mark.slow
 def test_report_is_the_same_bytes_twice_and_written_atomically(tmp_path):
     doc = hand_doc()
     path = write_report(doc, tmp_path / "r.html")

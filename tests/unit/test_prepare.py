@@ -117,3 +117,91 @@ def test_currency_and_thousands_in_a_target_and_a_feature():
     prof = Profiler(table.schema, "price", None, 20, "mean", "t.csv")
     b = prof.update(table, 0)
     np.testing.assert_array_equal(b.U[:, 0], [1_000_000.0, 2500.75, 3000.0, 10.0])
+
+
+def _kinds(table, batch_rows=None, explicit=()):
+    prof = Profiler(table.schema, "y", None, 20, "mean", "t.csv", explicit=explicit)
+    step = batch_rows or max(table.num_rows, 1)
+    for start in range(0, table.num_rows, step):
+        prof.update(table.slice(start, step), start)
+    recipe, warnings, _ = prof.recipe()
+    return recipe.feature_names, " ".join(w.message for w in warnings)
+
+
+@pytest.mark.parametrize("batch_rows", [None, 1, 4, 7])
+def test_only_a_row_counter_or_an_id_name_makes_an_integer_column_an_id(batch_rows):
+    n = 16
+    rng = np.random.default_rng(0)
+    table = pa.table({
+        "Year": np.arange(1947, 1947 + n),          # sorted, steps of +1: a feature
+        "count": np.sort(rng.integers(0, 50, n)),   # a sorted count: a feature
+        "down": np.arange(n, 0, -1),                # n…1 does not count rows in file order
+        "gappy": np.r_[np.arange(n - 1), n],        # 0…n−2 then n: not exactly the rows
+        "rows0": np.arange(n),                      # 0…n−1: row numbers
+        "rows1": np.arange(1, n + 1),               # 1…n: row numbers
+        "paid": rng.integers(0, 9, n),              # ends in "id" but is no ID name
+        "y": rng.normal(size=n),
+    })
+    names, text = _kinds(table, batch_rows)
+    assert names == ["Year", "count", "down", "gappy", "paid"]
+    assert "row numbers" in text and "rows0" in text and "rows1" in text
+
+
+def test_a_row_counter_with_a_missing_value_is_a_feature():
+    table = pa.table({"c": pa.array([0, 1, None, 3, 4, 5]), "y": np.arange(6.0) ** 2})
+    names, _ = _kinds(table)
+    assert names == ["c"]
+
+
+@pytest.mark.parametrize("name", ["id", "ID", "Id", " id ", "customer_id", "Order ID", "index",
+                                  "row", "RowNum", "unnamed_1", "Unnamed: 0"])
+def test_id_names_exclude_integer_columns(name):
+    rng = np.random.default_rng(1)
+    table = pa.table({name: rng.permutation(40) * 3 + 7, "x": rng.normal(size=40),
+                      "y": rng.normal(size=40)})
+    names, text = _kinds(table)
+    assert names == ["x"]
+    assert f"ID-like (an ID name): {name}; pass --features {name} to use it" in text
+
+
+def test_a_float_column_with_an_id_name_is_a_feature():
+    rng = np.random.default_rng(2)
+    table = pa.table({"id": rng.normal(size=20), "y": rng.normal(size=20)})
+    assert _kinds(table)[0] == ["id"]
+
+
+@pytest.mark.parametrize("batch_rows", [None, 3])
+def test_an_explicit_feature_beats_the_guesses(batch_rows):
+    n = 12
+    table = pa.table({
+        "id": np.arange(n),
+        "when": pa.array(np.arange(n) % 3, type=pa.int64()).cast(pa.int32()).cast(
+            pa.date32()),
+        "day": [f"2024-01-0{1 + i % 3}" for i in range(n)],
+        "x": np.linspace(0, 1, n),
+        "y": np.arange(n, dtype=float) % 5,
+    })
+    names, text = _kinds(table, batch_rows)
+    assert names == ["x"]
+    # Each exclusion says which flag keeps the column.
+    assert "ID-like (an ID name): id; pass --features id to use it" in text
+    assert "date/time: when, day; pass --features NAME to one-hot encode its values" in text
+    names, _ = _kinds(table, batch_rows, explicit=("id", "when", "day", "x"))
+    assert names == ["id", "when=1970-01-01", "when=1970-01-02", "when=1970-01-03",
+                     "day=2024-01-01", "day=2024-01-02", "day=2024-01-03", "x"]
+
+
+def test_an_explicit_feature_that_cannot_be_used_is_an_error():
+    n = 30
+    table = pa.table({"free": [f"text {i}" for i in range(n)],
+                      "empty": pa.nulls(n, pa.float64()),
+                      "nested": pa.array([[i] for i in range(n)]),
+                      "x": np.linspace(0, 1, n), "y": np.arange(n, dtype=float)})
+    with pytest.raises(DataError, match=r"'free'.*named in --features.*more than 20 distinct "
+                                        r"values; raise --max-levels"):
+        _kinds(table, explicit=("free",))
+    with pytest.raises(DataError, match=r"'empty'.*all values missing.*remove it from "
+                                        "--features"):
+        _kinds(table, explicit=("empty",))
+    with pytest.raises(DataError, match=r"'nested'.*nested, which cannot be a feature"):
+        _kinds(table, explicit=("nested",))

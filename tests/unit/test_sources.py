@@ -124,3 +124,27 @@ def test_quoted_line_breaks_across_blocks(tmp_path, monkeypatch):
     small = _fit(path)
     assert small.input["n_rows"] == whole.input["n_rows"] == 300
     _same(small, whole)
+
+
+def test_one_big_row_group_is_read_in_bounded_batches_in_order(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from l1select import io as l1io
+
+    n = 5000
+    table = pa.table({"a b": np.arange(n, dtype=np.float64), "y": np.arange(n) * 2.0})
+    path = tmp_path / "one_group.parquet"
+    pq.write_table(table, path, row_group_size=n)
+    assert pq.ParquetFile(path).metadata.num_row_groups == 1
+    # 2 columns and 1024 values a batch: batches of max(1024, 512) = 1024 rows, not the group.
+    monkeypatch.setattr(l1io, "PARQUET_BATCH_VALUES", 1024)
+    source, header, data = l1io.open_header(str(path))
+    scan = l1io.Scan()
+    got = list(l1io.batches(source, header, header.names, data, scan))
+    assert max(b.num_rows for b, _ in got) == 1024
+    assert [s for _, s in got] == list(range(0, n, 1024))
+    a = np.concatenate([b.column(0).to_numpy() for b, _ in got])
+    np.testing.assert_array_equal(a, np.arange(n))
+    assert scan.n_rows == n
+    assert scan.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()

@@ -257,3 +257,10 @@ def test_weighted_ols_refit_and_adaptive(tmp_path):
     np.testing.assert_allclose([got[f"x{j}"] for j in sel], ols.coef_, rtol=1e-9)
     assert r.intercept_ols == pytest.approx(ols.intercept_, rel=1e-9)
     assert r.penalty["adaptive"]["initial"] == "ols"  # 150 rows >= 2·5 features
+
+
+def test_auto_keeps_a_weighted_fit_on_the_gram(tmp_path):
+    X, y, w, _ = _data(n=30, p=20, seed=2)  # fewer rows than twice the features
+    path = write_csv(tmp_path / "d.csv", X, y, {"w": w})
+    assert _fit(path, "auto", n_alphas=10).params["engine"] == "data"
+    assert _fit(path, "auto", weights="w", n_alphas=10).params["engine"] == "gram"
