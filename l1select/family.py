@@ -190,9 +190,10 @@ def check_weights_column(name: str, names: list[str], target: str, fold_column: 
 
 
 def observation_weights(arr, rows: np.ndarray, name: str, source: str, offset: int,
-                        label: str) -> np.ndarray:
+                        label: str, require_positive: bool = True) -> np.ndarray:
     """The weights of the used ``rows`` (positions in the column); a missing, negative or
-    non-finite weight is a data error naming its line."""
+    non-finite weight is a data error naming its line, and so (``require_positive``) are
+    weights that are 0 on every used row."""
     kind = _kind(arr.type)
     if kind not in ("numeric", "null"):
         raise DataError(f"Weights column {quoted(name)} in {source} is not numeric (type "
@@ -206,7 +207,7 @@ def observation_weights(arr, rows: np.ndarray, name: str, source: str, offset: i
             i = int(np.flatnonzero(bad)[0])
             raise DataError(f"Weights column {quoted(name)} in {source} has {what} at {label} "
                             f"{int(rows[i]) + offset}; give every row a weight >= 0")
-    if not (values > 0).any():
+    if require_positive and not (values > 0).any():
         raise DataError(f"Weights column {quoted(name)} in {source} is zero on every row used; "
                         "give some rows a positive weight")
     return values

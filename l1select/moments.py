@@ -22,37 +22,51 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-def batch_moments(U: np.ndarray, groups: np.ndarray, n_groups: int
+def batch_moments(U: np.ndarray, groups: np.ndarray, n_groups: int,
+                  w: np.ndarray | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Count, mean and centered co-moment of the rows of ``U`` in each group.
+    """Count (or weight sum), mean and centered co-moment of the rows of ``U`` in each group.
 
     Parameters
     ----------
     U : ndarray of shape (n_rows, n_slots), float64, no NaN
     groups : ndarray of shape (n_rows,), ints in 0…n_groups-1
     n_groups : int
+    w : ndarray of shape (n_rows,), optional
+        Non-negative observation weights: then ``n`` is the sum of the weights, ``mean`` the
+        weighted mean and the co-moment ``sum_i w_i (u_i - mean)(u_i - mean)ᵀ``; a group whose
+        weights are all 0 stays empty (a weight-0 row counts nothing).
 
     Returns
     -------
     n : (n_groups,) float64, mean : (n_groups, n_slots), comoment : (n_groups, n_slots, n_slots)
     """
     d = U.shape[1]
-    n = np.bincount(groups, minlength=n_groups).astype(np.float64)
+    counts = np.bincount(groups, minlength=n_groups)
+    n = counts.astype(np.float64) if w is None else \
+        np.bincount(groups, weights=w, minlength=n_groups)
     mean = np.zeros((n_groups, d))
     com = np.zeros((n_groups, d, d))
     # A stable sort of small ints is a radix sort: several times faster than on int64.
     keys = groups.astype(np.int16) if n_groups <= np.iinfo(np.int16).max else groups
     order = np.argsort(keys, kind="stable")
-    bounds = np.concatenate([[0], np.cumsum(n.astype(np.int64))])
+    bounds = np.concatenate([[0], np.cumsum(counts)])
     Us = U[order]
+    ws = None if w is None else w[order]
     for g in range(n_groups):
         if n[g] == 0:
             continue
         block = Us[bounds[g]:bounds[g + 1]]
-        mu = block.mean(axis=0)
-        centered = block - mu
+        if ws is None:
+            mu = block.mean(axis=0)
+            centered = block - mu
+            com[g] = centered.T @ centered
+        else:
+            wb = ws[bounds[g]:bounds[g + 1]]
+            mu = (wb @ block) / n[g]
+            centered = block - mu
+            com[g] = (centered * wb[:, None]).T @ centered
         mean[g] = mu
-        com[g] = centered.T @ centered
     return n, mean, com
 
 
@@ -115,6 +129,9 @@ def merge_sum(n: np.ndarray, mean: np.ndarray, com: np.ndarray, which: np.ndarra
 class Moments:
     """Running statistics of named slots for ``n_groups`` groups (CV folds, plus a test group).
 
+    ``n`` is each group's row count, or with observation weights its sum of weights (the
+    pairwise merge takes weight sums in place of counts); ``rows`` always counts the rows.
+
     Slots can be added while accumulating: a slot that was 0 on every earlier row (a category
     level first seen now, the missing indicator of a column first missing now) extends the
     statistics with zeros exactly.
@@ -125,10 +142,12 @@ class Moments:
     n: np.ndarray = field(init=False)
     mean: np.ndarray = field(init=False)
     com: np.ndarray = field(init=False)
+    rows: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         d = len(self.keys)
         self.n = np.zeros(self.n_groups)
+        self.rows = np.zeros(self.n_groups, dtype=np.int64)
         self.mean = np.zeros((self.n_groups, d))
         self.com = np.zeros((self.n_groups, d, d))
         self._index = {k: i for i, k in enumerate(self.keys)}
@@ -158,14 +177,16 @@ class Moments:
             return
         d = len(self.keys)
         self.n = np.concatenate([self.n, np.zeros(extra)])
+        self.rows = np.concatenate([self.rows, np.zeros(extra, dtype=np.int64)])
         self.mean = np.concatenate([self.mean, np.zeros((extra, d))])
         self.com = np.concatenate([self.com, np.zeros((extra, d, d))])
         self.n_groups = n_groups
 
     def add(self, keys: list[tuple], U: np.ndarray, groups: np.ndarray,
             init: dict[tuple, float] | None = None,
-            shift: dict[tuple, float] | None = None) -> None:
-        """Accumulate the rows ``U`` (n_rows, len(keys)) whose slots are ``keys``.
+            shift: dict[tuple, float] | None = None, w: np.ndarray | None = None) -> None:
+        """Accumulate the rows ``U`` (n_rows, len(keys)) whose slots are ``keys``, with
+        observation weights ``w`` (n_rows,) if given.
 
         A key not seen before was constant on all earlier rows, at ``init[key]`` (default 0).
         ``shift[key]`` moves a slot that was constant on all earlier rows by that much (its
@@ -178,7 +199,8 @@ class Moments:
         if new:
             self._extend(new, init or {})
         idx = np.array([self._index[k] for k in keys], dtype=np.int64)
-        n_b, mean_b, com_b = batch_moments(U, groups, self.n_groups)
+        n_b, mean_b, com_b = batch_moments(U, groups, self.n_groups, w)
+        self.rows += np.bincount(groups, minlength=self.n_groups)
         d = len(self.keys)
         if idx.size == d and np.array_equal(idx, np.arange(d)):
             merge_into(self.n, self.mean, self.com, n_b, mean_b, com_b)
@@ -202,6 +224,7 @@ class Moments:
         idx = np.array([self._index[k] for k in other.keys], dtype=np.int64)
         n_b = np.zeros(self.n_groups)
         n_b[:other.n_groups] = other.n
+        self.rows[:other.n_groups] += other.rows
         if idx.size == d and np.array_equal(idx, np.arange(d)) and \
                 other.n_groups == self.n_groups:
             merge_into(self.n, self.mean, self.com, n_b, other.mean, other.com)

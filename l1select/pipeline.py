@@ -83,7 +83,8 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
                 reporter = _Progress(progress, n_rows) if progress else None
         if out is None:
             _gaussian_only(params)
-            engine = _engine(params.engine, len(columns), n_rows, params.group_categoricals)
+            engine = _engine(params.engine, len(columns), n_rows, params.group_categoricals,
+                             weighted=params.weights is not None)
             out = _run(engine, source, header, data, columns, params, reporter)
         classes = out.classes
         features = list(out.recipe.features)
@@ -282,9 +283,6 @@ def _likely_family(source, header, data, params: FitParams) -> str:
 
 def _gaussian_only(params: FitParams) -> None:
     """What only the binomial family has, asked of a gaussian fit: a usage error."""
-    if params.weights is not None:
-        raise ConfigError("--weights is not supported yet for a numeric target (family "
-                          "gaussian); it works with a binary target (--family binomial)")
     if params.measure in ("deviance", "auc", "class"):
         raise ConfigError(f"--measure {params.measure} is for a binary target, and "
                           f"'{params.target}' is numeric (family gaussian); use mse or mae")
@@ -297,12 +295,17 @@ def _gaussian_only(params: FitParams) -> None:
 BINOMIAL_ENGINES = ("auto", "data")
 
 
+# The engines that take observation weights in the gaussian family.
+WEIGHTED_GAUSSIAN_ENGINES = ("auto", "gram", "dask", "reference")
+
+
 def _engine(name: str, n_columns: int, n_rows: int | None, group: bool = False,
-            family: str = "gaussian"):
+            family: str = "gaussian", weighted: bool = False):
     """The engine to run. ``auto`` streams the Gram statistics unless the data is wide (by its
     columns here; one-hot levels can make it wide later: the gram engine then raises
     ``TooWide`` and :func:`_run` switches to the data engine). The binomial family is fitted
-    in memory."""
+    in memory. The data-matrix engine has no observation weights for the gaussian family:
+    weighted fits take the Gram route."""
     if family == "binomial":
         if name not in BINOMIAL_ENGINES:
             raise ConfigError(f"--engine {name} cannot fit a logistic model (binary target, "
@@ -311,13 +314,19 @@ def _engine(name: str, n_columns: int, n_rows: int | None, group: bool = False,
         from l1select.engines import logistic
 
         return logistic
+    if weighted and name not in WEIGHTED_GAUSSIAN_ENGINES:
+        raise ConfigError(f"--engine {name} does not take --weights for a numeric target "
+                          "(family gaussian); use --engine auto, gram, dask or reference")
     if name == "auto" and group:
         name = "gram"  # the group lasso runs on the Gram statistics only
     if name == "auto":
         from l1select.engines.gram import GRAM_MAX_FEATURES
 
+        if weighted and n_columns > GRAM_MAX_FEATURES:
+            raise _too_wide_for_weights(n_columns, GRAM_MAX_FEATURES)
         wide = n_columns > GRAM_MAX_FEATURES or (n_rows is not None and n_rows < 2 * n_columns)
-        name = "data" if wide else "gram"
+        # Weighted gaussian fits stay on the Gram, whose statistics take weights.
+        name = "data" if wide and not weighted else "gram"
     if name == "reference":
         from l1select.engines import reference
 
@@ -343,9 +352,20 @@ def _run(engine, source, header, data, columns, params: FitParams, reporter):
     try:
         return engine.run(source, header, data, columns, params, reporter)
     except engine.TooWide:
+        if params.weights is not None:
+            raise _too_wide_for_weights(None, engine.GRAM_MAX_FEATURES) from None
         from l1select.engines import data as wide
 
         return wide.run(source, header, data, columns, params, reporter)
+
+
+def _too_wide_for_weights(n_columns: int | None, limit: int) -> ConfigError:
+    what = "columns" if n_columns is not None else "features after one-hot encoding"
+    return ConfigError(f"--weights with a numeric target and more than {limit} {what}"
+                       f"{f' ({n_columns})' if n_columns is not None else ''} is not supported: "
+                       "the weighted Gram route would outgrow memory and the data-matrix "
+                       "engine has no weights; select fewer columns (--features/--exclude) or "
+                       "force it with --engine gram")
 
 
 def _recipe_dict(recipe: Recipe, scaling) -> dict:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from l1select import io as l1io
-from l1select.engines.gram import Reduction, make_grouper, solve
+from l1select.engines.gram import Reduction, make_grouper, solve, split_weights
 from l1select.errors import ConfigError, DataError, L1SelectError, quoted
 from l1select.io import csv as csv_io
 from l1select.io import parquet as parquet_io
@@ -153,6 +153,7 @@ def _pass1(job: _Job, part: Part, index: int, start: int, strict: bool = False) 
     try:
         with threadpool_limits(limits=1):
             for batch in _batches(job, part):
+                batch = split_weights(batch, job.params)[0]  # checked in the second pass
                 if prof is None:
                     prof = _profiler(job, batch.schema)
                 b = prof.update(batch, start + n)

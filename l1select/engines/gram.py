@@ -8,7 +8,7 @@ import numpy as np
 from l1select import io as l1io
 from l1select.cv import heldout_sse
 from l1select.engines.checks import check_design
-from l1select.engines.memory import check_scaling, constant_features
+from l1select.engines.memory import check_scaling, check_weight_sums, constant_features
 from l1select.engines.stability import check_groups, half_pairs, micro_count, micro_ids
 from l1select.errors import ConfigError, DataError, quoted
 from l1select.folds import FoldPlan, Grouper, label_column, make_grouper, scheme_of
@@ -42,6 +42,15 @@ class TooWide(Exception):
     the pipeline runs the data engine instead."""
 
 
+def split_weights(batch, params: FitParams):
+    """The batch without the weights column (never a feature), and that column (None
+    without ``--weights``)."""
+    if params.weights is None:
+        return batch, None
+    i = batch.schema.get_field_index(params.weights)
+    return batch.drop_columns([params.weights]), batch.column(i)
+
+
 class Reduction:
     """The per-batch reduction of the statistics pass, shared by every statistics engine: a
     batch is profiled, its kept rows grouped into test/folds (and stability micro-groups), and
@@ -60,7 +69,16 @@ class Reduction:
     def add(self, batch, start: int) -> None:
         """Reduce one record batch whose first row has global index ``start``."""
         params, prof, grouper, stats = self.params, self.prof, self.grouper, self.stats
+        batch, weights = split_weights(batch, params)
         b = prof.update(batch, start)
+        w = None
+        if weights is not None:
+            from l1select.family import observation_weights
+
+            # Per batch, zero everywhere is allowed: the whole data's total is checked later.
+            w = observation_weights(weights, b.rows - start, params.weights, prof.source,
+                                    prof.line_offset + start, prof.row_label,
+                                    require_positive=False)
         labels = None
         if grouper.needs_labels:
             labels = row_labels(batch, b.rows - start, params, prof.source)
@@ -71,12 +89,13 @@ class Reduction:
         if self.max_slots is not None and slots > self.max_slots:
             raise TooWide
         check_budget(grouper, slots, params)
-        stats.add(b.keys, b.U, groups, b.init, b.shift)
+        stats.add(b.keys, b.U, groups, b.init, b.shift, w)
         if len(layers) > 1:
             # The other repeats' cells, training rows only (the test split is cell 0 once).
             train = groups != 0
             for cells in layers[1:]:
-                stats.add(b.keys, b.U[train], cells[train])
+                stats.add(b.keys, b.U[train], cells[train],
+                          w=None if w is None else w[train])
         if len(self.y_values) < 3 and b.U.shape[0]:
             self.y_values.update(np.unique(b.U[:, b.keys.index(Y_SLOT)])[:3].tolist())
         if params.stability and not grouper.needs_labels:
@@ -87,7 +106,7 @@ class Reduction:
             train = groups != 0
             self.micro.add(b.keys, b.U[train],
                            micro_ids(b.rows[train], self.micro.n_groups, params.seed), b.init,
-                           b.shift)
+                           b.shift, None if w is None else w[train])
         dead = prof.dead_slots()
         if dead:
             stats.drop(dead)
@@ -150,7 +169,8 @@ def accumulate(source, header, data, columns, params: FitParams, progress=None,
         grouper = make_grouper(params, n_rows)
         for batch, start in l1io.batches(source, header, columns, data, scan, overrides):
             if red is None:
-                red = Reduction(Profiler(batch.schema, params.target, params.fold_column,
+                schema = split_weights(batch, params)[0].schema
+                red = Reduction(Profiler(schema, params.target, params.fold_column,
                                          params.max_levels, params.missing, source.display,
                                          offset, label, source.decimal_comma,
                                          explicit=params.features,
@@ -260,7 +280,9 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
                             f"than the {GRAM_MAX_FEATURES} the Gram holds, which "
                             "--group-categoricals needs; exclude columns or raise "
                             "--min-level-count")
-        if auto and (p > GRAM_MAX_FEATURES or prof.n_rows - prof.n_missing_target < 2 * p):
+        # Weighted fits stay on the Gram (the data engine has no weights) unless too wide.
+        few_rows = prof.n_rows - prof.n_missing_target < 2 * p and params.weights is None
+        if auto and (p > GRAM_MAX_FEATURES or few_rows):
             raise TooWide
     return solve(source, params, prof, stats, grouper, scan, micro, n_y, progress)
 
@@ -271,7 +293,7 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
     """Everything after the pass: the recipe, the folds' problems, the paths, the test error,
     from the whole data's profile and per-group statistics (whichever engine made them)."""
     recipe, warnings, slots = prof.recipe()
-    plan = grouper.plan(stats.n)
+    plan = grouper.plan(stats.rows)  # rows, not weights: as the in-memory engines deal them
     fold_labels = plan.labels
     n_folds = len(plan.folds)
     train_mask = plan.full
@@ -284,15 +306,22 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
     layout = _layout(stats, prof, recipe, slots)
     unit = _units(prof, recipe)
     n_train, mean_all, com_all = stats.merged(train_mask)
-    n_test = int(stats.n[0])
+    # With --weights, n_train and stats.n are sums of weights; stats.rows count rows.
+    rows_train = int(stats.rows[train_mask].sum())
+    n_test = int(stats.rows[0])
     t = layout.target
     y_unit = prof.units().get(params.target, 1.0)  # the target held as value × unit
+    if params.weights is not None:
+        check_weight_sums(np.array([stats.n[f.test].sum() for f in plan.folds])
+                          if n_folds else [n_train],
+                          float(stats.n[0]) if n_test else None, params.weights,
+                          source.display)
     if n_folds:
-        check_buckets(plan, stats.n, params, source.display)
-    check_design(params, source.display, n_train, n_test, float(com_all[t, t]),
+        check_buckets(plan, stats.rows, params, source.display)
+    check_design(params, source.display, rows_train, n_test, float(com_all[t, t]),
                  float(mean_all[t]) / y_unit, n_folds, grouper.by_label,
-                 np.array([stats.n[f.test].sum() for f in plan.folds]),
-                 np.array([stats.n[f.train].sum() for f in plan.folds]))
+                 np.array([stats.rows[f.test].sum() for f in plan.folds]),
+                 np.array([stats.rows[f.train].sum() for f in plan.folds]))
     full = imputed(n_train, mean_all, com_all, layout)
     names = [f.name for f in recipe.features]
     recipe, kept, more = constant_features(_spread(full), recipe, source.display)
@@ -306,13 +335,13 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
                                                   source.display, names)
     p = len(recipe.features)
     penalty, adaptive = make_penalty(recipe.features, params,
-                                     lambda: _initial(gram, xty, n_train, usable))
+                                     lambda: _initial(gram, xty, rows_train, usable))
     unpen = None if penalty is None else gram[:, penalty == 0]
     groups = feature_groups(recipe.features) if params.group_categoricals else None
     solver = _solver(groups)
     a_max = [alpha_max(xty, r, penalty, unpen) if groups is None
              else group_alpha_max(xty, groups, r) for r in params.l1_ratios]
-    grids = grids_for(a_max, params, int(n_train), p)
+    grids = grids_for(a_max, params, rows_train, p)
     def fold_problems():
         # One fold at a time (memory: the cells' statistics, not R·K more Grams as well).
         for fold in plan.folds:
@@ -326,7 +355,7 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
     for i, (l1_ratio, alphas) in enumerate(grids):
         coefs, converged = solver(gram, xty, yty, alphas, l1_ratio, usable, params,
                                       penalty)
-        if stops_early(params, int(n_train), p):
+        if stops_early(params, rows_train, p):
             m = saturated_length(gram_deviance_explained(gram, xty, yty, coefs))
             alphas, coefs = alphas[:m], coefs[:, :m]
         mse_path = sizes = fold_coefs = None
@@ -351,7 +380,7 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
                             fold_sizes=sizes, fold_coefs=fold_coefs, converged=converged))
     # Back to the columns' own units (exact: the units are powers of two).
     scaling = Scaling(x_mean=full.x_mean / unit, x_scale=scale / unit, x_std=std / unit,
-                      y_mean=full.y_mean, y_var=yty, n_samples=int(n_train))
+                      y_mean=full.y_mean, y_var=yty, n_samples=rows_train)
     check_scaling(scaling, recipe, source.display)
 
     test_error = None
@@ -371,7 +400,7 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
 
     return EngineOutput(
         engine=engine, recipe=recipe, warnings=tuple(warnings), fits=tuple(fits),
-        scaling=scaling, alpha_max=tuple(a_max), n_rows=scan.n_rows, n_used=int(n_train),
+        scaling=scaling, alpha_max=tuple(a_max), n_rows=scan.n_rows, n_used=rows_train,
         n_test=n_test, n_dropped=prof.n_missing_target + prof.n_missing_dropped,
         sha256=scan.sha256, n_folds=n_folds, fold_labels=tuple(fold_labels),
         test_error=test_error, penalty=penalty, adaptive=adaptive,
@@ -385,6 +414,7 @@ def _cells(stats: Moments, which: np.ndarray) -> Moments:
     """The statistics of the cells in ``which`` as a Moments of their own (a copy)."""
     out = Moments(n_groups=int(which.sum()), keys=list(stats.keys))
     out.n, out.mean, out.com = stats.n[which].copy(), stats.mean[which], stats.com[which]
+    out.rows = stats.rows[which].copy()
     return out
 
 
@@ -431,8 +461,9 @@ def _halves(micro: Moments | None, stats: Moments, layout: Layout, recipe, param
     """The half-sample solver of stability selection: each half's statistics are the merge
     of its micro-groups, imputed and standardized exactly as a training fold's."""
     assert micro is not None and micro.keys == stats.keys
-    check_groups(micro.n, "whole labels" if plan_micro else "training rows")
-    pairs = half_pairs(micro.n, params.stability, params.seed)
+    # Rows, not weights, decide which micro-groups are live: the in-memory engines agree.
+    check_groups(micro.rows, "whole labels" if plan_micro else "training rows")
+    pairs = half_pairs(micro.rows, params.stability, params.seed)
     p = len(recipe.features)
 
     def halves(l1_ratio: float, alphas: np.ndarray, progress=None):

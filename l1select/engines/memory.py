@@ -51,15 +51,30 @@ class InMemory:
 
 
 def scaling_of(X: np.ndarray, y: np.ndarray, standardize: bool,
-               unit: np.ndarray | None = None) -> Scaling:
+               unit: np.ndarray | None = None, w: np.ndarray | None = None) -> Scaling:
     """Means and scales after imputing each column's missing values with its mean.
 
     Imputed values sit at the mean, so they add nothing to the sum of squares; the standard
     deviation (ddof=0) is over all rows, imputed ones included. ``unit``: how the columns of
     ``X`` are held (see :class:`InMemory`); without standardization a column's scale is 1 in
-    its own units.
+    its own units. With observation weights ``w`` (n,) every mean and standard deviation is
+    weighted (glmnet's convention).
     """
     n = X.shape[0]
+    ones = None if standardize else (np.ones(X.shape[1]) if unit is None else unit)
+    if w is not None:
+        total = float(w.sum())
+        observed = ~np.isnan(X)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            x_mean = (w @ np.where(observed, X, 0.0)) / (w @ observed)
+        # A column observed on weight-0 rows only is constant here: centre it at 0.
+        x_mean = np.nan_to_num(x_mean, nan=0.0)
+        centered = np.where(observed, X - x_mean, 0.0)
+        x_std = np.sqrt((w @ centered ** 2) / total)
+        x_scale = np.where(x_std > 0, x_std, 1.0) if standardize else ones
+        y_mean = float(w @ y / total)
+        return Scaling(x_mean=x_mean, x_scale=x_scale, x_std=x_std, y_mean=y_mean,
+                       y_var=float(w @ (y - y_mean) ** 2 / total), n_samples=n)
     x_mean = nanmean(X)
     centered = np.where(np.isnan(X), 0.0, X - x_mean)
     x_std = np.sqrt(np.einsum("ij,ij->j", centered, centered) / n)
@@ -114,6 +129,41 @@ def standardized(X: np.ndarray, scaling: Scaling) -> np.ndarray:
     Z = (X - scaling.x_mean) / scaling.x_scale
     Z[np.isnan(Z)] = 0.0
     return Z
+
+
+def row_factors(w: np.ndarray | None, n: int) -> np.ndarray | None:
+    """``sqrt(w_i · n / sum(w))``: multiplying the centered rows by these turns the weighted
+    least-squares objective ``1/(2n) Σ w_i r_i²`` (weights scaled to sum to n, glmnet's
+    convention) into an unweighted one on the same n rows."""
+    return None if w is None else np.sqrt(w * (n / w.sum()))
+
+
+def weighted_mean(values: np.ndarray, w: np.ndarray | None, axis: int = 0):
+    """The (weighted) mean of ``values`` along ``axis``."""
+    if w is None:
+        return np.mean(values, axis=axis)
+    return np.tensordot(w, values, axes=([0], [axis])) / w.sum()
+
+
+def check_weight_sums(fold_sums: np.ndarray, test_sum: float | None, name: str,
+                      source: str) -> None:
+    """Weighted statistics divide by sums of weights: the training rows, each fold's
+    held-out rows and the rest of its training rows, and the test rows need some weight.
+    ``fold_sums`` holds each fold's weight (one entry, the training rows, without CV)."""
+    train = float(np.sum(fold_sums))
+    if train <= 0:
+        raise DataError(f"Weights column '{name}' in {source} is zero on every row used; "
+                        "give some rows a positive weight")
+    if test_sum is not None and test_sum <= 0:
+        raise DataError(f"Weights column '{name}' in {source} is zero on every test row "
+                        "(--test-size); give some of them a positive weight")
+    if len(fold_sums) < 2:
+        return
+    for k, s in enumerate(fold_sums):
+        if s <= 0 or train - s <= 0:
+            raise DataError(f"Weights column '{name}' in {source} is zero on every row "
+                            f"{'of' if s <= 0 else 'outside'} CV fold {k + 1}; give rows "
+                            "of every fold a positive weight, or use fewer folds")
 
 
 def constant_features(spread: np.ndarray, recipe: Recipe, source: str
@@ -182,8 +232,10 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
         [layers[0]] + [c[~test] for c in layers[1:]]), minlength=grouper.n_groups))
     fold_labels = plan.labels
     # Rare levels pool on the training rows (test rows excluded), the same for every fold.
-    train = X_all[~test]
-    counts = np.where(np.isnan(train), 0.0, train).sum(axis=0)
+    train = np.where(np.isnan(X_all[~test]), 0.0, X_all[~test])
+    # With weights a level's count is its total weight (rounded), as in the statistics pass
+    # and as duplicated rows would count it.
+    counts = train.sum(axis=0) if w_all is None else np.rint(w_all[~test] @ train)
     recipe, sources, pooled = pool_rare_levels(recipe, counts, params.min_level_count)
     X_all = pool_columns(X_all, sources)
     unit = _feature_units(recipe, units)
@@ -260,10 +312,16 @@ class Prepared:
 
 def prepare_grids(mem: InMemory, params: FitParams) -> Prepared:
     """All-rows scaling, penalty factors, and the alpha grid of each l1_ratio."""
-    scaling = scaling_of(mem.X, mem.y, params.standardize, mem.units())
-    Xs = standardized(mem.X, scaling)
+    scaling = scaling_of(mem.X, mem.y, params.standardize, mem.units(), mem.w)
     n = mem.y.size
-    yc = mem.y - scaling.y_mean
+    root = row_factors(mem.w, n)
+
+    def rows_scaled(Z: np.ndarray) -> np.ndarray:
+        # Weighted: rows times sqrt(w·n/Σw), so that plain products are weighted ones.
+        return Z if root is None else Z * (root[:, None] if Z.ndim == 2 else root)
+
+    Xs = rows_scaled(standardized(mem.X, scaling))
+    yc = rows_scaled(mem.y - scaling.y_mean)
     xty = Xs.T @ yc / n
     penalty, adaptive = make_penalty(mem.recipe.features, params,
                                      lambda: initial_data(Xs, yc))
@@ -277,11 +335,11 @@ def prepare_grids(mem: InMemory, params: FitParams) -> Prepared:
 
     def gram_cols(idx) -> np.ndarray:
         # Formed again on demand: wide data does not keep a second n×p matrix alive.
-        Z = standardized(mem.X, scaling)
+        Z = rows_scaled(standardized(mem.X, scaling))
         return Z.T @ Z[:, idx] / n
 
-    return Prepared(scaling, grids_for(a_max, params, n, mem.X.shape[1]), a_max, penalty, adaptive,
-                    AllRows(gram_cols=gram_cols, gram_diag=diag, xty=xty))
+    return Prepared(scaling, grids_for(a_max, params, n, mem.X.shape[1]), a_max, penalty,
+                    adaptive, AllRows(gram_cols=gram_cols, gram_diag=diag, xty=xty))
 
 
 def initial_data(Xs: np.ndarray, yc: np.ndarray):
@@ -326,10 +384,13 @@ def test_error_fn(mem: InMemory, x_mean: np.ndarray):
         return None
 
     def test_error(coef: np.ndarray, intercept: float) -> tuple[int, float, float | None]:
+        # With weights: the weighted mean of the squared errors, and R² against the weighted
+        # variance of the test target.
+        w = mem.w_test
         X = np.where(np.isnan(mem.X_test), x_mean, mem.X_test)
         resid = mem.y_test - intercept - X @ (coef / mem.units())
-        mse = float(np.mean(resid ** 2))
-        sst = float(np.mean((mem.y_test - mem.y_test.mean()) ** 2))
+        mse = float(weighted_mean(resid ** 2, w))
+        sst = float(weighted_mean((mem.y_test - weighted_mean(mem.y_test, w)) ** 2, w))
         return int(mem.y_test.size), mse, (1.0 - mse / sst) if sst > 0 else None
 
     return test_error

@@ -1,5 +1,9 @@
 """The reference engine: scikit-learn's ``enet_path`` on explicitly imputed and standardized data.
 
+With observation weights, the data are centered and standardized with weighted means and
+standard deviations, and each row is multiplied by ``sqrt(w_i·n/Σw)``: the unweighted objective
+on those rows is the weighted one (the intercept, fixed by the weighted centering, drops out).
+
 It materializes every training fold, so it is slow and memory-hungry; it stays as the independent
 reference the fast engines are tested against, and runs when asked for (``--engine reference``).
 """
@@ -10,15 +14,18 @@ import numpy as np
 
 from l1select.engines.memory import (
     check_scaling,
+    check_weight_sums,
     half_rows,
     in_own_units,
     load,
     n_micro,
     n_values,
     prepare_grids,
+    row_factors,
     scaling_of,
     standardized,
     test_error_fn,
+    weighted_mean,
 )
 from l1select.grouplasso import feature_groups, solve_group_gram
 from l1select.path import data_deviance_explained, saturated_length, stops_early
@@ -52,19 +59,38 @@ def _path(Xs: np.ndarray, yc: np.ndarray, l1_ratio: float, alphas: np.ndarray,
     return coefs
 
 
+def _weighted(Xs: np.ndarray, yc: np.ndarray, w: np.ndarray | None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Centered rows times ``sqrt(w_i·n/Σw)`` (unchanged without weights)."""
+    root = row_factors(w, yc.size)
+    return (Xs, yc) if root is None else (Xs * root[:, None], yc * root)
+
+
+def _fit_data(mem, rows: np.ndarray | slice, standardize: bool):
+    """The scaling of ``rows`` and their centered, standardized (and weighted) design."""
+    w = None if mem.w is None else mem.w[rows]
+    sc = scaling_of(mem.X[rows], mem.y[rows], standardize, mem.units(), w)
+    Xs, yc = _weighted(standardized(mem.X[rows], sc), mem.y[rows] - sc.y_mean, w)
+    return sc, Xs, yc
+
+
 def run(source, header, data, columns, params: FitParams, progress=None) -> EngineOutput:
     mem = load(source, header, data, columns, params)
+    if mem.w is not None:
+        sums = ([mem.w[test].sum() for _, test in mem.folds] if mem.n_folds
+                else [mem.w.sum()])
+        check_weight_sums(sums, float(mem.w_test.sum()) if mem.y_test.size else None,
+                          params.weights, source.display)
     prep = prepare_grids(mem, params)
     scaling, grids, a_max = prep.scaling, prep.grids, prep.a_max
     X, y = mem.X, mem.y
     groups = feature_groups(mem.recipe.features) if params.group_categoricals else None
-    Xs = standardized(X, scaling)
-    yc = y - scaling.y_mean
+    _, Xs, yc = _fit_data(mem, slice(None), params.standardize)
     folds = []
     for train, test in mem.folds:
-        sc = scaling_of(X[train], y[train], params.standardize, mem.units())
-        folds.append((sc, standardized(X[train], sc), y[train] - sc.y_mean,
-                      standardized(X[test], sc), y[test]))
+        sc, Xtr, ytr = _fit_data(mem, train, params.standardize)
+        folds.append((sc, Xtr, ytr, standardized(X[test], sc), y[test],
+                      None if mem.w is None else mem.w[test]))
     own = in_own_units(scaling, mem.units())
     check_scaling(own, mem.recipe, source.display)
     fits = []
@@ -78,11 +104,12 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
             mse_path = np.empty((alphas.size, len(folds)))
             sizes = np.empty(len(folds))
             fold_coefs = np.empty((len(folds), coefs.shape[0], alphas.size))
-            for k, (sc, Xtr, ytr, Xte, yte) in enumerate(folds):
+            for k, (sc, Xtr, ytr, Xte, yte, wte) in enumerate(folds):
                 ck = _path(Xtr, ytr, l1_ratio, alphas, params.tol, params.max_iter, groups)
                 pred = sc.y_mean + Xte @ ck
-                mse_path[:, k] = np.mean((yte[:, None] - pred) ** 2, axis=0)
-                sizes[k] = yte.size
+                # Weighted: the fold's weighted MSE, and the fold weighed by its weight sum.
+                mse_path[:, k] = weighted_mean((yte[:, None] - pred) ** 2, wte)
+                sizes[k] = yte.size if wte is None else wte.sum()
                 fold_coefs[k] = ck
         fits.append(PathFit(l1_ratio=l1_ratio, alphas=alphas, coefs=coefs, mse_path=mse_path,
                             fold_sizes=sizes, fold_coefs=fold_coefs))
@@ -106,10 +133,8 @@ def _halves(mem, params: FitParams):
     def halves(l1_ratio: float, alphas: np.ndarray, progress=None):
         chosen = np.zeros((len(halves_rows), mem.X.shape[1], alphas.size), dtype=bool)
         for i, rows in enumerate(halves_rows):
-            X, y = mem.X[rows], mem.y[rows]
-            sc = scaling_of(X, y, params.standardize, mem.units())
-            coefs = _path(standardized(X, sc), y - sc.y_mean, l1_ratio, alphas, params.tol,
-                          params.max_iter, groups)
+            _, Xh, yh = _fit_data(mem, rows, params.standardize)
+            coefs = _path(Xh, yh, l1_ratio, alphas, params.tol, params.max_iter, groups)
             chosen[i] = coefs != 0.0
             if progress is not None:
                 progress(i + 1, len(halves_rows))

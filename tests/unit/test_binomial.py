@@ -197,8 +197,8 @@ def test_errors(tmp_path):
     three = write(tmp_path / "t.csv", X, y + (np.arange(y.size) % 7 == 0))
     with pytest.raises(DataError, match="exactly two values"):
         fit(three, family="binomial")
-    with pytest.raises(ConfigError, match="--weights is not supported yet"):
-        fit(three, weights="x1")
+    with pytest.raises(ConfigError, match="--engine data does not take --weights"):
+        fit(three, weights="x1", engine="data")
     with pytest.raises(ConfigError, match="--measure auc is for a binary target"):
         fit(three, measure="auc")
     with pytest.raises(ConfigError, match="--positive-class applies to a binary target"):
