@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from l1select.errors import DataError, quoted
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _TEST_SALT = np.uint64(0xD1B54A32D192ED03)
 
@@ -333,3 +335,15 @@ def label_column(params) -> str | None:
     if params.alpha is not None:
         return None
     return params.fold_column or params.group_column
+
+
+def row_labels(batch, positions: np.ndarray, params, source: str) -> list[str]:
+    """The fold or group labels (as text) of the rows at ``positions`` of ``batch`` (an Arrow
+    record batch or table)."""
+    name = label_column(params)
+    col = batch.column(name).take(positions)
+    if col.null_count:
+        what = "Fold" if name == params.fold_column else "Group"
+        raise DataError(f"{what} column {quoted(name)} in {source} has missing labels; give "
+                        f"every row a {what.lower()} label")
+    return [str(v) for v in col.to_pylist()]

@@ -11,7 +11,7 @@ from l1select.engines.checks import check_design
 from l1select.engines.memory import check_scaling, check_weight_sums, constant_features
 from l1select.engines.stability import check_groups, half_pairs, micro_count, micro_ids
 from l1select.errors import ConfigError, DataError, quoted
-from l1select.folds import FoldPlan, Grouper, label_column, make_grouper, scheme_of
+from l1select.folds import FoldPlan, Grouper, make_grouper, row_labels, scheme_of
 from l1select.grouplasso import feature_groups, group_alpha_max, solve_group_gram
 from l1select.moments import Imputed, Layout, Moments, imputed, merge_sum
 from l1select.path import (
@@ -112,17 +112,6 @@ class Reduction:
             stats.drop(dead)
             if self.micro is not None:
                 self.micro.drop(dead)
-
-
-def row_labels(batch, positions: np.ndarray, params: FitParams, source: str) -> list[str]:
-    """The fold or group labels (as text) of the batch's rows at ``positions``."""
-    name = label_column(params)
-    col = batch.column(name).take(positions)
-    if col.null_count:
-        what = "Fold" if name == params.fold_column else "Group"
-        raise DataError(f"{what} column {quoted(name)} in {source} has missing labels; give "
-                        f"every row a {what.lower()} label")
-    return [str(v) for v in col.to_pylist()]
 
 
 def check_budget(grouper: Grouper, slots: int, params: FitParams) -> None:

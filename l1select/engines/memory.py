@@ -11,7 +11,7 @@ from l1select import io as l1io
 from l1select.engines.checks import check_design
 from l1select.engines.stability import MICRO_GROUPS, check_groups, half_pairs, micro_ids
 from l1select.errors import DataError, list_names, quoted
-from l1select.folds import label_column, make_grouper
+from l1select.folds import make_grouper, row_labels
 from l1select.grouplasso import feature_groups, group_alpha_max
 from l1select.path import adaptive_initial_data, alpha_max, grids_for, make_penalty
 from l1select.prepare import Profiler, design_matrix, pool_columns, pool_rare_levels
@@ -218,7 +218,7 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
     grouper = make_grouper(params, read.n_rows)
     labels = None
     if grouper.needs_labels:
-        labels = _labels(table, batch.rows, params, source.display)
+        labels = row_labels(table, batch.rows, params, source.display)
     strata = None if classes is None else y_all.astype(np.int64)
     layers = grouper.groups(batch.rows, labels, strata)
     w_all = None
@@ -277,17 +277,6 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
                     sha256=read.sha256, rows=batch.rows[~test], unit=unit[kept],
                     w=None if w_all is None else w_all[~test],
                     w_test=None if w_all is None else w_all[test], classes=classes)
-
-
-def _labels(table, rows: np.ndarray, params: FitParams, source: str) -> list[str]:
-    """The fold or group labels (as text) of the rows."""
-    name = label_column(params)
-    col = table.column(name).take(rows)
-    if col.null_count:
-        what = "Fold" if name == params.fold_column else "Group"
-        raise DataError(f"{what} column {quoted(name)} in {source} has missing labels; give "
-                        f"every row a {what.lower()} label")
-    return [str(v) for v in col.to_pylist()]
 
 
 def _feature_units(recipe, units: dict[str, float]) -> np.ndarray:
