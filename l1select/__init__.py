@@ -1,4 +1,5 @@
-"""l1select: pick the features that matter for a numeric target with cross-validated Lasso.
+"""l1select: pick the features that matter for a target (a number, or yes/no) with
+cross-validated Lasso, ElasticNet or L1 logistic regression.
 
 The public API: :func:`select_features`, :func:`run_batch` and :class:`SelectionResult`.
 Heavy modules (numpy, scikit-learn) load only when a function is called, so ``import l1select``

@@ -134,7 +134,8 @@ def _internal_error(exc: BaseException) -> str:
 app = typer.Typer(
     cls=_Group,
     name="l1select",
-    help="Select the features that matter for a numeric target with cross-validated Lasso.",
+    help="Select the features that matter for a target (a number, or yes/no) with "
+         "cross-validated Lasso.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -231,7 +232,8 @@ def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit.")] = False,
 ) -> None:
-    """Select the features that matter for a numeric target with cross-validated Lasso."""
+    """Select the features that matter for a target (a number, or yes/no) with cross-validated
+    Lasso."""
 
 
 def fit(ctx: typer.Context, **values) -> None:

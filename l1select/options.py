@@ -198,7 +198,8 @@ def _default_l1_ratio(values: Mapping[str, Any]) -> tuple[float, ...]:
 # The rows, in the order of the result's ``params`` (a contract: keep it). The --help shows
 # them grouped by ``panel`` (PANELS order), in this order within a panel.
 FIT_OPTIONS: tuple[Option, ...] = (
-    Option("target", "str", None, "The numeric column to explain.", INPUT, flags=("-t",),
+    Option("target", "str", None, "The column to explain: numbers, or two values (yes/no).",
+           INPUT, flags=("-t",),
            metavar="COL", expects="a column name", required=True, to_params=None),
     Option("model", "choice", "lasso", "lasso, or elasticnet (L1 + L2).",
            choices=("lasso", "elasticnet"), plan=True),
