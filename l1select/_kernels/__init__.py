@@ -4,6 +4,8 @@
   and stopping rule, the coordinate update, the working set, the small Cholesky solves).
 - :mod:`~l1select._kernels.gram`: :func:`cd_gram_path`, on the Gram ``(G, c, yty)``.
 - :mod:`~l1select._kernels.data`: :func:`cd_data_path`, on the raw data matrix (wide data).
+- :mod:`~l1select._kernels.group`: the group lasso's block coordinate descent on a Gram.
+- :mod:`~l1select._kernels.logistic`: the penalized logistic regression (proximal Newton).
 
 The solvers are imported on first use (PEP 562), so that a Gram fit does not load the
 data-matrix kernels.

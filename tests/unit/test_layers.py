@@ -15,7 +15,7 @@ RANK = {
     # io is a package: its parts have their own ranks (IO_RANK below).
     "io": 1, "prepare": 2, "family": 2.5, "folds": 3, "moments": 4,
     # _kernels is a package: its parts have their own ranks (KERNEL_RANK below).
-    "_kernels": 4, "_kernels_group": 4, "_kernels_logistic": 4, "_aot": 4.5,
+    "_kernels": 4, "_aot": 4.5,
     "path": 5, "grouplasso": 5, "cv": 6, "solve": 6.5,
     "select": 7, "engines": 8, "pipeline": 9, "apply": 9, "report": 10, "plots": 10, "config": 10,
     # The HTML report renders only, like report and plots, and embeds the plots' pictures.
@@ -89,8 +89,9 @@ def test_the_io_parts_import_one_way():
 
 # Inside the _kernels package: the shared pieces, then the Gram solver, then the data-matrix
 # solver (which solves its active sets on their Gram). The Gram solver never imports the
-# data-matrix one, so a Gram fit does not load it.
-KERNEL_RANK = {"common": 0, "gram": 1, "data": 2}
+# data-matrix one, so a Gram fit does not load it. The group lasso's and the logistic
+# regression's kernels stand alone.
+KERNEL_RANK = {"common": 0, "gram": 1, "data": 2, "group": 1, "logistic": 1}
 
 
 def test_the_kernel_parts_import_one_way():
