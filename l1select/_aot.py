@@ -2,16 +2,17 @@
 
 Loading a kernel from numba's on-disk cache costs about half a second in every process: numba
 itself, its type registries and, through them, scipy.linalg. Most runs are small files whose
-whole fit takes less. So the Gram path (:func:`l1select._kernels.cd_gram_path`, the same
+whole fit takes less. So the Gram path (:func:`l1select._kernels.gram.cd_gram_path`, the same
 Python function) is also compiled with ``numba.pycc`` into an ordinary extension module, which
 imports in about a millisecond and gives bit-identical results. It is built once, on the first
 Gram fit after installing (the set-up command in the README makes that run), next to the
-package; its name carries a hash of the kernel source and the numba and Python versions, so
-an edited or upgraded kernel is rebuilt. When it cannot be built (no C compiler, a read-only
-install, a numba without ``pycc``) or ``NUMBA_DISABLE_JIT`` is set, numba's dispatcher is used
-as before: only the start-up time differs. A failed build leaves a ``.failed`` marker beside
-it so that later runs do not retry (delete it, or ``python -c "import l1select._aot as a;
-print(a.build())"``, after installing a compiler).
+package; its name carries a hash of the kernel source (every module the Gram kernel is compiled
+from) and the numba and Python versions, so an edited or upgraded kernel is rebuilt. When it
+cannot be built (no C compiler, a read-only install, a numba without ``pycc``) or
+``NUMBA_DISABLE_JIT`` is set, numba's dispatcher is used as before: only the start-up time
+differs. A failed build leaves a ``.failed`` marker beside it so that later runs do not retry
+(delete it, or ``python -c "import l1select._aot as a; print(a.build())"``, after installing a
+compiler).
 
 The wide-data kernel stays a numba dispatcher: its fits run in parallel threads, which needs
 numba's ``nogil``, and its own cost dwarfs the start-up.
@@ -28,7 +29,9 @@ import tempfile
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
-_KERNELS = _HERE / "_kernels.py"
+# The sources cd_gram_path is compiled from: the Gram solver and the pieces it shares with the
+# data-matrix solver. A new import in gram.py from another module belongs here too.
+_KERNEL_SOURCES = (_HERE / "_kernels" / "common.py", _HERE / "_kernels" / "gram.py")
 # cd_gram_path(gram, xty, yty, alphas, l1_ratio, penalty, coef, tol, max_iter)
 #   -> (coefs, dual_gaps, n_iters)
 # C-contiguous arrays, as path.solve_gram passes them (the types numba's dispatcher compiles).
@@ -45,7 +48,8 @@ def _module_name() -> str | None:
         numba_version = version("numba")
     except Exception:  # no numba metadata: no AOT module to match it
         return None
-    key = hashlib.sha256(_KERNELS.read_bytes() + numba_version.encode()
+    source = b"".join(path.read_bytes() for path in _KERNEL_SOURCES)
+    key = hashlib.sha256(source + numba_version.encode()
                          + sys.version.encode() + _GRAM_SIGNATURE.encode()).hexdigest()[:16]
     return f"_gram_aot_{key}"
 
@@ -85,7 +89,7 @@ def build(name: str | None = None) -> Path | None:
             warnings.simplefilter("ignore")  # pycc's pending-deprecation notice
             from numba.pycc import CC
 
-            from l1select._kernels import cd_gram_path
+            from l1select._kernels.gram import cd_gram_path
 
             with tempfile.TemporaryDirectory(dir=target) as tmp:
                 cc = CC(name)
@@ -126,6 +130,6 @@ def gram_path():
                 except ImportError:
                     kernel = None
     if kernel is None:
-        from l1select._kernels import cd_gram_path as kernel
+        from l1select._kernels.gram import cd_gram_path as kernel
     _cached = kernel
     return kernel

@@ -48,7 +48,7 @@ def solve_group_gram(gram: np.ndarray, xty: np.ndarray, yty: float, alphas: np.n
     Features that do not vary on these rows stay at zero; a group's weight ``√|g|`` counts
     its features on all rows, so every fold has the same penalty.
     """
-    from l1select._kernels_group import group_cd_gram_path
+    from l1select._kernels.group import group_cd_gram_path
 
     p = xty.shape[0]
     coefs = np.zeros((p, alphas.size))

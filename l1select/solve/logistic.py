@@ -8,7 +8,7 @@ The objective (glmnet ``family="binomial"`` at ``lambda = alpha``; scikit-learn
 
 with weights ``w`` scaled to sum to ``n``, features standardized by their weighted mean and
 standard deviation (ddof=0) on the fitting rows, and an unpenalized intercept. The solver is
-in ``_kernels_logistic.py``; this module prepares its inputs and reads its outputs.
+in ``_kernels/logistic.py``; this module prepares its inputs and reads its outputs.
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def fit_path(design: Design, y: np.ndarray, w: np.ndarray | None, rows: np.ndarr
     scaling : (mean, scale, std) to use instead of the rows' own weighted ones
     unit : how the columns are held (see :func:`weighted_scaling`)
     """
-    from l1select._kernels_logistic import logistic_path
+    from l1select._kernels.logistic import logistic_path
 
     n_total, p = design.shape
     w_full = fit_weights(w, np.asarray(rows, dtype=np.int64), n_total)
@@ -203,7 +203,7 @@ def alpha_max(design: Design, y: np.ndarray, w: np.ndarray | None, rows: np.ndar
     """The smallest alpha at which every penalized coefficient is zero:
     ``max_j |x̃_jᵀ W (y − p₀)| / (n · l1_ratio · pf_j)``, with ``p₀`` the fit of the intercept
     and the unpenalized features alone (``ȳ_w`` when every feature is penalized)."""
-    from l1select._kernels_logistic import gradient
+    from l1select._kernels.logistic import gradient
 
     n_total, p = design.shape
     pf = np.ones(p) if penalty is None else np.asarray(penalty, dtype=np.float64)

@@ -1,6 +1,6 @@
 """Coordinate-descent kernels against scikit-learn and against reference-free invariants.
 
-Objective of both kernels, in standardized coordinates (see ``l1select._kernels``)::
+Objective of both kernels, in standardized coordinates (see ``l1select._kernels.common``)::
 
     1/(2n) ||yc - Xs w||^2 + alpha * sum_j pf_j (l1_ratio |w_j| + (1 - l1_ratio)/2 w_j^2)
 
@@ -500,13 +500,14 @@ def test_data_path_nan_is_mean_imputation_on_training_rows():
 _PLAIN_PYTHON_RUN = """
 import sys
 import numpy as np
-from l1select import _kernels as K
+from l1select._kernels import data as K, gram
 
 # Shrunk so that a small problem reaches the rare branches: a Gram cache that fills up
 # and starts over, active sets too large for it (sweeps on the data instead), frequent
-# Newton steps, and full passes over the data at every screening.
+# Newton steps, and full passes over the data at every screening. (Each constant is set in
+# the module that reads it.)
 K._GRAM_CACHE_MAX = int(sys.argv[2])
-K._NEWTON_EVERY = 2
+gram._NEWTON_EVERY = 2
 K._REFRESH_FRACTION = 0.0
 data = np.load(sys.argv[1])
 out = K.cd_data_path(

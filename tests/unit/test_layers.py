@@ -13,8 +13,9 @@ RANK = {
     # The option table is a declaration every stage may read, like types.
     "options": 0,
     # io is a package: its parts have their own ranks (IO_RANK below).
-    "io": 1, "prepare": 2, "family": 2.5, "folds": 3, "moments": 4, "_kernels": 4,
-    "_kernels_group": 4, "_kernels_logistic": 4, "_aot": 4.5,
+    "io": 1, "prepare": 2, "family": 2.5, "folds": 3, "moments": 4,
+    # _kernels is a package: its parts have their own ranks (KERNEL_RANK below).
+    "_kernels": 4, "_aot": 4.5,
     "path": 5, "grouplasso": 5, "cv": 6, "solve": 6.5,
     "select": 7, "engines": 8, "pipeline": 9, "apply": 9, "report": 10, "plots": 10, "config": 10,
     # The HTML report renders only, like report and plots, and embeds the plots' pictures.
@@ -83,4 +84,29 @@ def test_the_io_parts_import_one_way():
                 for dep in deps:
                     if dep in IO_RANK and IO_RANK[dep] >= IO_RANK[me] and dep != me:
                         wrong.append(f"io/{me}.py imports io/{dep}.py")
+    assert not wrong, wrong
+
+
+# Inside the _kernels package: the shared pieces, then the Gram solver, then the data-matrix
+# solver (which solves its active sets on their Gram). The Gram solver never imports the
+# data-matrix one, so a Gram fit does not load it. The group lasso's and the logistic
+# regression's kernels stand alone.
+KERNEL_RANK = {"common": 0, "gram": 1, "data": 2, "group": 1, "logistic": 1}
+
+
+def test_the_kernel_parts_import_one_way():
+    wrong = []
+    for path in (PKG / "_kernels").glob("*.py"):
+        me = path.stem
+        if me == "__init__":
+            continue  # re-exports the solvers, lazily
+        assert me in KERNEL_RANK, f"give l1select/_kernels/{me}.py a rank in KERNEL_RANK"
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = node.module.split(".")
+                if names[:2] != ["l1select", "_kernels"]:
+                    continue
+                for dep in names[2:3] or [a.name for a in node.names]:
+                    if dep in KERNEL_RANK and KERNEL_RANK[dep] >= KERNEL_RANK[me] and dep != me:
+                        wrong.append(f"_kernels/{me}.py imports _kernels/{dep}.py")
     assert not wrong, wrong

@@ -1,0 +1,59 @@
+"""The ``_kernels`` package: what it re-exports, what a Gram fit loads, and what the AOT
+module's hash covers."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+KERNELS = ROOT / "l1select" / "_kernels"
+
+
+def _kernel_imports(path: Path) -> set[str]:
+    """The ``_kernels`` parts a part imports."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = node.module.split(".")
+            if names[:2] == ["l1select", "_kernels"] and len(names) > 2:
+                out.add(names[2])
+    return out
+
+
+def test_the_aot_hash_covers_every_source_of_the_gram_kernel():
+    """An edit to any module cd_gram_path is compiled from must rebuild the AOT module."""
+    from l1select import _aot
+
+    needed, todo = set(), ["gram"]
+    while todo:
+        part = todo.pop()
+        if part not in needed:
+            needed.add(part)
+            todo.extend(_kernel_imports(KERNELS / f"{part}.py"))
+    hashed = {path.resolve() for path in _aot._KERNEL_SOURCES}
+    assert hashed == {(KERNELS / f"{part}.py").resolve() for part in needed}
+
+
+def test_the_package_re_exports_both_solvers():
+    from l1select import _kernels
+    from l1select._kernels import cd_data_path, cd_gram_path, data, gram
+
+    assert cd_gram_path is gram.cd_gram_path
+    assert cd_data_path is data.cd_data_path
+    with pytest.raises(AttributeError, match="no attribute 'cd_nothing'"):
+        _kernels.cd_nothing  # noqa: B018 - the attribute access is the test
+
+
+def test_the_gram_kernel_loads_without_the_data_kernels():
+    """Start-up: a Gram fit on numba's dispatcher does not import the data-matrix solver."""
+    code = ("import sys\nfrom l1select._kernels import cd_gram_path\n"
+            "print(sorted(m for m in sys.modules if m.startswith('l1select._kernels')))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True)
+    assert out.stdout.strip() == "['l1select._kernels', 'l1select._kernels.common', " \
+        "'l1select._kernels.gram']", out.stderr
