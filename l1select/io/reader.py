@@ -10,11 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from l1select.errors import InputError
 from l1select.io import csv as csv_io
-from l1select.io import parquet as parquet_io
 from l1select.io.csv import Retype
 from l1select.io.sources import Header, Scan, Source, clean_names, detect, is_url, stdin_bytes
 
@@ -32,6 +30,8 @@ def open_header(path: str) -> tuple[Source, Header, bytes | None]:
     data = stdin_bytes() if source.is_stdin else None
     first = source.files[0]
     if source.format == "parquet":
+        from l1select.io import parquet as parquet_io  # pyarrow.parquet: not for CSV
+
         return source, clean_names(list(parquet_io.read_schema(first).names), first), None
     sniff = not source.path.lower().endswith((".tsv", ".tsv.gz"))
     delimiter, raw, has_rows = csv_io.read_header(first, source, data, sniff)
@@ -56,6 +56,8 @@ def batches(source: Source, header: Header, columns: list[str], data: bytes | No
     values).
     """
     if source.format == "parquet":
+        from l1select.io import parquet as parquet_io
+
         yield from parquet_io.read_batches(source, header, columns, scan)
     else:
         yield from csv_io.read_batches(source, header, columns, data, scan, overrides or {},
@@ -100,6 +102,8 @@ def estimate_rows(source: Source, data: bytes | None) -> int | None:
         if source.format == "parquet":
             if any(is_url(f) for f in source.files):
                 return None
+            import pyarrow.parquet as pq
+
             return sum(pq.ParquetFile(f).metadata.num_rows for f in source.files)
         if data is not None:
             return max(csv_io.line_ends(data) - 1, 0)

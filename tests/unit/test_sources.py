@@ -169,6 +169,25 @@ def test_the_io_package_exports_resolve_and_reading_a_result_needs_no_arrow():
     assert out.stdout.strip() == "False"
 
 
+def test_reading_a_csv_does_not_import_the_parquet_reader(tmp_path):
+    """Start-up: pyarrow.parquet (and the TLS stack its filesystems load) is only for Parquet."""
+    import subprocess
+    import sys
+
+    from tests.conftest import write_csv
+
+    X, y, _ = make_regression(n=50, p=3, seed=1)
+    path = write_csv(tmp_path / "d.csv", X, y)
+    code = ("import sys\nfrom l1select.pipeline import select_features\n"
+            "from l1select.types import FitParams\n"
+            f"select_features({str(path)!r}, FitParams(target='y', n_alphas=5))\n"
+            "print('pyarrow.parquet' in sys.modules)\n")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=root)
+    assert out.stdout.strip() == "False", out.stderr
+
+
 @pytest.mark.parametrize("content, message", [
     (None, "no such result file"),
     ("folder", "is a folder, not a result file"),
