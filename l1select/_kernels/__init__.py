@@ -9,12 +9,50 @@
 
 The solvers are imported on first use (PEP 562), so that a Gram fit does not load the
 data-matrix kernels.
+
+numba's on-disk cache (``cache=True``) checks only the source file of the function it compiled,
+not the files of the functions compiled into it (numba's "Notes on Caching": changes in symbols
+defined in another file are not detected). ``gram.py`` compiles in pieces of ``common.py``, and
+``data.py`` of both; so when the three sources change together-or-apart (an edit, a ``git
+pull`` on an editable install), their cached machine code is dropped on import here, and
+recompiled on first use, rather than run stale.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+# The parts whose compiled code includes another part's: their caches stand or fall together.
+_LINKED = ("common", "gram", "data")
+_STAMP = "linked-sources.sha256"
+
+
+def _drop_stale_caches(folder: Path) -> None:
+    """Delete numba's cache files of the ``_LINKED`` parts in ``folder/__pycache__`` when
+    their sources differ from those the stamp file there records, and record them."""
+    try:
+        sources = b"".join((folder / f"{part}.py").read_bytes() for part in _LINKED)
+        digest = hashlib.sha256(sources).hexdigest()
+        cache = folder / "__pycache__"
+        stamp = cache / _STAMP
+        if stamp.exists() and stamp.read_text() == digest:
+            return
+        for part in _LINKED:
+            for path in cache.glob(f"{part}.*.nb[ic]"):
+                path.unlink(missing_ok=True)
+        cache.mkdir(exist_ok=True)
+        tmp = cache / f"{_STAMP}.{os.getpid()}"
+        tmp.write_text(digest)
+        os.replace(tmp, stamp)
+    except OSError:  # a read-only install: numba caches elsewhere, and its sources never change
+        pass
+
+
+_drop_stale_caches(Path(__file__).resolve().parent)
 
 _EXPORTS = {"cd_gram_path": "gram", "cd_data_path": "data"}
 

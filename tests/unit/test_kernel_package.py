@@ -57,3 +57,31 @@ def test_the_gram_kernel_loads_without_the_data_kernels():
                          cwd=ROOT, check=True)
     assert out.stdout.strip() == "['l1select._kernels', 'l1select._kernels.common', " \
         "'l1select._kernels.gram']", out.stderr
+
+
+def test_a_changed_shared_source_drops_the_caches_compiled_from_it(tmp_path):
+    """numba's cache does not see an edit to a file compiled into another file's function:
+    an edit to any linked part drops the cached code of all of them, and only then."""
+    from l1select._kernels import _LINKED, _drop_stale_caches
+
+    for part in _LINKED:
+        (tmp_path / f"{part}.py").write_text(f"# {part}\n")
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+
+    def cached(part: str) -> Path:
+        path = cache / f"{part}.cd_path-10.py311.nbi"
+        path.write_text("index")
+        return path
+
+    _drop_stale_caches(tmp_path)  # the first run records the sources
+    kept = [cached(part) for part in _LINKED]
+    other = cache / "logistic.logistic_path-5.py311.nbi"
+    other.write_text("index")
+    _drop_stale_caches(tmp_path)
+    assert all(path.exists() for path in kept)
+
+    (tmp_path / "common.py").write_text("# common, edited\n")
+    _drop_stale_caches(tmp_path)
+    assert not any(path.exists() for path in kept)
+    assert other.exists()  # a standalone part keeps its own (numba checks its file itself)
