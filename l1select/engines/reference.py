@@ -93,6 +93,7 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
                       None if mem.w is None else mem.w[test]))
     own = in_own_units(scaling, mem.units())
     check_scaling(own, mem.recipe, source.display)
+    mae = params.measure == "mae"
     fits = []
     for l1_ratio, alphas in grids:
         coefs = _path(Xs, yc, l1_ratio, alphas, params.tol, params.max_iter, groups)
@@ -106,9 +107,9 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
             fold_coefs = np.empty((len(folds), coefs.shape[0], alphas.size))
             for k, (sc, Xtr, ytr, Xte, yte, wte) in enumerate(folds):
                 ck = _path(Xtr, ytr, l1_ratio, alphas, params.tol, params.max_iter, groups)
-                pred = sc.y_mean + Xte @ ck
-                # Weighted: the fold's weighted MSE, and the fold weighed by its weight sum.
-                mse_path[:, k] = weighted_mean((yte[:, None] - pred) ** 2, wte)
+                resid = yte[:, None] - (sc.y_mean + Xte @ ck)
+                # Weighted: the fold's weighted MSE (or MAE), the fold weighed by its weight.
+                mse_path[:, k] = weighted_mean(np.abs(resid) if mae else resid ** 2, wte)
                 sizes[k] = yte.size if wte is None else wte.sum()
                 fold_coefs[k] = ck
         fits.append(PathFit(l1_ratio=l1_ratio, alphas=alphas, coefs=coefs, mse_path=mse_path,
@@ -120,7 +121,7 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
         n_folds=mem.n_folds, fold_labels=mem.fold_labels,
         test_error=test_error_fn(mem, scaling.x_mean), problem=prep.problem,
         halves=_halves(mem, params) if params.stability else None,
-        n_target_values=n_values(y),
+        n_target_values=n_values(y), measure="mae" if mae else "mse",
     )
 
 
