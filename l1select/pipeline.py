@@ -265,7 +265,7 @@ def _likely_family(source, header, data, params: FitParams) -> str:
     """``--family auto``: binomial when the target's first block of rows looks binary (text,
     booleans, or at most two numbers), to be confirmed on the whole column when the data are
     loaded; else gaussian, without reading more than that block. With an engine that cannot
-    fit the binomial family (``gram``, ``dask``, ``reference``) nothing is read here: the
+    fit the binomial family (``gram``, ``dask``) nothing is read here: the
     linear model, with a ``binary_target`` warning when the target has two values."""
     if params.engine not in BINOMIAL_ENGINES:
         return "gaussian"
@@ -289,7 +289,7 @@ def _gaussian_only(params: FitParams) -> None:
 
 
 # The engines that fit the binomial family (the data held in memory).
-BINOMIAL_ENGINES = ("auto", "data")
+BINOMIAL_ENGINES = ("auto", "data", "reference")
 
 
 # The engines that take observation weights in the gaussian family.
@@ -312,7 +312,12 @@ def _engine(name: str, n_columns: int, n_rows: int | None, group: bool = False,
         if name not in BINOMIAL_ENGINES:
             raise ConfigError(f"--engine {name} cannot fit a logistic model (binary target, "
                               "family binomial): it needs the rows in memory; use --engine "
-                              "auto or --engine data, or --family gaussian for a linear model")
+                              "auto, --engine data or --engine reference, or --family "
+                              "gaussian for a linear model")
+        if name == "reference":
+            from l1select.engines import reference
+
+            return reference
         from l1select.engines import logistic
 
         return logistic
