@@ -286,7 +286,8 @@ FIT_OPTIONS: tuple[Option, ...] = (
            "second of the two in sorted order).", metavar="VALUE"),
     Option("measure", "choice", None, "CV measure: deviance (the binomial default), auc, "
            "class (misclassification), mse (the gaussian default) or mae (binomial: of the "
-           "probability).", CV, choices=("deviance", "auc", "class", "mse", "mae")),
+           "probability; gaussian: {engine} data or reference).", CV,
+           choices=("deviance", "auc", "class", "mse", "mae")),
     Option("threshold", "float", 0.5, "Binary target: predict the positive class above this "
            "probability (class measure, test accuracy, predict).", CV, gt=0, lt=1),
     Option("weights", "str", None, "Column of non-negative observation weights (not a "

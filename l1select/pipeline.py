@@ -84,7 +84,7 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
         if out is None:
             _gaussian_only(params)
             engine = _engine(params.engine, len(columns), n_rows, params.group_categoricals,
-                             weighted=params.weights is not None)
+                             weighted=params.weights is not None, measure=params.measure)
             out = _run(engine, source, header, data, columns, params, reporter)
         classes = out.classes
         features = list(out.recipe.features)
@@ -265,7 +265,7 @@ def _likely_family(source, header, data, params: FitParams) -> str:
     """``--family auto``: binomial when the target's first block of rows looks binary (text,
     booleans, or at most two numbers), to be confirmed on the whole column when the data are
     loaded; else gaussian, without reading more than that block. With an engine that cannot
-    fit the binomial family (``gram``, ``dask``, ``reference``) nothing is read here: the
+    fit the binomial family (``gram``, ``dask``) nothing is read here: the
     linear model, with a ``binary_target`` warning when the target has two values."""
     if params.engine not in BINOMIAL_ENGINES:
         return "gaussian"
@@ -286,37 +286,46 @@ def _gaussian_only(params: FitParams) -> None:
     if params.measure in ("deviance", "auc", "class"):
         raise ConfigError(f"--measure {params.measure} is for a binary target, and "
                           f"'{params.target}' is numeric (family gaussian); use mse or mae")
-    if params.measure == "mae":
-        raise ConfigError("--measure mae is not supported yet for a numeric target (family "
-                          "gaussian); the CV error is the mse")
 
 
 # The engines that fit the binomial family (the data held in memory).
-BINOMIAL_ENGINES = ("auto", "data")
+BINOMIAL_ENGINES = ("auto", "data", "reference")
 
 
 # The engines that take observation weights in the gaussian family.
 WEIGHTED_GAUSSIAN_ENGINES = ("auto", "gram", "dask", "reference")
 
+# The gaussian engines that hold the rows, so can score a fold by its mean absolute error
+# (not a quadratic form of the fold's co-moments, which are all the others keep).
+MAE_ENGINES = ("data", "reference")
+
 
 def _engine(name: str, n_columns: int, n_rows: int | None, group: bool = False,
-            family: str = "gaussian", weighted: bool = False):
+            family: str = "gaussian", weighted: bool = False, measure: str | None = None):
     """The engine to run. ``auto`` streams the Gram statistics unless the data is wide (by its
     columns here; one-hot levels can make it wide later: the gram engine then raises
     ``TooWide`` and :func:`_run` switches to the data engine). The binomial family is fitted
     in memory. The data-matrix engine has no observation weights for the gaussian family:
-    weighted fits take the Gram route."""
+    weighted fits take the Gram route. ``--measure mae`` needs the rows: ``auto`` picks the
+    data engine for it."""
     if family == "binomial":
         if name not in BINOMIAL_ENGINES:
             raise ConfigError(f"--engine {name} cannot fit a logistic model (binary target, "
                               "family binomial): it needs the rows in memory; use --engine "
-                              "auto or --engine data, or --family gaussian for a linear model")
+                              "auto, --engine data or --engine reference, or --family "
+                              "gaussian for a linear model")
+        if name == "reference":
+            from l1select.engines import reference
+
+            return reference
         from l1select.engines import logistic
 
         return logistic
     if weighted and name not in WEIGHTED_GAUSSIAN_ENGINES:
         raise ConfigError(f"--engine {name} does not take --weights for a numeric target "
                           "(family gaussian); use --engine auto, gram, dask or reference")
+    if measure == "mae":
+        name = _mae_engine(name, group, weighted)
     if name == "auto" and group:
         name = "gram"  # the group lasso runs on the Gram statistics only
     if name == "auto":
@@ -342,6 +351,24 @@ def _engine(name: str, n_columns: int, n_rows: int | None, group: bool = False,
     from l1select.engines import gram
 
     return gram
+
+
+def _mae_engine(name: str, group: bool, weighted: bool) -> str:
+    """The engine for ``--measure mae`` with a numeric target, or the usage error."""
+    if name in MAE_ENGINES:
+        return name
+    if name != "auto":
+        raise ConfigError(f"--measure mae with a numeric target (family gaussian) needs the "
+                          f"held-out rows themselves, and --engine {name} keeps only their "
+                          "sufficient statistics, of which a mean absolute error is no "
+                          "function; use --engine data or --engine reference (or auto)")
+    if group or weighted:
+        what, lacks = (("--group-categoricals", "cannot solve the group lasso") if group else
+                       ("--weights", "takes no observation weights"))
+        raise ConfigError(f"--measure mae with {what} and a numeric target runs only on "
+                          f"--engine reference (the data engine, which auto picks for mae, "
+                          f"{lacks}); add --engine reference, or use --measure mse")
+    return "data"
 
 
 def _run(engine, source, header, data, columns, params: FitParams, reporter):

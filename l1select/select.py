@@ -119,8 +119,9 @@ def select(fits: list[PathFit], scaling: Scaling, rule: str,
             "metric": measure,
             "mean": mean,
             "se": float(curve.se[i_alpha]),
-            "r2": None if binomial else (1.0 - mean / scaling.y_var) if scaling.y_var > 0
-            else None,
+            # R² = 1 − MSE / var(y): there is none of another measure.
+            "r2": (1.0 - mean / scaling.y_var) if measure == "mse" and not binomial
+            and scaling.y_var > 0 else None,
             "n_folds": int(fit.mse_path.shape[1]),
             # Binomial folds are weighed by their observation weights, which may be fractional.
             "fold_sizes": [int(s) if float(s).is_integer() else float(s)

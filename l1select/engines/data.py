@@ -105,6 +105,9 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
     check_scaling(own, mem.recipe, source.display)
     fits = []
     early = stops_early(params, y.size, Xf.shape[1])
+    # The rows are here, so the held-out error can be any per-row measure, not only the
+    # quadratic form the statistics engines are limited to.
+    mae = params.measure == "mae"
     for l1_ratio, alphas in grids:
         # The all-rows fit and the folds' are independent: the kernel releases the GIL, so
         # they run side by side on the machine's cores (the numbers do not depend on it).
@@ -141,8 +144,8 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
                 safe = np.where(scale > 0, scale, 1.0)
                 Z = (mem.X[test] - mean) / safe
                 Z[np.isnan(Z)] = 0.0
-                pred = y_mean + Z @ w
-                mse_path[:, k] = np.mean((y[test][:, None] - pred) ** 2, axis=0)
+                resid = y[test][:, None] - (y_mean + Z @ w)
+                mse_path[:, k] = np.mean(np.abs(resid) if mae else resid ** 2, axis=0)
                 sizes[k] = test.size
                 fold_coefs[k] = w
         fits.append(PathFit(l1_ratio=l1_ratio, alphas=alphas, coefs=coefs, mse_path=mse_path,
@@ -155,7 +158,7 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
         test_error=test_error_fn(mem, scaling.x_mean), penalty=penalty,
         adaptive=prep.adaptive, problem=prep.problem,
         halves=_halves(mem, Xf, y, params, penalty) if params.stability else None,
-        n_target_values=n_values(y),
+        n_target_values=n_values(y), measure="mae" if mae else "mse",
     )
 
 
