@@ -14,8 +14,7 @@ from dataclasses import replace
 import numpy as np
 
 from l1select.engines.data import solve_threads
-from l1select.engines.memory import half_rows, load
-from l1select.engines.stability import MICRO_GROUPS
+from l1select.engines.memory import half_rows, load, n_micro
 from l1select.errors import DataError, list_names, quoted
 from l1select.path import grids_for, make_penalty
 from l1select.solve.logistic import (
@@ -273,6 +272,6 @@ def _halves(mem, X, y, w, params: FitParams, penalty, unit):
             chosen[i] = fit.coefs != 0.0
             if progress is not None:
                 progress(i + 1, len(halves_rows))
-        return chosen, converged, MICRO_GROUPS
+        return chosen, converged, n_micro(mem)
 
     return halves
