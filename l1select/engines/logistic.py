@@ -13,12 +13,11 @@ from dataclasses import replace
 
 import numpy as np
 
+from l1select.engines.checks import SATURATED_PATH, binomial_measure, check_binomial
 from l1select.engines.data import solve_threads
 from l1select.engines.memory import half_rows, load, n_micro
-from l1select.errors import DataError, list_names, quoted
 from l1select.path import grids_for, make_penalty
 from l1select.solve.logistic import (
-    AUC_MIN_ROWS,
     MEASURES,
     alpha_max,
     deviance,
@@ -50,12 +49,7 @@ def run(source, header, data, columns, params: FitParams, progress=None, classes
     (``family.binary_classes``), raising ``family.NotBinary`` when it is not binary."""
     mem = load(source, header, data, columns, params, classes)
     unit = mem.units()  # X holds each column × its unit (a power of two; 1 for most)
-    if not params.standardize and np.any(unit != 1.0):
-        huge = [f.column for f, u in zip(mem.recipe.features, unit, strict=True) if u != 1.0]
-        raise DataError(
-            f"{list_names(huge)} in {source.display} hold values of extreme magnitude; a "
-            "logistic model without standardization cannot fit them in their own units (its "
-            "curvature overflows): drop --no-standardize, or rescale those columns")
+    check_binomial(mem, params, source.display)
     X = make_design(mem.X)  # the solver's copy; mem.X is no longer needed
     mem = replace(mem, X=np.empty((0, X.shape[1])))
     y = np.ascontiguousarray(mem.y)
@@ -64,17 +58,7 @@ def run(source, header, data, columns, params: FitParams, progress=None, classes
     wn = normalized_weights(w, n)
     all_rows = np.arange(n, dtype=np.int64)
     warnings: list[Warn] = []
-    labels = mem.fold_labels
-    folds = []
-    for k, (rows, test) in enumerate(mem.folds, start=1):
-        if np.unique(y[rows]).size < 2:
-            name = quoted(labels[k - 1]) if labels else f"{k} of {mem.n_folds}"
-            raise DataError(
-                f"The training rows of CV fold {name} in {source.display} hold only one class "
-                f"of target {quoted(params.target)}: a logistic model cannot be fitted there; "
-                "use fewer folds (--cv) or, with --fold-column or --group-column, folds that "
-                "mix both classes")
-        folds.append((rows, test))
+    folds = list(mem.folds)
 
     mean, scale, std = weighted_scaling(X, wn, params.standardize, unit)
     # The result's scaling is in the columns' own units; the solver works in the held ones.
@@ -91,12 +75,8 @@ def run(source, header, data, columns, params: FitParams, progress=None, classes
     penalty, adaptive = make_penalty(mem.recipe.features, params, initial)
     a_max = [alpha_max(X, y, w, all_rows, r, penalty, params.standardize, unit)
              for r in params.l1_ratios]
-    measure = params.measure or "deviance"
-    if measure == "auc" and folds and min(t.size for _, t in folds) < AUC_MIN_ROWS:
-        warnings.append(Warn("auc_small_folds", (
-            f"A CV fold holds fewer than {AUC_MIN_ROWS} rows, too few for a per-fold AUC; "
-            "the deviance is used instead, as glmnet does (use fewer folds or more rows)")))
-        measure = "deviance"
+    measure, more = binomial_measure(params, folds)
+    warnings += more
     default_grid = params.alphas is None and params.alpha is None
     fits = []
     saturated = False
@@ -136,10 +116,7 @@ def run(source, header, data, columns, params: FitParams, progress=None, classes
             dev_ratio=whole.dev_ratio[:alphas.size],
             roc=None if not folds else _roc(X, y, w, folds, done)))
     if saturated:
-        warnings.append(Warn("saturated_path", (
-            "The fit explains more than 99.9% of the deviance before the end of the alpha "
-            "grid (the classes are (nearly) separable): the path stops there, as glmnet's "
-            "does; coefficients grow without bound below it")))
+        warnings.append(SATURATED_PATH)
 
     problem = _all_rows_problem(X, y, wn, mean, scale, scaling.y_mean)
     return EngineOutput(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from l1select.engines.checks import SATURATED_PATH, binomial_measure, check_binomial
 from l1select.engines.memory import (
     check_scaling,
     check_weight_sums,
@@ -28,11 +29,9 @@ from l1select.engines.memory import (
     test_error_fn,
     weighted_mean,
 )
-from l1select.errors import DataError, list_names, quoted
 from l1select.grouplasso import feature_groups, solve_group_gram
 from l1select.path import data_deviance_explained, grids_for, saturated_length, stops_early
 from l1select.solve.logistic import (
-    AUC_MIN_ROWS,
     MEASURES,
     SATURATION,
     deviance,
@@ -252,21 +251,7 @@ def run_binomial(source, header, data, columns, params: FitParams, classes) -> E
     its folds (stratified), grid, measures and outputs, computed another way."""
     mem = load(source, header, data, columns, params, classes)
     unit = mem.units()
-    if not params.standardize and np.any(unit != 1.0):
-        huge = [f.column for f, u in zip(mem.recipe.features, unit, strict=True) if u != 1.0]
-        raise DataError(
-            f"{list_names(huge)} in {source.display} hold values of extreme magnitude; a "
-            "logistic model without standardization cannot fit them in their own units: drop "
-            "--no-standardize, or rescale those columns")
-    for k, (train, _) in enumerate(mem.folds, start=1):
-        if np.unique(mem.y[train]).size < 2:
-            name = quoted(mem.fold_labels[k - 1]) if mem.fold_labels else \
-                f"{k} of {mem.n_folds}"
-            raise DataError(
-                f"The training rows of CV fold {name} in {source.display} hold only one class "
-                f"of target {quoted(params.target)}: a logistic model cannot be fitted there; "
-                "use fewer folds (--cv) or, with --fold-column or --group-column, folds that "
-                "mix both classes")
+    check_binomial(mem, params, source.display)
     sc_all, Z, y, sw = _logistic_rows(mem, slice(None), params.standardize)
     n, p = Z.shape
     # alpha_max: the largest gradient of the null model (the intercept alone, ȳ_w).
@@ -275,12 +260,8 @@ def run_binomial(source, header, data, columns, params: FitParams, classes) -> E
     folds = [(_logistic_rows(mem, train, params.standardize), test)
              for train, test in mem.folds]
     warnings: list[Warn] = []
-    measure = params.measure or "deviance"
-    if measure == "auc" and folds and min(t.size for _, t in folds) < AUC_MIN_ROWS:
-        warnings.append(Warn("auc_small_folds", (
-            f"A CV fold holds fewer than {AUC_MIN_ROWS} rows, too few for a per-fold AUC; "
-            "the deviance is used instead, as glmnet does (use fewer folds or more rows)")))
-        measure = "deviance"
+    measure, more = binomial_measure(params, folds)
+    warnings += more
     default_grid = params.alphas is None and params.alpha is None
     w_all = np.ones(n) if mem.w is None else mem.w
     fits, saturated = [], False
@@ -312,10 +293,7 @@ def run_binomial(source, header, data, columns, params: FitParams, classes) -> E
             measures=measures, dev_ratio=dev,
             roc=None if oof is None else _oof_roc(oof, y, w_all, mem.folds)))
     if saturated:
-        warnings.append(Warn("saturated_path", (
-            "The fit explains more than 99.9% of the deviance before the end of the alpha "
-            "grid (the classes are (nearly) separable): the path stops there, as glmnet's "
-            "does; coefficients grow without bound below it")))
+        warnings.append(SATURATED_PATH)
     own = in_own_units(sc_all, unit)
     return EngineOutput(
         engine="reference", recipe=mem.recipe, warnings=mem.warnings + tuple(warnings),
