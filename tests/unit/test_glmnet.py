@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from tests.cli.cli_helpers import invoke
+from tests.rglmnet import glmnet_available
 
 pytestmark = pytest.mark.skipif(shutil.which("Rscript") is None,
                                 reason="R is not installed (apt-get install r-cran-glmnet)")
@@ -44,16 +45,9 @@ write.csv(out, args[5], row.names = FALSE, quote = FALSE)
 """
 
 
-def _has_glmnet() -> bool:
-    if shutil.which("Rscript") is None:
-        return False
-    done = subprocess.run(["Rscript", "-e", "library(glmnet)"], capture_output=True)
-    return done.returncode == 0
-
-
 @pytest.fixture(scope="module")
 def glmnet_ok():
-    if not _has_glmnet():
+    if not glmnet_available():
         pytest.skip("R's glmnet package is not installed (apt-get install r-cran-glmnet)")
 
 

@@ -5,7 +5,6 @@ same data, folds (``foldid``) and lambda grid. Skipped where R with glmnet is no
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import numpy as np
@@ -14,16 +13,9 @@ import pytest
 
 from l1select.pipeline import select_features
 from l1select.types import FitParams
+from tests.rglmnet import glmnet_available
 
-
-def _glmnet_available() -> bool:
-    if shutil.which("Rscript") is None:
-        return False
-    probe = subprocess.run(["Rscript", "-e", "library(glmnet)"], capture_output=True)
-    return probe.returncode == 0
-
-
-pytestmark = pytest.mark.skipif(not _glmnet_available(), reason="R with glmnet not installed")
+pytestmark = pytest.mark.skipif(not glmnet_available(), reason="R with glmnet not installed")
 
 R_SCRIPT = r"""
 suppressMessages(library(glmnet))
