@@ -35,6 +35,10 @@ from l1select.io.sources import (
 # target's first batch, which the family check counts distinct values of) small.
 PARQUET_BATCH_VALUES = 1 << 18
 PARQUET_BATCH_ROWS = 1 << 16
+# A row group of at most this many values (16 MiB of float64) is decoded whole and then cut
+# into batches: a batch reader over a small group costs more than the group (5,000 x 101:
+# 9 MiB more peak).
+PARQUET_WHOLE_GROUP_VALUES = 1 << 21
 # Bytes read from the file at a time per column: the reader then holds a window of each column
 # chunk instead of the whole chunk (a million doubles is 8 MB a column, 400 MB for 50).
 PARQUET_READ_BUFFER = 1 << 16
@@ -109,10 +113,12 @@ def read_row_groups(source: Source, header: Header, columns: list[str], path: st
             names = [raw_to_clean.get(n, n) for n in pf.schema_arrow.names]
             check_same_header(path, clean_names(names, path).names, header, source)
         for i in groups:
-            # A group larger than a batch is decoded batch by batch (only a batch and a
-            # read window per column are held); a smaller one is read whole, which
-            # spares a wide file one batch reader per column.
-            if pf.metadata.row_group(i).num_rows > rows:
+            # A large group is decoded batch by batch (only a batch and a read window per
+            # column are held); a small one is read whole, which spares a wide file one
+            # batch reader per column.
+            group_rows = pf.metadata.row_group(i).num_rows
+            if (group_rows > rows
+                    and group_rows * len(raw_columns) > PARQUET_WHOLE_GROUP_VALUES):
                 parts = pf.iter_batches(batch_size=rows, row_groups=[i], columns=raw_columns,
                                         use_threads=use_threads)
             else:
