@@ -31,7 +31,7 @@ from l1select.io.sources import (
 # group), so memory does not grow with the row groups a writer chose: pyarrow's default is a
 # million rows to a group. The statistics pass copies each batch several times over, so its
 # size multiplies: on a one-group 1M x 51 file 41,120-row batches (16 MiB) peaked at 383 MiB,
-# 8,192-row ones at 265 MiB, for less CPU time. Fewer rows save little more memory and cost
+# 8,192-row ones at 267 MiB, for less CPU time. Fewer rows save little more memory and cost
 # time: Arrow's batch reader has a cost per column and batch (200,000 x 201 read in batches of
 # 1,304 rows took 0.48 s of CPU, of 8,192 rows 0.33 s).
 PARQUET_BATCH_ROWS = 8192
