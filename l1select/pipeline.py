@@ -406,7 +406,8 @@ def _recipe_dict(recipe: Recipe, scaling) -> dict:
         "features": [
             {"name": f.name, "column": f.column, "kind": f.kind, "level": f.level,
              "impute": float(m), "center": float(m), "scale": float(s)}
-            for f, m, s in zip(recipe.features, scaling.x_mean, scaling.x_scale, strict=True)
+            for f, m, s in zip(recipe.features, np.asarray(scaling.x_mean).tolist(),
+                               np.asarray(scaling.x_scale).tolist(), strict=True)
         ],
         "y_mean": scaling.y_mean,
     }

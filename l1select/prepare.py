@@ -903,15 +903,16 @@ def pool_columns(X: np.ndarray, sources: list[np.ndarray]) -> np.ndarray:
                             for s in sources]) if sources else X[:, :0]
 
 
-def design_matrix(table: pa.Table, recipe: Recipe) -> np.ndarray:
+def design_matrix(table: pa.Table, recipe: Recipe, order: str = "C") -> np.ndarray:
     """Apply ``recipe`` to ``table``: X (n_samples, n_features), NaN where missing.
 
-    Fortran-ordered: the solvers read it column by column, and each column is written
-    whole. Runs of plain number columns are converted together (:func:`_matrix`), not
-    one by one (a wide table has tens of thousands).
+    ``order``: the memory layout, ``"F"`` for the solvers that read the matrix column by
+    column (it is also written a column at a time). Runs of plain number columns are
+    converted together (:func:`_matrix`), not one by one (a wide table has tens of
+    thousands).
     """
     n = table.num_rows
-    X = np.empty((n, len(recipe.features)), dtype=np.float64, order="F")
+    X = np.empty((n, len(recipe.features)), dtype=np.float64, order=order)
     specs = {c.name: c for c in recipe.columns}
     run: list[str] = []  # plain number columns waiting to be converted together
     j = 0

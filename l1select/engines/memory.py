@@ -213,7 +213,8 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
     unit = _feature_units(recipe, units)
     # Held × unit, as the statistics engines hold them: squares of huge or tiny values stay
     # normal floats (exact: a power of two; 1 for most columns).
-    X_all = design_matrix(table, recipe)
+    # Column-major: the data-matrix kernel reads columns (no second copy to reorder it).
+    X_all = design_matrix(table, recipe, order="F")
     if batch.rows.size < X_all.shape[0]:  # rows were dropped (else: no copy of the matrix)
         X_all = X_all[batch.rows]
     if (unit != 1.0).any():
