@@ -928,8 +928,8 @@ def design_matrix(table: pa.Table, recipe: Recipe, order: str = "C") -> np.ndarr
             continue
         spec = specs[f.column]
         arr = table.column(f.column)
-        if spec.kind == "numeric" and (pa.types.is_integer(arr.type)
-                                       or pa.types.is_floating(arr.type)):
+        if spec.kind == "numeric" and (pa.types.is_integer(arr.type) or (
+                pa.types.is_floating(arr.type) and not pa.types.is_float16(arr.type))):
             run.append(f.column)
             j += 1
             done.add(f.column)
