@@ -39,10 +39,11 @@ _REFRESH_FRACTION = 0.2
 # once per path): half the bytes of the float64 data, and a pass is bound by the memory
 # bandwidth. Its gradients are anchors only, never taken for exact: against the exact
 # gradient, the rounding of the shadow (float32's _SHADOW_EPS relative per entry, after a
-# float64 product) and of both float64 sums (about n * 2^-53 each) is at most
-# (_SHADOW_EPS + 2 (n + 3) 2^-53) * sqrt(diag_j) * ||r_ref|| / sqrt(n) (Cauchy-Schwarz);
-# adding twice that to the drift's (which the bound multiplies by sqrt(diag_j)) keeps the
-# bound a bound, and the features it cannot clear get their exact gradient as before.
+# float64 product: 2^-52 more) and of both float64 sums (about (n + 3) 2^-53 each) is at
+# most (_SHADOW_EPS + 2.5 (n + 3) 2^-53) * sqrt(diag_j) * ||r_ref|| / sqrt(n)
+# (Cauchy-Schwarz); adding twice that to the drift (which the bound multiplies by
+# sqrt(diag_j)) keeps the bound a bound, and the features it cannot clear get their exact
+# gradient as before.
 _SHADOW_EPS = 2.0 ** -24
 
 # Most epochs on a wide path are sweeps over the non-zero coefficients. They run on the
