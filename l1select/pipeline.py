@@ -178,9 +178,10 @@ def _trust(out, chosen, params: FitParams, progress) -> dict:
             f"{params.corr_threshold:g}; the lasso's pick within each group is arbitrary, "
             f"another sample could pick the other: {'; '.join(groups)}. Keep the one you "
             "prefer with --force, or check --stability")))
-    for n in names:
-        results[n] = replace(results[n], alternates=(
-            tuple(k for k, _ in alts[n]) if n in alts else None))
+    # Only the selected features have alternates: the others keep None (20,000 copies of
+    # a frozen dataclass for nothing cost 0.3 s).
+    for n in alts:
+        results[n] = replace(results[n], alternates=tuple(k for k, _ in alts[n]))
 
     extra: dict = {"stability": None, "refit": None, "intercept_ols": None}
     if params.refit == "ols" and out.family == "binomial":
@@ -402,7 +403,8 @@ def _recipe_dict(recipe: Recipe, scaling) -> dict:
         "features": [
             {"name": f.name, "column": f.column, "kind": f.kind, "level": f.level,
              "impute": float(m), "center": float(m), "scale": float(s)}
-            for f, m, s in zip(recipe.features, scaling.x_mean, scaling.x_scale, strict=True)
+            for f, m, s in zip(recipe.features, np.asarray(scaling.x_mean).tolist(),
+                               np.asarray(scaling.x_scale).tolist(), strict=True)
         ],
         "y_mean": scaling.y_mean,
     }

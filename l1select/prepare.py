@@ -182,12 +182,11 @@ def _matrix(batch, names: list[str]) -> np.ndarray:
     """Numeric columns of a batch as one (n, m) float64 array, NaN where missing."""
     sub = batch.select(names)
     if isinstance(sub, pa.Table):
-        sub = sub.combine_chunks()
-        sub = pa.RecordBatch.from_arrays([c.chunk(0) if c.num_chunks else pa.nulls(0, c.type)
-                                          for c in sub.columns], names=names) \
-            if sub.num_rows else None
-        if sub is None:
+        if not sub.num_rows:
             return np.empty((0, len(names)))
+        # One record batch of the whole table, made in Arrow: a Python list of the
+        # columns' chunks costs 0.2 s at 20,000 columns.
+        [sub] = sub.combine_chunks().to_batches()
     if all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in sub.schema.types):
         return np.asarray(sub.to_tensor(null_to_nan=True, row_major=False))
     return np.column_stack([_floats(sub.column(i)) for i in range(len(names))])
@@ -353,10 +352,13 @@ class Profiler:
             return M
         top = np.fmax.reduce(np.abs(M), axis=0)  # NaN (missing) skipped; all missing: NaN
         top = np.where(np.isnan(top), 0.0, top)
+        # Clamped so that the unit 2^-exp is a float (subnormal values: 2^1000); computed
+        # for all columns at once (per column, numpy's scalar calls cost 0.3 s at 20,000).
+        found = np.clip(np.frexp(top)[1], -1000, 1000).tolist()
+        tops = top.tolist()
         for j, col in enumerate(cols):
-            if col.exp is None and top[j] > 0:
-                # Clamped so that the unit 2^-exp is a float (subnormal values: 2^1000).
-                e = int(np.clip(np.frexp(top[j])[1], -1000, 1000))
+            if col.exp is None and tops[j] > 0:
+                e = found[j]
                 col.exp = e if abs(e) > SCALE_AT else 0
         exps = np.array([c.exp or 0 for c in cols], dtype=np.int64)
         if exps.any():
@@ -901,18 +903,38 @@ def pool_columns(X: np.ndarray, sources: list[np.ndarray]) -> np.ndarray:
                             for s in sources]) if sources else X[:, :0]
 
 
-def design_matrix(table: pa.Table, recipe: Recipe) -> np.ndarray:
-    """Apply ``recipe`` to ``table``: X (n_samples, n_features), NaN where missing."""
+def design_matrix(table: pa.Table, recipe: Recipe, order: str = "C") -> np.ndarray:
+    """Apply ``recipe`` to ``table``: X (n_samples, n_features), NaN where missing.
+
+    ``order``: the memory layout, ``"F"`` for the solvers that read the matrix column by
+    column (it is also written a column at a time). Runs of plain number columns are
+    converted together (:func:`_matrix`), not one by one (a wide table has tens of
+    thousands).
+    """
     n = table.num_rows
-    X = np.empty((n, len(recipe.features)), dtype=np.float64)
+    X = np.empty((n, len(recipe.features)), dtype=np.float64, order=order)
     specs = {c.name: c for c in recipe.columns}
+    run: list[str] = []  # plain number columns waiting to be converted together
     j = 0
+
+    def flush() -> None:
+        if run:
+            X[:, j - len(run):j] = _matrix(table, run)
+            run.clear()
+
     done: set[str] = set()
     for f in recipe.features:
         if f.column in done:
             continue
         spec = specs[f.column]
         arr = table.column(f.column)
+        if spec.kind == "numeric" and (pa.types.is_integer(arr.type) or (
+                pa.types.is_floating(arr.type) and not pa.types.is_float16(arr.type))):
+            run.append(f.column)
+            j += 1
+            done.add(f.column)
+            continue
+        flush()
         if spec.kind == "categorical":
             text = _text(arr)
             miss = _bools(pc.is_null(text))
@@ -931,4 +953,5 @@ def design_matrix(table: pa.Table, recipe: Recipe) -> np.ndarray:
             X[:, j] = column_values(arr, spec)
             j += 1
         done.add(f.column)
+    flush()
     return X

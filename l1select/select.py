@@ -88,12 +88,15 @@ def select(fits: list[PathFit], scaling: Scaling, rule: str,
     if fit.fold_coefs is not None and curve is not None:
         freq = np.mean(np.asarray(fit.fold_coefs)[:, :, i_alpha] != 0.0, axis=0)
     pf = np.ones(len(features)) if penalty is None else penalty
+    # Python floats made in bulk (tolist), not one numpy scalar at a time: wide data has
+    # tens of thousands of features.
+    coefs, stds, pfs = coef.tolist(), coef_std.tolist(), np.asarray(pf, dtype=float).tolist()
+    freqs = [None] * len(features) if freq is None else freq.tolist()
+    odds = np.exp(coef_std).tolist() if family == "binomial" else [None] * len(features)
     results = tuple(
-        FeatureResult(name=f.name, column=f.column, coef=float(coef[j]),
-                      coef_std=float(coef_std[j]), selected=f.name in chosen_set,
-                      fold_frequency=None if freq is None else float(freq[j]),
-                      penalty_factor=float(pf[j]),
-                      odds_ratio=float(np.exp(coef_std[j])) if family == "binomial" else None)
+        FeatureResult(name=f.name, column=f.column, coef=coefs[j], coef_std=stds[j],
+                      selected=f.name in chosen_set, fold_frequency=freqs[j],
+                      penalty_factor=pfs[j], odds_ratio=odds[j])
         for j, f in enumerate(features)
     )
     alpha = {

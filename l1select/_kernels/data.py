@@ -35,6 +35,17 @@ from l1select._kernels.gram import _gram_product, _gram_solve
 # 0.05 and costs 15% less CPU per path (0.02: 80 passes; 0.5: 35, but no faster).
 _REFRESH_FRACTION = 0.2
 
+# The full pass reads a float32 copy of the standardized training rows (the "shadow", made
+# once per path): half the bytes of the float64 data, and a pass is bound by the memory
+# bandwidth. Its gradients are anchors only, never taken for exact: against the exact
+# gradient, the rounding of the shadow (float32's _SHADOW_EPS relative per entry, after a
+# float64 product: 2^-52 more) and of both float64 sums (about (n + 3) 2^-53 each) is at
+# most (_SHADOW_EPS + 2.5 (n + 3) 2^-53) * sqrt(diag_j) * ||r_ref|| / sqrt(n)
+# (Cauchy-Schwarz); adding twice that to the drift (which the bound multiplies by
+# sqrt(diag_j)) keeps the bound a bound, and the features it cannot clear get their exact
+# gradient as before.
+_SHADOW_EPS = 2.0 ** -24
+
 # Most epochs on a wide path are sweeps over the non-zero coefficients. They run on the
 # Gram of those features (each entry computed from the data once and cached), where a
 # coordinate update costs O(n_active) instead of two passes over the training rows. The
@@ -211,6 +222,50 @@ def _data_epoch(X, rows, x_mean, inv_scale, has_nan, diag, penalty, coef, r, idx
 
 
 @njit(cache=True, fastmath=False)
+def _data_shadow(X, rows, x_mean, inv_scale, diag):
+    """The standardized training rows in float32, feature by feature: ``shadow[j, i] =
+    Xs[i, j]`` (0 where ``X`` is NaN or the column is all zero), for the full passes of
+    :func:`_screen_outside`."""
+    n_samples = rows.shape[0]
+    n_features = X.shape[1]
+    shadow = np.zeros((n_features, n_samples), dtype=np.float32)
+    for j in range(n_features):
+        if diag[j] == 0.0:
+            continue
+        m = x_mean[j]
+        s = inv_scale[j]
+        for i in range(n_samples):
+            x = X[rows[i], j]
+            if x == x:
+                shadow[j, i] = np.float32((x - m) * s)
+    return shadow
+
+
+@njit(cache=True, fastmath=False)
+def _shadow_grads(shadow, diag, r, grad_ref):
+    """Set ``grad_ref[j] = shadow[j]^T r / n`` for every feature (0 where ``diag_j = 0``),
+    accumulated in float64. Mutates ``grad_ref``."""
+    n_samples = r.shape[0]
+    n4 = n_samples - n_samples % 4
+    for j in range(shadow.shape[0]):
+        if diag[j] == 0.0:
+            grad_ref[j] = 0.0
+            continue
+        acc0 = 0.0
+        acc1 = 0.0
+        acc2 = 0.0
+        acc3 = 0.0
+        for i in range(0, n4, 4):
+            acc0 += np.float64(shadow[j, i]) * r[i]
+            acc1 += np.float64(shadow[j, i + 1]) * r[i + 1]
+            acc2 += np.float64(shadow[j, i + 2]) * r[i + 2]
+            acc3 += np.float64(shadow[j, i + 3]) * r[i + 3]
+        for i in range(n4, n_samples):
+            acc0 += np.float64(shadow[j, i]) * r[i]
+        grad_ref[j] = ((acc0 + acc1) + (acc2 + acc3)) / n_samples
+
+
+@njit(cache=True, fastmath=False)
 def _screen_outside(
     X,
     rows,
@@ -228,18 +283,22 @@ def _screen_outside(
     in_ws,
     level,
     found,
+    shadow,
+    anchor,
 ):
     """Find the features outside the working set with ``|grad_j| > level * pf_j``.
 
     ``grad_j = Xs_j^T r / n`` at the current residual; ``level`` is the KKT threshold
     (:func:`_kkt_level`) or the strong rule's (:func:`_strong_level`). Exact
-    gradients are computed only where the bound on ``|grad_j|`` from
-    ``(r_ref, grad_ref)`` does not settle the test, or for all features in one pass when
-    too many need it (``_REFRESH_FRACTION``).
+    gradients are computed only where the bound on ``|grad_j|`` from the anchor
+    ``(r_ref, grad_ref)`` does not settle the test. When too many would need it
+    (``_REFRESH_FRACTION``), one pass over the float32 ``shadow`` (:func:`_data_shadow`)
+    first moves the anchor to the current residual; ``anchor[0]`` bounds the rounding of
+    its gradients (``_SHADOW_EPS``; 0 for exact ones).
 
     Mutates ``grad`` and ``stamp`` (``stamp[j] == version`` marks ``grad[j]`` as exact at
-    the current residual), ``r_ref`` and ``grad_ref`` when it does the full pass, and
-    ``found`` (its first ``n_found`` entries). Features with ``diag_j = 0`` are skipped.
+    the current residual), ``r_ref``, ``grad_ref`` and ``anchor`` when it moves the anchor,
+    and ``found`` (its first ``n_found`` entries). Features with ``diag_j = 0`` are skipped.
 
     Returns
     -------
@@ -251,7 +310,7 @@ def _screen_outside(
     for i in range(n_samples):
         d = r[i] - r_ref[i]
         drift += d * d
-    drift = np.sqrt(drift / n_samples)
+    drift = np.sqrt(drift / n_samples) + anchor[0]
 
     n_cand = 0
     for j in range(n_features):
@@ -260,16 +319,17 @@ def _screen_outside(
         if abs(grad_ref[j]) + np.sqrt(diag[j]) * drift > level * penalty[j]:
             n_cand += 1
     if n_cand > _REFRESH_FRACTION * n_features:
-        for j in range(n_features):
-            if diag[j] == 0.0:
-                grad[j] = 0.0
-            else:
-                grad[j] = _col_dot(X, rows, j, x_mean[j], inv_scale[j], has_nan[j], r) / n_samples
-            grad_ref[j] = grad[j]
-            stamp[j] = version
+        _shadow_grads(shadow, diag, r, grad_ref)
+        rr = 0.0
         for i in range(n_samples):
             r_ref[i] = r[i]
-    elif n_cand > 0:
+            rr += r[i] * r[i]
+        anchor[0] = 2.0 * (_SHADOW_EPS + 2.5 * (n_samples + 3) * 2.0 ** -53) * np.sqrt(
+            rr / n_samples
+        )
+        drift = anchor[0]
+        n_cand = 1  # the bounds are new: test them all
+    if n_cand > 0:
         for j in range(n_features):
             if in_ws[j] or diag[j] == 0.0 or stamp[j] == version:
                 continue
@@ -564,6 +624,8 @@ def _data_check(
     l1_ratio,
     gap_tol,
     out_of_epochs,
+    shadow,
+    anchor,
 ):
     """The convergence check at one alpha, on a fresh residual.
 
@@ -574,8 +636,9 @@ def _data_check(
     problem), or when the epochs are spent (the violators, zero coefficients, joined, so
     that the gap covers them).
 
-    Mutates ``coef``, ``r``, ``grad``, ``stamp``, the screening anchors ``r_ref`` and
-    ``grad_ref``, ``ws``, ``in_ws`` and the scratch arrays. Returns
+    Mutates ``coef``, ``r``, ``grad``, ``stamp``, the screening anchor ``r_ref``,
+    ``grad_ref`` and ``anchor`` (see :func:`_screen_outside`, with ``shadow``), ``ws``,
+    ``in_ws`` and the scratch arrays. Returns
     ``(done, gap, n_ws, version)``; ``gap`` is meaningful when ``done``.
     """
     # A fresh residual: the sweeps on the Gram leave it behind, and thousands of
@@ -613,6 +676,8 @@ def _data_check(
         in_ws,
         _kkt_level(alpha * l1_ratio),
         found,
+        shadow,
+        anchor,
     )
     n_ws = _ws_append(found, n_found, ws, n_ws, in_ws)
     if out_of_epochs:
@@ -706,6 +771,50 @@ def _data_sweeps(
 
 
 @njit(cache=True, fastmath=False, nogil=True)
+def data_moments(X, rows):
+    """Mean and standard deviation (ddof=0) of each column over ``rows``, missing values at
+    the mean.
+
+    A NaN entry is left out of the mean and, sitting at the mean, adds nothing to the sum
+    of squares, which is still divided by ``len(rows)``. A column with no value on these
+    rows gets mean 0 and standard deviation 0. Two passes per column (the column's rows
+    stay in cache for the second), without the copies of ``X[rows]`` numpy would make.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_total, n_features), Fortran-ordered float64
+    rows : ndarray of shape (n_samples,), int64
+
+    Returns
+    -------
+    mean, std : ndarray of shape (n_features,)
+    """
+    n_samples = rows.shape[0]
+    n_features = X.shape[1]
+    mean = np.zeros(n_features)
+    std = np.zeros(n_features)
+    for j in range(n_features):
+        acc = 0.0
+        count = 0
+        for i in range(n_samples):
+            x = X[rows[i], j]
+            if x == x:
+                acc += x
+                count += 1
+        if count == 0:
+            continue
+        m = acc / count
+        ss = 0.0
+        for i in range(n_samples):
+            x = X[rows[i], j]
+            if x == x:
+                ss += (x - m) * (x - m)
+        mean[j] = m
+        std[j] = np.sqrt(ss / n_samples)
+    return mean, std
+
+
+@njit(cache=True, fastmath=False, nogil=True)
 def cd_data_path(
     X, y, rows, x_mean, x_scale, y_mean, alphas, l1_ratio, penalty, coef, tol, max_iter
 ):
@@ -773,10 +882,12 @@ def cd_data_path(
 
     # grad[j] is exact at the current residual where stamp[j] == version; version moves
     # on whenever r changes. r_ref / grad_ref: residual and gradients of the last full
-    # pass over the data, the anchor of the screening bound.
+    # pass (exact here, then over the float32 shadow), the anchor of the screening bound.
     grad = _data_full_grads(X, rows, x_mean, inv_scale, has_nan, diag, r)
     grad_ref = grad.copy()
     r_ref = r.copy()
+    anchor = np.zeros(1)  # grad_ref is exact
+    shadow = _data_shadow(X, rows, x_mean, inv_scale, diag)
     # np.int64(0) rather than 0 here and below: a literal 0 passed on would compile the
     # helpers a second time, for the literal type.
     version = np.int64(0)
@@ -819,6 +930,8 @@ def cd_data_path(
             in_ws,
             _strong_level(l1_ratio, alpha, alpha_prev),
             found,
+            shadow,
+            anchor,
         )
         n_ws = _ws_append(found, n_found, ws, n_ws, in_ws)
 
@@ -854,6 +967,8 @@ def cd_data_path(
                     l1_ratio,
                     gap_tol,
                     n_iter >= max_iter,
+                    shadow,
+                    anchor,
                 )
                 if done:
                     break

@@ -5,6 +5,8 @@ matrix (wide data), the logistic family and the reference."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from l1select import io as l1io
@@ -57,8 +59,15 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
     unit = _feature_units(recipe, units)
     # Held × unit, as the statistics engines hold them: squares of huge or tiny values stay
     # normal floats (exact: a power of two; 1 for most columns).
-    X_all = design_matrix(table, recipe)[batch.rows] * unit
-    y_all = batch.U[:, 0]
+    # Column-major: the data-matrix kernel reads columns (no second copy to reorder it).
+    X_all = design_matrix(table, recipe, order="F")
+    if batch.rows.size < X_all.shape[0]:  # rows were dropped (else: no copy of the matrix)
+        X_all = X_all[batch.rows]
+    if (unit != 1.0).any():
+        X_all *= unit
+    # A copy: a view would keep the profiler's whole (n, p + 1) block alive.
+    y_all = batch.U[:, 0].copy()
+    batch = replace(batch, U=batch.U[:0])
     grouper = make_grouper(params, read.n_rows)
     labels = None
     if grouper.needs_labels:
@@ -76,15 +85,19 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
         [layers[0]] + [c[~test] for c in layers[1:]]), minlength=grouper.n_groups))
     fold_labels = plan.labels
     # Rare levels pool on the training rows (test rows excluded), the same for every fold.
-    train = np.where(np.isnan(X_all[~test]), 0.0, X_all[~test])
+    # Only the levels of categoricals are counted (a copy of all the columns would double
+    # the memory of wide data).
+    levels = np.flatnonzero([f.kind == "onehot" for f in recipe.features])
+    train = np.nan_to_num(X_all[~test][:, levels], nan=0.0)
+    counts = np.zeros(len(recipe.features))
     # With weights a level's count is its total weight (rounded), as in the statistics pass
     # and as duplicated rows would count it.
-    counts = train.sum(axis=0) if w_all is None else np.rint(w_all[~test] @ train)
+    counts[levels] = train.sum(axis=0) if w_all is None else np.rint(w_all[~test] @ train)
     recipe, sources, pooled = pool_rare_levels(recipe, counts, params.min_level_count)
     X_all = pool_columns(X_all, sources)
     unit = _feature_units(recipe, units)
     warnings += pooled
-    X, y = X_all[~test], y_all[~test]
+    X, y = (X_all[~test], y_all[~test]) if test.any() else (X_all, y_all)
     folds = []
     for fold in plan.folds:
         cells = layers[fold.layer][~test]
@@ -114,7 +127,8 @@ def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: 
                                            source.display)
     warnings += more
     micro = layers[0][~test] if plan.micro is not None else None
-    return InMemory(X=X[:, kept], y=y, folds=tuple(folds), n_folds=n_folds, micro=micro,
+    return InMemory(X=X if kept.all() else X[:, kept], y=y, folds=tuple(folds),
+                    n_folds=n_folds, micro=micro,
                     fold_labels=tuple(fold_labels), X_test=X_all[test][:, kept],
                     y_test=y_all[test], recipe=recipe, warnings=tuple(warnings),
                     n_rows=read.n_rows, n_dropped=prof.n_missing_target + prof.n_missing_dropped,

@@ -147,6 +147,10 @@ class Prepared:
     problem: AllRows
 
 
+# Columns of the standardized matrix formed at a time for the all-rows Gram's columns.
+GRAM_BLOCK = 2048
+
+
 def prepare_grids(mem: InMemory, params: FitParams) -> Prepared:
     """All-rows scaling, penalty factors, and the alpha grid of each l1_ratio."""
     scaling = scaling_of(mem.X, mem.y, params.standardize, mem.units(), mem.w)
@@ -170,10 +174,21 @@ def prepare_grids(mem: InMemory, params: FitParams) -> Prepared:
         a_max = [alpha_max(xty, r, penalty, unpen) for r in params.l1_ratios]
     diag = np.einsum("ij,ij->j", Xs, Xs) / n
 
+    def standardized_block(cols) -> np.ndarray:
+        Z = (mem.X[:, cols] - scaling.x_mean[cols]) / scaling.x_scale[cols]
+        Z[np.isnan(Z)] = 0.0
+        return rows_scaled(Z)
+
     def gram_cols(idx) -> np.ndarray:
-        # Formed again on demand: wide data does not keep a second n×p matrix alive.
-        Z = rows_scaled(standardized(mem.X, scaling))
-        return Z.T @ Z[:, idx] / n
+        # Formed again on demand, a block of columns at a time: wide data neither keeps
+        # nor makes a second n×p matrix (with its temporaries, 100 MB at 500 × 20,000).
+        p = mem.X.shape[1]
+        Zi = standardized_block(np.asarray(idx))
+        out = np.empty((p, Zi.shape[1]))
+        for start in range(0, p, GRAM_BLOCK):
+            cols = slice(start, min(start + GRAM_BLOCK, p))
+            out[cols] = standardized_block(cols).T @ Zi / n
+        return out
 
     return Prepared(scaling, grids_for(a_max, params, n, mem.X.shape[1]), a_max, penalty,
                     adaptive, AllRows(gram_cols=gram_cols, gram_diag=diag, xty=xty))
