@@ -288,8 +288,8 @@ def _gaussian_only(params: FitParams) -> None:
                           f"'{params.target}' is numeric (family gaussian); use mse or mae")
 
 
-# The engines that fit the binomial family (the data held in memory).
-BINOMIAL_ENGINES = ("auto", "data", "reference")
+# The engines that fit the binomial family (the data held in memory, or on a Dask cluster).
+BINOMIAL_ENGINES = ("auto", "data", "reference", "dask")
 
 
 # The engines that take observation weights in the gaussian family.
@@ -312,8 +312,12 @@ def _engine(name: str, n_columns: int, n_rows: int | None, group: bool = False,
         if name not in BINOMIAL_ENGINES:
             raise ConfigError(f"--engine {name} cannot fit a logistic model (binary target, "
                               "family binomial): it needs the rows in memory; use --engine "
-                              "auto, --engine data or --engine reference, or --family "
-                              "gaussian for a linear model")
+                              "auto, --engine data, --engine reference or --engine dask, or "
+                              "--family gaussian for a linear model")
+        if name == "dask":
+            from l1select.engines import dask_binomial
+
+            return dask_binomial
         if name == "reference":
             from l1select.engines import reference
 

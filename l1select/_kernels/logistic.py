@@ -352,3 +352,89 @@ def logistic_path(X0, miss_ptr, miss_idx, y, w, mean, inv_scale, alphas, l1_rati
         if dev_stop > 0.0 and dev_ratio[k] > dev_stop:
             return coefs, intercepts, n_iter, dev_ratio, k + 1
     return coefs, intercepts, n_iter, dev_ratio, n_alphas
+
+
+# -- the same inner solve on the Gram of the working set (the Dask engine's client side) -------
+
+@njit(cache=True, nogil=True)
+def _gram_sweep(G, vz, sum_v, n_fit, gvec, total, beta, b0, hess, pf, a, b, idx, n_idx):
+    """:func:`_cd_sweep` by covariance updates: ``gvec = Z_Sᵀ res`` and ``total = Σ res`` are
+    updated instead of ``res`` (``G = Z_Sᵀ V Z_S``, ``vz = Z_Sᵀ v``; positions in the working
+    set ``S``). Mutates ``gvec`` and ``beta``; returns (b0, total, max H d²)."""
+    dmax = 0.0
+    d = total / sum_v
+    if d != 0.0:
+        b0 += d
+        for r in range(gvec.size):
+            gvec[r] -= vz[r] * d
+        total -= d * sum_v
+        dmax = max(dmax, sum_v / n_fit * d * d)
+    for s in range(n_idx):
+        t = idx[s]
+        h = hess[t]
+        if h <= 0.0:
+            continue
+        old = beta[t]
+        u = gvec[t] / n_fit + h * old
+        thr = a * pf[t]
+        if old == 0.0 and abs(u) <= thr * (1.0 + ENTRY_SLACK):
+            continue
+        if u > thr:
+            new = (u - thr) / (h + b * pf[t])
+        elif u < -thr:
+            new = (u + thr) / (h + b * pf[t])
+        else:
+            new = 0.0
+        if new != old:
+            d = new - old
+            beta[t] = new
+            for r in range(gvec.size):
+                gvec[r] -= G[r, t] * d
+            total -= d * vz[t]
+            dmax = max(dmax, h * d * d)
+    return b0, total, dmax
+
+
+@njit(cache=True, nogil=True)
+def gram_inner(G, vz, sum_v, n_fit, gvec, total, beta, b0, pf, a, b, tol, max_sweeps):
+    """The inner coordinate descent of one Newton step of :func:`_solve_alpha` (full sweeps,
+    then sweeps over the non-zero coefficients until they settle, until a full sweep changes
+    nothing), on the working set's weighted Gram instead of the data matrix: in exact
+    arithmetic the same iterates.
+
+    Parameters
+    ----------
+    G : ndarray (m, m) — ``Z_Sᵀ V Z_S`` at the step's point (``V`` the IRLS weights)
+    vz : ndarray (m,) — ``Z_Sᵀ v``; sum_v : float — ``Σ v``; n_fit : float — ``Σ w``
+    gvec : ndarray (m,) — ``Z_Sᵀ r`` with ``r_i = w_i (y_i − p_i)``; total : float — ``Σ r``
+    beta : ndarray (m,) — the working set's coefficients; b0 : float — the intercept
+    pf : ndarray (m,); a, b : the l1 and l2 weights of alpha; tol : the stopping threshold
+    max_sweeps : int — sweeps allowed
+
+    Mutates ``gvec`` and ``beta``; returns (b0, sweeps).
+    """
+    m = beta.size
+    hess = np.empty(m)
+    for t in range(m):
+        hess[t] = G[t, t] / n_fit
+    every = np.arange(m)
+    nz = np.empty(m, dtype=np.int64)
+    sweeps = 0
+    while sweeps < max_sweeps:
+        b0, total, dmax = _gram_sweep(G, vz, sum_v, n_fit, gvec, total, beta, b0, hess, pf,
+                                      a, b, every, m)
+        sweeps += 1
+        if dmax < tol:
+            break
+        k = 0
+        for t in range(m):
+            if beta[t] != 0.0:
+                nz[k] = t
+                k += 1
+        while sweeps < max_sweeps:
+            b0, total, dmax = _gram_sweep(G, vz, sum_v, n_fit, gvec, total, beta, b0, hess,
+                                          pf, a, b, nz, k)
+            sweeps += 1
+            if dmax < tol:
+                break
+    return b0, sweeps
