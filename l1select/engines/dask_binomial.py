@@ -390,8 +390,8 @@ class _Run:
                                 retries=RETRIES, pure=False)
                   for part, start in zip(parts, starts, strict=True)]
         self.traffic.to_cluster += len(parts) * len(pickle.dumps((job, seed, recipe, unit)))
-        by_class = np.array(self.gather([client.submit(_class_counts, f, pure=False)
-                                         for f in loaded]))
+        by_class = np.array(self.gather([client.submit(_class_counts, f, retries=RETRIES,
+                                                       pure=False) for f in loaded]))
         if progress is not None:
             progress.read(n_rows)
         offsets = np.vstack([np.zeros((1, 2), dtype=np.int64),
@@ -400,8 +400,8 @@ class _Run:
                                pure=False) for f, off in zip(loaded, offsets, strict=True)]
         grouper = make_grouper(params, n_rows)
         grouper.labels = {lab: i + 1 for i, lab in enumerate(labels)}
-        summ = self.gather([client.submit(_summary, f, grouper.n_groups, pure=False)
-                            for f in cells])
+        summ = self.gather([client.submit(_summary, f, grouper.n_groups, retries=RETRIES,
+                                          pure=False) for f in cells])
         self.traffic.passes += 1
         if params.weights is not None and not any(s["w_pos"] for s in summ):
             raise DataError(f"Weights column {quoted(params.weights)} in {source.display} is "
@@ -416,7 +416,8 @@ class _Run:
         n_test = sum(s["n_test"] for s in summ)
         cell_counts = np.sum([s["cells"] for s in summ], axis=0)
         self._check_design(source, plan, cell_counts, n_test, summ, grouper)
-        spread = self.gather([client.submit(_spread, f, pure=False) for f in pooled_parts])
+        spread = self.gather([client.submit(_spread, f, retries=RETRIES, pure=False)
+                              for f in pooled_parts])
         self.traffic.passes += 1
         finite = np.all([s["finite"] for s in spread], axis=0)
         if not finite.all():
@@ -432,6 +433,10 @@ class _Run:
         unit = unit[kept]
         folds = [(f.layer, f.train, f.test) for f in plan.folds]
         self.parts = self.map(_final, pooled_parts, kept, folds)
+        # Only the final partitions stay in worker memory: once they exist, the earlier
+        # stages are released (the scheduler keeps their recipe, to rebuild a lost one).
+        _import_distributed().wait(self.parts)
+        del loaded, cells, pooled_parts
         out = self._fit(source, recipe, unit, plan, n_rows, classes, warnings, progress)
         out = replace(out, n_dropped=prof.n_missing_target + prof.n_missing_dropped)
         LAST_RUN = self.traffic
