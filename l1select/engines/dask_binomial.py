@@ -130,10 +130,15 @@ def _refuse(params: FitParams) -> None:
 # -- the tasks: preparing the partitions ----------------------------------------------------------
 
 def _distinct(job: _Job, part: Part) -> tuple:
-    """The target's type, its distinct values (sorted, the first 3) and their counts."""
+    """The target's type, its distinct values (sorted, the first 3) and their counts; or
+    ("retype", type) when a CSV partition needs the column read as a wider type."""
+    from l1select import io as l1io
     from l1select.family import _kind, distinct
 
-    cols = [b.column(job.params.target) for b in _batches(job, part)]
+    try:
+        cols = [b.column(job.params.target) for b in _batches(job, part)]
+    except l1io.Retype as exc:
+        return "retype", exc.type, None
     if not cols:
         return None, [], []
     arr = pa.chunked_array(cols)
@@ -447,13 +452,22 @@ class _Run:
         column's counts (as :func:`l1select.family.binary_classes` makes them)."""
         from l1select.family import _key, _kind
 
-        job = _Job(source, header, list(columns), self.params)
-        if source.format == "csv":
-            from l1select.io import csv as csv_io
+        # The target column alone: CSV types as the profile pass reads them.
+        target = [self.params.target]
+        overrides: dict = {}
+        while True:
+            types = {}
+            if source.format == "csv":
+                from l1select.io import csv as csv_io
 
-            job = replace(job, types=csv_io.first_types(source, header, columns, None))
-        got = self.gather(self.client.map(_distinct, [job] * len(parts), parts,
-                                          retries=RETRIES, pure=False))
+                types = {**csv_io.first_types(source, header, target, None), **overrides}
+            job = _Job(source, header, target, self.params, types)
+            got = self.gather(self.client.map(_distinct, [job] * len(parts), parts,
+                                              retries=RETRIES, pure=False))
+            wider = [t for kind, t, _ in got if isinstance(kind, str) and kind == "retype"]
+            if not wider:
+                break
+            overrides[self.params.target] = wider[0]
         self.traffic.passes += 1
         types = [t for t, _, _ in got if t is not None]
         merged: dict = {}
