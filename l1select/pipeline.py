@@ -265,7 +265,7 @@ def _likely_family(source, header, data, params: FitParams) -> str:
     """``--family auto``: binomial when the target's first block of rows looks binary (text,
     booleans, or at most two numbers), to be confirmed on the whole column when the data are
     loaded; else gaussian, without reading more than that block. With an engine that cannot
-    fit the binomial family (``gram``, ``dask``) nothing is read here: the
+    fit the binomial family (``gram``) nothing is read here: the
     linear model, with a ``binary_target`` warning when the target has two values."""
     if params.engine not in BINOMIAL_ENGINES:
         return "gaussian"
