@@ -38,11 +38,13 @@ KKT_SLACK = 1e-9
 @dataclass(frozen=True)
 class Request:
     """Evaluate a fit at the point ``(b0, beta)`` (beta (n_features,)), with the Gram over the
-    working set ``cols`` (int64, ascending)."""
+    working set ``cols`` (int64, ascending); with ``prev`` (a point ``(b0, beta)``), also the
+    change of the loss from there, summed row by row (the step-halving test)."""
 
     b0: float
     beta: np.ndarray
     cols: np.ndarray
+    prev: tuple | None = None
 
 
 @dataclass
@@ -51,7 +53,8 @@ class Step:
     ``z`` the standardized rows; ``p`` the probabilities; ``v = w p̃(1 − p̃)`` with ``p̃``
     clamped to ``[P_CLAMP, 1 − P_CLAMP]``; ``r = w (y − p)``):
     ``loss = Σ w [log(1 + e^η) − y η]``, ``grad = Zᵀ r`` (n_features,), ``total = Σ r``,
-    ``sum_v = Σ v``, ``vz = Z_Sᵀ v`` and ``gram = Z_Sᵀ V Z_S`` over the request's ``cols``."""
+    ``sum_v = Σ v``, ``vz = Z_Sᵀ v`` and ``gram = Z_Sᵀ V Z_S`` over the request's ``cols``;
+    ``dloss``: the change of ``loss`` from the request's ``prev`` point (0 without one)."""
 
     loss: float
     grad: np.ndarray
@@ -59,34 +62,45 @@ class Step:
     sum_v: float
     vz: np.ndarray
     gram: np.ndarray
+    dloss: float = 0.0
 
     def __add__(self, other: Step) -> Step:
         return Step(self.loss + other.loss, self.grad + other.grad, self.total + other.total,
-                    self.sum_v + other.sum_v, self.vz + other.vz, self.gram + other.gram)
+                    self.sum_v + other.sum_v, self.vz + other.vz, self.gram + other.gram,
+                    self.dloss + other.dloss)
 
 
-def _sigmoid(eta: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * eta))
+def _eta(Z: np.ndarray, b0: float, beta: np.ndarray) -> np.ndarray:
+    nz = np.flatnonzero(beta)
+    eta = np.full(Z.shape[0], float(b0))
+    if nz.size:
+        eta += Z[:, nz] @ beta[nz]
+    return eta
+
+
+def _row_loss(eta: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``log(1 + e^η) − y η`` of each row, without overflow."""
+    return np.maximum(eta, 0.0) + np.log1p(np.exp(-np.abs(eta))) - y * eta
 
 
 def step_sums(Z: np.ndarray, y: np.ndarray, w: np.ndarray, req: Request) -> Step:
     """The :class:`Step` of rows ``Z`` (n, n_features: standardized, 0 where missing or where
     a feature is constant), targets ``y`` (n,) and fit weights ``w`` (n,) at ``req``."""
-    nz = np.flatnonzero(req.beta)
-    eta = np.full(y.size, float(req.b0))
-    if nz.size:
-        eta += Z[:, nz] @ req.beta[nz]
-    e = np.where(eta >= 0, 1.0, -1.0)
-    # p = σ(η) without overflow: the kernel's two-branch logistic.
+    eta = _eta(Z, req.b0, req.beta)
     t = np.exp(-np.abs(eta))
-    p = np.where(e > 0, 1.0 / (1.0 + t), t / (1.0 + t))
+    # p = σ(η) without overflow: the kernel's two-branch logistic.
+    p = np.where(eta >= 0, 1.0 / (1.0 + t), t / (1.0 + t))
     pc = np.clip(p, P_CLAMP, 1.0 - P_CLAMP)
     v = w * pc * (1.0 - pc)
     r = w * (y - p)
-    loss = float(w @ (np.maximum(eta, 0.0) + np.log1p(t) - y * eta))
+    rows = _row_loss(eta, y)
+    loss = float(w @ rows)
+    dloss = 0.0
+    if req.prev is not None:
+        dloss = float(w @ (rows - _row_loss(_eta(Z, *req.prev), y)))
     ZS = Z[:, req.cols]
     return Step(loss=loss, grad=Z.T @ r, total=float(r.sum()), sum_v=float(v.sum()),
-                vz=ZS.T @ v, gram=(ZS * v[:, None]).T @ ZS)
+                vz=ZS.T @ v, gram=(ZS * v[:, None]).T @ ZS, dloss=dloss)
 
 
 @dataclass
@@ -185,11 +199,16 @@ def _solve_alpha(cur: Step, n_fit, pf, a, b, beta, b0, cols, tol, max_iter):
                               int(max_iter - sweeps))
         sweeps += used
         beta[cols] = bs
-        # The Newton step, halved while it does not lower the objective.
+        # The Newton step, halved while it does not lower the objective (its change summed
+        # row by row, as the kernel sums it: see _kernels/logistic.py::_loss_change).
+        start = beta.copy()
+        start[cols] = beta_old
+        old_pen = _penalty(start, pf, cols, a, b)
         for _ in range(MAX_HALVINGS):
-            nxt: Step = yield Request(b0, beta.copy(), cols)
-            new_obj = nxt.loss / n_fit + _penalty(beta, pf, cols, a, b)
-            if new_obj <= obj + 1e-15 * abs(obj):
+            nxt: Step = yield Request(b0, beta.copy(), cols, (b0_old, start))
+            pen = _penalty(beta, pf, cols, a, b)
+            new_obj = nxt.loss / n_fit + pen
+            if nxt.dloss / n_fit + pen - old_pen <= 1e-15 * abs(obj):
                 break
             beta[cols] = beta_old + 0.5 * (beta[cols] - beta_old)
             b0 = b0_old + 0.5 * (b0 - b0_old)
