@@ -1,4 +1,5 @@
-"""Numba hot loops of the penalized logistic regression (``solve/logistic.py`` calls them).
+"""Numba hot loops of the penalized logistic regression (``solve/logistic.py`` calls them;
+``solve/newton.py`` calls :func:`gram_inner`, the same inner solve on a Gram).
 
 The problem, on features standardized implicitly (``z_ij = (x_ij - mean_j) * inv_scale_j``,
 0 where ``x_ij`` is missing) and weights ``w`` that sum to ``n`` (the fitting rows)::
