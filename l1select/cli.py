@@ -54,11 +54,66 @@ from l1select.files import check_folder, write_atomic
 from l1select.options import CLI_OPTIONS, ENGINE, OUTPUT, PANELS, Option, cli_help
 
 
+class _StandIn(type):
+    """The type of a stand-in class: its class attributes (``Traceback.from_exception``) come
+    from the real class."""
+
+    def __getattr__(cls, attr):
+        return getattr(cls._real(), attr)
+
+
+def _stand_in(module: str, name: str) -> type:
+    """A stand-in for class ``name`` of ``module``: the module is imported when it is used."""
+
+    def real():
+        import importlib
+
+        return getattr(importlib.import_module(module), name)
+
+    return _StandIn(name, (), {"_real": staticmethod(real),
+                               "__new__": lambda cls, *args, **kwargs: real()(*args, **kwargs)})
+
+
+def _import_help_renderer() -> None:
+    """Import ``typer.rich_utils`` (it renders ``--help``) without the two rich modules it
+    imports at its top and ``--help`` never uses.
+
+    ``rich.markdown`` (with markdown-it: for ``rich_markup_mode="markdown"``, not ours) and
+    ``rich.traceback`` (with pygments: for pretty exceptions, which ``app`` turns off) took
+    about 50 ms of the 180 ms of CPU that ``l1select --help`` took. While ``typer.rich_utils``
+    is imported they are stand-ins whose classes import the real module on first use; then
+    they leave ``sys.modules`` again, so any later import gets the real ones. A Typer that
+    imports more of them gets them as usual.
+    """
+    if "typer.rich_utils" in sys.modules:
+        return
+    import types
+
+    stubs = {"rich.markdown": "Markdown", "rich.traceback": "Traceback"}
+    if any(m in sys.modules for m in stubs):
+        return
+    for module, name in stubs.items():
+        stub = types.ModuleType(module)
+        setattr(stub, name, _stand_in(module, name))
+        sys.modules[module] = stub
+    try:
+        import typer.rich_utils  # noqa: F401
+    except ImportError:
+        pass
+    finally:
+        for module in stubs:
+            sys.modules.pop(module, None)
+
+
 class _Group(TyperGroup):
     """Usage errors as one ``Error: …`` line (exit 2); an interrupt exits 130."""
 
     def get_params(self, ctx):
-        return _plain_labels(super().get_params(ctx))
+        return _plain_labels(super().get_params(ctx), self.get_help_option(ctx))
+
+    def format_help(self, ctx, formatter):
+        _import_help_renderer()
+        return super().format_help(ctx, formatter)
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
              **extra):
@@ -95,15 +150,23 @@ class _Command(TyperCommand):
     last one."""
 
     def get_params(self, ctx):
-        params = _plain_labels(super().get_params(ctx))
-        panels = [p.rich_help_panel for p in params if getattr(p, "rich_help_panel", None)]
         help_option = self.get_help_option(ctx)
+        params = _plain_labels(super().get_params(ctx), help_option)
+        panels = [p.rich_help_panel for p in params if getattr(p, "rich_help_panel", None)]
         if panels and help_option is not None:  # not a panel of its own above the others
             help_option.rich_help_panel = panels[-1]
         return params
 
+    def format_help(self, ctx, formatter):
+        _import_help_renderer()
+        return super().format_help(ctx, formatter)
 
-def _plain_labels(params):
+
+def _plain_labels(params, help_option=None):
+    if help_option is not None and help_option.default is None:
+        # Typer converts a value through a pydantic adapter unless it is a bool already, and
+        # the help flag defaults to None: 'fit --help' imported pydantic (70 ms) for it.
+        help_option.default = False
     for param in params:
         if param.metavar is not None and param.param_type_name == "option":
             continue

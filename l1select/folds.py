@@ -13,6 +13,10 @@ None depends on how the rows are batched or partitioned, so every engine gets th
   row count is within one bucket's row count of every other's.
 - ``forward``: the rows in file order are cut into ``n_folds + 1`` consecutive blocks by global
   row index, as scikit-learn's ``TimeSeriesSplit`` cuts them (needs the row count first).
+- stability selection's micro-groups: every training row belongs to one of ``M`` micro-groups,
+  a function of its global row index and the seed, like the folds (balanced: in every block of
+  ``M`` consecutive indices each micro-group gets one row); its half-samples are unions of
+  them (see ``solve/stability.py``), so a statistics pass keeps one set per micro-group.
 
 The statistics engines keep one set of statistics per *cell* (group id): 0 is the test split,
 then the cells of each layer (a layer per repeat). A :class:`FoldPlan` says, per fold, which
@@ -355,3 +359,27 @@ def row_labels(batch, positions: np.ndarray, params, source: str) -> list[str]:
         raise DataError(f"{what} column {quoted(name)} in {source} has missing labels; give "
                         f"every row a {what.lower()} label")
     return [str(v) for v in col.to_pylist()]
+
+
+# -- stability selection's micro-groups --------------------------------------------------------
+
+# Micro-groups per pass: half-samples are unions of 32 of them. 64 makes C(64, 32) ≈ 1.8e18
+# possible halves, while the statistics stay small (64 matrices of (slots)²).
+MICRO_GROUPS = 64
+# ... unless 64 co-moment matrices would pass this many bytes; never fewer than 8 groups.
+MICRO_BYTES = 1 << 30
+MIN_MICRO_GROUPS = 8
+# Keeps the micro-groups independent of the CV folds drawn from the same seed.
+_MICRO_SEED_SHIFT = 0x632BE59BD9B4E019
+
+
+def micro_count(n_slots: int) -> int:
+    """How many micro-groups fit the memory budget for statistics of ``n_slots`` slots (even)."""
+    fit = MICRO_BYTES // max(8 * n_slots * n_slots, 1)
+    m = int(min(MICRO_GROUPS, max(MIN_MICRO_GROUPS, fit)))
+    return m - (m % 2)
+
+
+def micro_ids(rows: np.ndarray, n_groups: int, seed: int) -> np.ndarray:
+    """The micro-group (0 … n_groups-1) of each global row index."""
+    return fold_ids(rows, n_groups, (int(seed) + _MICRO_SEED_SHIFT) % (1 << 64))

@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 
 from l1select import io as l1io
+from l1select.engines.base import Engine, Job, TooWide
 from l1select.errors import ConfigError, escaped
 from l1select.family import NotBinary, binary_classes, check_weights_column, looks_binary
 from l1select.options import problems
@@ -19,7 +20,7 @@ from l1select.select import (
     select,
     stability_summary,
 )
-from l1select.types import FitParams, Recipe, SelectionResult, Warn
+from l1select.types import FitParams, Recipe, SelectionResult, Solved, Warn
 
 
 def validate(params: FitParams) -> FitParams:
@@ -76,7 +77,8 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
                                       params.target, source.display)
 
             try:
-                out = engine.run(source, header, data, columns, params, reporter, classes_of)
+                out = _run(engine, Job(source, header, data, columns, params, reporter,
+                                       classes_of))
             except NotBinary:
                 # The first rows looked binary, the whole target is not: a linear model.
                 family = "gaussian"
@@ -85,7 +87,7 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
             _gaussian_only(params)
             engine = _engine(params.engine, len(columns), n_rows, params.group_categoricals,
                              weighted=params.weights is not None, measure=params.measure)
-            out = _run(engine, source, header, data, columns, params, reporter)
+            out = _run(engine, Job(source, header, data, columns, params, reporter))
         classes = out.classes
         features = list(out.recipe.features)
         chosen = select(list(out.fits), out.scaling, params.rule, features,
@@ -100,11 +102,8 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
             "approximate (highly correlated features slow it down: consider --exclude)"))
     warnings.extend(extra.pop("warnings"))
     test_report = None
-    if out.test_error is not None and out.family == "binomial":
+    if out.test_error is not None:
         test_report = out.test_error(chosen.coef, chosen.intercept)
-    elif out.test_error is not None:
-        n_test, mse, r2 = out.test_error(chosen.coef, chosen.intercept)
-        test_report = {"n_rows": n_test, "mse": mse, "r2": r2}
     results = extra.pop("features")
     cv = chosen.cv
     roc = out.fits[chosen.chosen].roc
@@ -301,13 +300,16 @@ MAE_ENGINES = ("data", "reference")
 
 
 def _engine(name: str, n_columns: int, n_rows: int | None, group: bool = False,
-            family: str = "gaussian", weighted: bool = False, measure: str | None = None):
-    """The engine to run. ``auto`` streams the Gram statistics unless the data is wide (by its
-    columns here; one-hot levels can make it wide later: the gram engine then raises
-    ``TooWide`` and :func:`_run` switches to the data engine). The binomial family is fitted
-    in memory. The data-matrix engine has no observation weights for the gaussian family:
-    weighted fits take the Gram route. ``--measure mae`` needs the rows: ``auto`` picks the
-    data engine for it."""
+            family: str = "gaussian", weighted: bool = False, measure: str | None = None
+            ) -> Engine:
+    """The engine to run; the solving stage then picks the solver for what it delivers.
+
+    ``auto`` streams the Gram statistics unless the data is wide (by its columns here; one-hot
+    levels can make it wide later: the streaming engine then raises ``TooWide`` and
+    :func:`_run` loads the data in memory instead). The binomial family is fitted in memory
+    (or on a Dask cluster with ``--engine dask``).
+    The data-matrix solver has no observation weights for the gaussian family: weighted fits
+    take the Gram route. ``--measure mae`` needs the rows: ``auto`` loads them for it."""
     if family == "binomial":
         if name not in BINOMIAL_ENGINES:
             raise ConfigError(f"--engine {name} cannot fit a logistic model (binary target, "
@@ -315,16 +317,12 @@ def _engine(name: str, n_columns: int, n_rows: int | None, group: bool = False,
                               "auto, --engine data, --engine reference or --engine dask, or "
                               "--family gaussian for a linear model")
         if name == "dask":
-            from l1select.engines import dask_binomial
+            from l1select.engines.dask import DaskEngine
 
-            return dask_binomial
-        if name == "reference":
-            from l1select.engines import reference
+            return DaskEngine()
+        from l1select.engines.memory import MemoryEngine
 
-            return reference
-        from l1select.engines import logistic
-
-        return logistic
+        return MemoryEngine()
     if weighted and name not in WEIGHTED_GAUSSIAN_ENGINES:
         raise ConfigError(f"--engine {name} does not take --weights for a numeric target "
                           "(family gaussian); use --engine auto, gram, dask or reference")
@@ -333,28 +331,24 @@ def _engine(name: str, n_columns: int, n_rows: int | None, group: bool = False,
     if name == "auto" and group:
         name = "gram"  # the group lasso runs on the Gram statistics only
     if name == "auto":
-        from l1select.engines.gram import GRAM_MAX_FEATURES
+        from l1select.engines.streaming import GRAM_MAX_FEATURES
 
         if weighted and n_columns > GRAM_MAX_FEATURES:
             raise _too_wide_for_weights(n_columns, GRAM_MAX_FEATURES)
         wide = n_columns > GRAM_MAX_FEATURES or (n_rows is not None and n_rows < 2 * n_columns)
         # Weighted gaussian fits stay on the Gram, whose statistics take weights.
         name = "data" if wide and not weighted else "gram"
-    if name == "reference":
-        from l1select.engines import reference
+    if name in ("reference", "data"):
+        from l1select.engines.memory import MemoryEngine
 
-        return reference
-    if name == "data":
-        from l1select.engines import data
-
-        return data
+        return MemoryEngine()
     if name == "dask":
-        from l1select.engines import dask
+        from l1select.engines.dask import DaskEngine
 
-        return dask
-    from l1select.engines import gram
+        return DaskEngine()
+    from l1select.engines.streaming import StreamingEngine
 
-    return gram
+    return StreamingEngine()
 
 
 def _mae_engine(name: str, group: bool, weighted: bool) -> str:
@@ -375,19 +369,23 @@ def _mae_engine(name: str, group: bool, weighted: bool) -> str:
     return "data"
 
 
-def _run(engine, source, header, data, columns, params: FitParams, reporter):
-    """Run ``engine``; with ``--engine auto``, the data engine when the gram engine finds the
-    design too wide once the categoricals are one-hot encoded."""
-    if params.engine != "auto" or engine.__name__ != "l1select.engines.gram":
-        return engine.run(source, header, data, columns, params, reporter)
-    try:
-        return engine.run(source, header, data, columns, params, reporter)
-    except engine.TooWide:
-        if params.weights is not None:
-            raise _too_wide_for_weights(None, engine.GRAM_MAX_FEATURES) from None
-        from l1select.engines import data as wide
+def _run(engine: Engine, job: Job) -> Solved:
+    """The two stages in order: ``engine`` delivers, the solving stage solves. With
+    ``--engine auto``, the design is loaded in memory for the data-matrix solver when the
+    streaming pass finds it too wide once the categoricals are one-hot encoded."""
+    from l1select.solve.stage import solve
 
-        return wide.run(source, header, data, columns, params, reporter)
+    try:
+        delivered = engine.run(job)
+    except TooWide:
+        if job.params.weights is not None:
+            from l1select.engines.streaming import GRAM_MAX_FEATURES
+
+            raise _too_wide_for_weights(None, GRAM_MAX_FEATURES) from None
+        from l1select.engines.memory import MemoryEngine
+
+        delivered = MemoryEngine().run(job)
+    return solve(delivered, job)
 
 
 def _too_wide_for_weights(n_columns: int | None, limit: int) -> ConfigError:

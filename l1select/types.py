@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from l1select import options as _options
+
+if TYPE_CHECKING:  # numpy is imported by the stages that compute, never by --help
+    from collections.abc import Callable
+
+    from numpy.typing import NDArray
 
 
 @dataclass(frozen=True)
@@ -78,28 +83,28 @@ class PathFit:
     """
 
     l1_ratio: float
-    alphas: Any
-    coefs: Any
-    mse_path: Any | None
-    fold_sizes: Any | None
+    alphas: NDArray
+    coefs: NDArray
+    mse_path: NDArray | None
+    fold_sizes: NDArray | None
     converged: bool = True
-    fold_coefs: Any | None = None
+    fold_coefs: NDArray | None = None
     # binomial: the all-rows intercepts (n_alphas,) on the standardized scale (gaussian: the
     # target mean), every CV measure by name (n_alphas, n_folds), the deviance explained
-    intercepts: Any | None = None
-    measures: dict[str, Any] | None = None
-    dev_ratio: Any | None = None
-    # binomial: roc(i_alpha) -> the ROC curve of the out-of-fold predictions at that alpha
-    roc: Any | None = None
+    intercepts: NDArray | None = None
+    measures: dict[str, NDArray] | None = None
+    dev_ratio: NDArray | None = None
+    # binomial: the ROC curve of the out-of-fold predictions at an alpha
+    roc: RocCurve | None = None
 
 
 @dataclass(frozen=True)
 class Scaling:
     """Column means and scales of the design on all training rows (after imputation)."""
 
-    x_mean: Any
-    x_scale: Any
-    x_std: Any
+    x_mean: NDArray
+    x_scale: NDArray
+    x_std: NDArray
     y_mean: float
     y_var: float
     n_samples: int
@@ -162,16 +167,53 @@ class SelectionResult:
         return {"n_features": n, "n_selected": k, "fraction_selected": (k / n) if n else 0.0}
 
 
-@dataclass(frozen=True)
-class EngineOutput:
-    """What an engine hands to ``select``: the paths, and what the report needs to know.
+class TestError(Protocol):
+    """The held-out test split's measures of a model given on the original scale: gaussian
+    ``{n_rows, mse, r2}``, binomial ``{n_rows, deviance, auc, accuracy, …}``."""
 
-    ``test_error(coef, intercept)`` gives the test-set (n_rows, mse, r2) of a model on the
-    original scale, or is None without a test split. ``penalty`` (n_features,) holds the
-    penalty factors the paths were solved with (None: all 1), ``adaptive`` how the adaptive
-    weights were made. ``halves(l1_ratio, alphas, progress)``, with ``--stability``, solves
-    the complementary half-sample paths (see ``engines/stability.py``).
-    ``n_target_values`` is the number of distinct target values, counted up to 3.
+    def __call__(self, coef: NDArray, intercept: float) -> dict[str, Any]: ...
+
+
+class HalfSampler(Protocol):
+    """Stability selection's complementary half-sample paths at one l1_ratio over ``alphas``:
+    the selection indicators (2B, n_features, n_alphas), whether every fit converged, and the
+    number of micro-groups the halves are unions of. ``progress(done, total)`` as they go."""
+
+    def __call__(self, l1_ratio: float, alphas: NDArray,
+                 progress: Callable[[int, int], None] | None = None
+                 ) -> tuple[NDArray, bool, int]: ...
+
+
+class Refit(Protocol):
+    """The unpenalized refit on the selected feature indices (binomial): coefficients on the
+    original scale (n_features,), the intercept, and whether it diverged."""
+
+    def __call__(self, selected: NDArray) -> tuple[NDArray, float, bool]: ...
+
+
+class RocCurve(Protocol):
+    """The ROC curve (``{fpr, tpr, …}``) of the out-of-fold predictions at alpha ``i``."""
+
+    def __call__(self, i: int) -> dict[str, Any]: ...
+
+
+class GramColumns(Protocol):
+    """Columns ``idx`` of the all-rows standardized Gram, shape (n_features, len(idx))."""
+
+    def __call__(self, idx: NDArray) -> NDArray: ...
+
+
+@dataclass(frozen=True)
+class Solved:
+    """What the solving stage hands to ``select``: the paths, and what the report and the
+    trust checks need to know.
+
+    ``test_error`` measures a model on the test split (None without one). ``penalty``
+    (n_features,) holds the penalty factors the paths were solved with (None: all 1),
+    ``adaptive`` how the adaptive weights were made. ``halves``, with ``--stability``, solves
+    the complementary half-sample paths (see ``solve/stability.py``). ``n_target_values`` is
+    the number of distinct target values, counted up to 3. ``refit`` and ``classes``: the
+    binomial family's unpenalized refit and the target's two classes (``family.Classes``).
     """
 
     engine: str
@@ -187,28 +229,27 @@ class EngineOutput:
     sha256: str | None
     n_folds: int
     fold_labels: tuple[str, ...] = ()
-    test_error: Any = None
-    penalty: Any = None
+    test_error: TestError | None = None
+    penalty: NDArray | None = None
     adaptive: dict[str, Any] | None = None
     problem: AllRows | None = None
-    halves: Any = None
+    halves: HalfSampler | None = None
     n_target_values: int | None = None
     family: str = "gaussian"
     measure: str = "mse"  # the CV measure the curve is of
-    # binomial: refit(selected indices) -> (coef, intercept, diverged), the unpenalized fit
-    refit: Any = None
-    classes: Any = None  # binomial: the target's family.Classes (negative, positive)
+    refit: Refit | None = None
+    classes: Any = None  # family.Classes: a later stage's type, not importable here
 
 
 @dataclass(frozen=True)
 class AllRows:
     """The all-rows problem on the scale the path was solved on (``Scaling.x_scale``).
 
-    ``gram_cols(idx)`` gives the columns ``idx`` of ``G = Xsᵀ Xs / n``, shape (n_features,
-    len(idx)); ``gram_diag`` (n_features,) its diagonal; ``xty`` (n_features,)
-    ``Xsᵀ yc / n``. The full Gram is never required: the data engine forms columns on demand.
+    ``gram_cols(idx)`` gives the columns ``idx`` of ``G = Xsᵀ Xs / n``; ``gram_diag``
+    (n_features,) its diagonal; ``xty`` (n_features,) ``Xsᵀ yc / n``. The full Gram is never
+    required: the data engine forms columns on demand.
     """
 
-    gram_cols: Any
-    gram_diag: Any
-    xty: Any
+    gram_cols: GramColumns
+    gram_diag: NDArray
+    xty: NDArray

@@ -13,10 +13,12 @@ values come out exactly as in the local engine. Two passes of Dask tasks
    every partition (hence each partition's first global row index, which the folds need);
 2. each partition, with a profiler seeded by that state (every level, every missing
    indicator, the global fills), reduces its rows to per-group statistics with the very code
-   of the gram engine (:class:`~l1select.engines.gram.Reduction`); the statistics are merged
-   pairwise on the workers and the client gets one set: (groups × slots²) floats.
+   of the streaming engine (:class:`~l1select.engines.streaming.Reduction`); the statistics
+   are merged pairwise on the workers and the client gets one set: (groups × slots²) floats.
 
-The client then runs the gram engine's solve. Only profiles and statistics travel, never rows.
+The client gets the same :class:`~l1select.engines.base.Statistics` the streaming engine
+delivers, and the Gram solver (``solve/gram.py``) solves them. Only profiles and statistics
+travel, never rows.
 """
 
 from __future__ import annotations
@@ -30,14 +32,15 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from l1select import io as l1io
-from l1select.engines.gram import Reduction, make_grouper, solve, split_weights
+from l1select.engines.base import Job, Statistics
+from l1select.engines.streaming import Reduction, make_grouper, split_weights
 from l1select.errors import ConfigError, DataError, L1SelectError, quoted
 from l1select.io import csv as csv_io
 from l1select.io import parquet as parquet_io
 from l1select.io import sources
 from l1select.moments import Moments
 from l1select.prepare import Profiler
-from l1select.types import EngineOutput, FitParams
+from l1select.types import FitParams
 
 # A CSV partition is about this many bytes of one file (compressed CSV: the whole file).
 CSV_PARTITION_BYTES = 64 << 20
@@ -284,13 +287,23 @@ def cluster_client(address: str | None):
 
 # -- the engine -----------------------------------------------------------------------------------
 
-def run(source, header, data, columns, params: FitParams, progress=None) -> EngineOutput:
-    _import_distributed()
-    if source.is_stdin:
-        raise ConfigError("--engine dask reads files, folders, globs or URLs, not stdin; "
-                          "save the data to a file or use --engine gram")
-    with cluster_client(params.scheduler) as client:
-        return _run(client, source, header, columns, params, progress)
+class DaskEngine:
+    """The statistics pass on a Dask cluster (``--engine dask``)."""
+
+    name = "dask"
+
+    def run(self, job: Job) -> Statistics:
+        if job.classes is not None:
+            from l1select.engines import dask_binomial
+
+            return dask_binomial.run(job.source, job.header, job.data, job.columns, job.params,
+                                     job.progress, job.classes)
+        _import_distributed()
+        if job.source.is_stdin:
+            raise ConfigError("--engine dask reads files, folders, globs or URLs, not stdin; "
+                              "save the data to a file or use --engine gram")
+        with cluster_client(job.params.scheduler) as client:
+            return _run(client, job.source, job.header, job.columns, job.params, job.progress)
 
 
 def profile_pass(client, source, header, columns, params: FitParams, parts: list[Part],
@@ -323,7 +336,7 @@ def profile_pass(client, source, header, columns, params: FitParams, parts: list
         raise rest[0]
 
 
-def _run(client, source, header, columns, params: FitParams, progress) -> EngineOutput:
+def _run(client, source, header, columns, params: FitParams, progress) -> Statistics:
     parts, known = partitions(source)
     job, first = profile_pass(client, source, header, columns, params, parts, known)
     prof = first.prof
@@ -347,9 +360,9 @@ def _run(client, source, header, columns, params: FitParams, progress) -> Engine
         stats.drop(dead)
         if stats2.micro is not None:
             stats2.micro.drop(dead)
-    scan = l1io.Scan(sha256=None, n_rows=sum(counts))
-    return solve(source, params, prof, stats, grouper, scan, stats2.micro,
-                 min(len(stats2.y_values), 3), progress, engine="dask")
+    return Statistics(engine="dask", prof=prof, stats=stats, grouper=grouper,
+                      scan=l1io.Scan(sha256=None, n_rows=sum(counts)), micro=stats2.micro,
+                      n_target_values=min(len(stats2.y_values), 3))
 
 
 def _offsets(counts: list[int]) -> list[int]:

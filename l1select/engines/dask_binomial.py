@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pyarrow as pa
 
-from l1select.engines.checks import SATURATED_PATH, binomial_measure
+from l1select.engines.checks import constant_features
 from l1select.engines.dask import (
     RETRIES,
     Part,
@@ -48,12 +48,13 @@ from l1select.engines.dask import (
     partitions,
     profile_pass,
 )
-from l1select.engines.gram import split_weights
-from l1select.engines.memory import _feature_units, constant_features
+from l1select.engines.memory import _feature_units
+from l1select.engines.streaming import split_weights
 from l1select.errors import ConfigError, DataError, quoted
 from l1select.folds import make_grouper, row_labels
 from l1select.path import grids_for, make_penalty
 from l1select.prepare import design_matrix, pool_columns, pool_rare_levels
+from l1select.solve.checks import SATURATED_PATH, binomial_measure
 from l1select.solve.logistic import (
     MEASURES,
     deviance,
@@ -61,7 +62,7 @@ from l1select.solve.logistic import (
     standardize_rows,
 )
 from l1select.solve.newton import PathState, lockstep, path_steps, step_sums
-from l1select.types import AllRows, EngineOutput, FitParams, PathFit, Scaling
+from l1select.types import AllRows, FitParams, PathFit, Scaling, Solved
 
 # The adaptive lasso's initial ridge fit, as the local binomial engine makes it.
 ADAPTIVE_RIDGE_ALPHA = 1e-2
@@ -340,7 +341,7 @@ def _merge_score(a: dict, b: dict) -> dict:
 # -- the engine -----------------------------------------------------------------------------------
 
 def run(source, header, data, columns, params: FitParams, progress=None, classes=None
-        ) -> EngineOutput:
+        ) -> Solved:
     """``classes(target_column)`` gives the two classes of a target column (see
     :func:`l1select.family.binary_classes`); here it is given the target's distinct values
     from every partition, and the counts come from the partitions."""
@@ -373,7 +374,7 @@ class _Run:
         self.traffic.passes += 1
         return self.gather(_tree(self.client, futures, merge))
 
-    def run(self, source, header, columns, classes_of, progress) -> EngineOutput:
+    def run(self, source, header, columns, classes_of, progress) -> Solved:
         global LAST_RUN
         params, client = self.params, self.client
         parts, known = partitions(source)
@@ -571,7 +572,7 @@ class _Run:
         return [top / r for r in self.params.l1_ratios]
 
     def _fit(self, source, recipe, unit, plan, n_rows, classes, warnings, progress
-             ) -> EngineOutput:
+             ) -> Solved:
         from l1select.solve.logistic import SATURATION
 
         params = self.params
@@ -655,7 +656,7 @@ class _Run:
         G = self.gram["gram"]
         problem = AllRows(gram_cols=lambda idx: G[:, np.asarray(idx, dtype=np.int64)] / n,
                           gram_diag=np.diag(G) / n, xty=self.gram["xty"] / n)
-        return EngineOutput(
+        return Solved(
             engine="dask", recipe=recipe, warnings=tuple(warnings), fits=tuple(out_fits),
             scaling=scaling, alpha_max=tuple(a_max), n_rows=n_rows, n_used=n, n_test=0,
             n_dropped=0, sha256=None, n_folds=n_folds, fold_labels=plan.labels,

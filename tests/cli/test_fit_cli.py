@@ -774,13 +774,42 @@ print("HEAVY=" + ",".join(heavy))
 
 @pytest.mark.parametrize("args", [["--help"], ["fit", "--help"]], ids=["root", "fit"])
 def test_help_does_not_import_numpy(args):
-    heavy = ["numpy", "numba", "sklearn", "pandas", "pyarrow", "scipy"]
+    # Also what Typer's help renderer imports but help does not use (markdown_it,
+    # pygments: see cli._import_help_renderer) and pydantic (Typer's value conversion).
+    heavy = ["numpy", "numba", "sklearn", "pandas", "pyarrow", "scipy", "pydantic",
+             "markdown_it", "pygments"]
     code = _HELP_IMPORTS.format(args=args, heavy=heavy)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "Usage" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1] == "HEAVY="
+
+
+def test_help_renderer_stand_ins_load_the_real_classes():
+    # --help imports Typer's renderer with stand-ins for rich.markdown and rich.traceback;
+    # whatever uses them afterwards must get rich's own classes.
+    code = """
+import sys
+from l1select.cli import app
+try:
+    app(["--help"], prog_name="l1select")
+except SystemExit:
+    pass
+import typer.rich_utils as ru
+assert "rich.markdown" not in sys.modules and "rich.traceback" not in sys.modules
+md = ru.Markdown("*a*")
+try:
+    raise ValueError("boom")
+except ValueError as exc:
+    tb = ru.Traceback.from_exception(type(exc), exc, exc.__traceback__)
+import rich.markdown, rich.traceback
+print(type(md) is rich.markdown.Markdown, type(tb) is rich.traceback.Traceback)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "True True"
 
 
 # --------------------------------------------------------------------------------------------

@@ -132,7 +132,7 @@ def test_ctrl_c_during_a_wide_fit_exits_at_once(tmp_path):
     marker, out = tmp_path / "solving", tmp_path / "out.json"
     # The marker file says when the first path starts (reading a file takes a while).
     code = (
-        "import l1select.engines.data as d\n"
+        "import l1select.solve.data as d\n"
         "real = d._path\n"
         "def traced(*a, **k):\n"
         f"    open({str(marker)!r}, 'w').close()\n"

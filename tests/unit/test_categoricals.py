@@ -212,9 +212,9 @@ def test_auto_engine_follows_the_feature_count_after_encoding(tmp_path):
 
 
 def test_auto_engine_leaves_the_pass_once_the_levels_outgrow_the_gram(tmp_path, monkeypatch):
-    from l1select.engines import gram
+    from l1select.engines import streaming
 
-    monkeypatch.setattr(gram, "GRAM_MAX_FEATURES", 40)
+    monkeypatch.setattr(streaming, "GRAM_MAX_FEATURES", 40)
     rng = np.random.default_rng(4)
     n = 1000
     level = rng.integers(0, 60, n)

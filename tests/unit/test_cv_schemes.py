@@ -219,8 +219,9 @@ def test_stability_half_samples_keep_labels_whole(tmp_path, engine, labels):
 
 def test_halves_hold_whole_groups(tmp_path):
     from l1select import io as l1io
-    from l1select.engines.memory import half_rows, load
+    from l1select.engines.memory import load
     from l1select.prepare import needed_columns
+    from l1select.solve.matrix import half_rows
 
     path, df = _data(tmp_path)
     params = FitParams(target="y", group_column="grp", stability=5)
@@ -253,9 +254,9 @@ def test_missing_group_label(tmp_path):
 
 
 def test_statistics_past_the_budget_are_refused(tmp_path, monkeypatch):
-    from l1select.engines import gram
+    from l1select.engines import streaming
 
     path, _ = _data(tmp_path)
-    monkeypatch.setattr(gram, "STATS_BYTES", 20_000)
+    monkeypatch.setattr(streaming, "STATS_BYTES", 20_000)
     with pytest.raises(ConfigError, match=r"10 repeats × 5 folds .* budget"):
         _fit(path, repeats=10)

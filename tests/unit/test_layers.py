@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 PKG = Path(__file__).resolve().parents[2] / "l1select"
 
 # Lower rank = earlier in the flow. Modules of equal rank may not import each other.
@@ -16,8 +18,10 @@ RANK = {
     "io": 1, "prepare": 2, "family": 2.5, "folds": 3, "moments": 4,
     # _kernels is a package: its parts have their own ranks (KERNEL_RANK below).
     "_kernels": 4, "_aot": 4.5,
+    # engines deliver statistics or the matrix; the solving stage turns them into paths.
+    "engines": 4.8,
     "path": 5, "grouplasso": 5, "cv": 6, "solve": 6.5,
-    "select": 7, "engines": 8, "pipeline": 9, "apply": 9, "report": 10, "plots": 10, "config": 10,
+    "select": 7, "pipeline": 9, "apply": 9, "report": 10, "plots": 10, "config": 10,
     # The HTML report renders only, like report and plots, and embeds the plots' pictures.
     "html_report": 10.5,
     "batch": 11, "cli_args": 12, "cli": 13, "__main__": 14,
@@ -64,49 +68,38 @@ def test_imports_point_down_the_data_flow():
     assert not wrong, wrong
 
 
-# Inside the io package: where the bytes are, then one reader per format, then the ways in.
-IO_RANK = {"sources": 0, "result": 0, "csv": 1, "parquet": 1, "write": 1, "reader": 2}
+# Inside the packages, one way too. io: where the bytes are, then one reader per format, then
+# the ways in. _kernels: the shared pieces, then the Gram solver, then the data-matrix solver
+# (which solves its active sets on their Gram), so a Gram fit never loads the data-matrix one;
+# the group lasso's and the logistic regression's kernels stand alone. engines: the boundary
+# (base) and the shared checks, then the engines (Dask reuses the streaming reduction).
+# solve: the family's maths and stability's pairs, the shared checks and matrix helpers, the
+# solvers, then the stage that dispatches to them.
+PART_RANKS = {
+    "io": {"sources": 0, "result": 0, "csv": 1, "parquet": 1, "write": 1, "reader": 2},
+    "_kernels": {"common": 0, "gram": 1, "data": 2, "group": 1, "logistic": 1},
+    "engines": {"base": 0, "checks": 0, "memory": 1, "streaming": 1, "dask": 2,
+                "dask_binomial": 3},
+    "solve": {"logistic": 0, "stability": 0, "checks": 1, "matrix": 1, "newton": 1, "gram": 2,
+              "data": 2, "binomial": 3, "reference": 3, "stage": 4},
+}
 
 
-def test_the_io_parts_import_one_way():
+@pytest.mark.parametrize("package", sorted(PART_RANKS))
+def test_the_parts_of_a_package_import_one_way(package):
+    rank = PART_RANKS[package]
     wrong = []
-    for path in (PKG / "io").glob("*.py"):
+    for path in (PKG / package).glob("*.py"):
         me = path.stem
         if me == "__init__":
             continue  # re-exports the parts, lazily
-        assert me in IO_RANK, f"give l1select/io/{me}.py a rank in IO_RANK"
+        assert me in rank, f"give l1select/{package}/{me}.py a rank in PART_RANKS"
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module:
                 names = node.module.split(".")
-                if names[:2] != ["l1select", "io"]:
-                    continue
-                deps = names[2:3] or [a.name for a in node.names]
-                for dep in deps:
-                    if dep in IO_RANK and IO_RANK[dep] >= IO_RANK[me] and dep != me:
-                        wrong.append(f"io/{me}.py imports io/{dep}.py")
-    assert not wrong, wrong
-
-
-# Inside the _kernels package: the shared pieces, then the Gram solver, then the data-matrix
-# solver (which solves its active sets on their Gram). The Gram solver never imports the
-# data-matrix one, so a Gram fit does not load it. The group lasso's and the logistic
-# regression's kernels stand alone.
-KERNEL_RANK = {"common": 0, "gram": 1, "data": 2, "group": 1, "logistic": 1}
-
-
-def test_the_kernel_parts_import_one_way():
-    wrong = []
-    for path in (PKG / "_kernels").glob("*.py"):
-        me = path.stem
-        if me == "__init__":
-            continue  # re-exports the solvers, lazily
-        assert me in KERNEL_RANK, f"give l1select/_kernels/{me}.py a rank in KERNEL_RANK"
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names = node.module.split(".")
-                if names[:2] != ["l1select", "_kernels"]:
+                if names[:2] != ["l1select", package]:
                     continue
                 for dep in names[2:3] or [a.name for a in node.names]:
-                    if dep in KERNEL_RANK and KERNEL_RANK[dep] >= KERNEL_RANK[me] and dep != me:
-                        wrong.append(f"_kernels/{me}.py imports _kernels/{dep}.py")
+                    if dep in rank and rank[dep] >= rank[me] and dep != me:
+                        wrong.append(f"{package}/{me}.py imports {package}/{dep}.py")
     assert not wrong, wrong

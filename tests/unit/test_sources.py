@@ -127,7 +127,9 @@ def test_quoted_line_breaks_across_blocks(tmp_path, monkeypatch):
     _same(small, whole)
 
 
-def test_one_big_row_group_is_read_in_bounded_batches_in_order(tmp_path, monkeypatch):
+@pytest.mark.parametrize("whole_group_values", [0, 1 << 21], ids=["batch_reader", "whole"])
+def test_one_big_row_group_is_read_in_bounded_batches_in_order(tmp_path, monkeypatch,
+                                                                whole_group_values):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -140,6 +142,8 @@ def test_one_big_row_group_is_read_in_bounded_batches_in_order(tmp_path, monkeyp
     assert pq.ParquetFile(path).metadata.num_row_groups == 1
     # 2 columns and 1024 values a batch: batches of max(1024, 512) = 1024 rows, not the group.
     monkeypatch.setattr(l1io.parquet, "PARQUET_BATCH_VALUES", 1024)
+    # Decoded batch by batch (0), or (a group of at most that many values) whole, then cut.
+    monkeypatch.setattr(l1io.parquet, "PARQUET_WHOLE_GROUP_VALUES", whole_group_values)
     source, header, data = l1io.open_header(str(path))
     scan = l1io.Scan()
     got = list(l1io.batches(source, header, header.names, data, scan))

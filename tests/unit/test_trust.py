@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from l1select.engines.stability import half_pairs, micro_ids
 from l1select.errors import ConfigError
+from l1select.folds import micro_ids
 from l1select.moments import batch_moments, merge_groups, merge_sum
 from l1select.pipeline import select_features, validate
 from l1select.select import stability_summary
+from l1select.solve.stability import half_pairs
 from l1select.types import FitParams
 from tests.conftest import make_regression, write_csv
 
@@ -57,15 +58,18 @@ TRUE = ["x0", "x1", "x2"]
 def test_fold_frequency_is_the_share_of_training_folds_selecting_at_the_chosen_alpha(
         sparse_truth):
     from l1select import io as l1io
-    from l1select.engines import gram
+    from l1select.engines.base import Job
+    from l1select.engines.streaming import StreamingEngine
     from l1select.prepare import needed_columns
+    from l1select.solve.stage import solve
 
     params = FitParams(target="y", n_alphas=40)
     result = _fit(sparse_truth, n_alphas=40)
     # The same run, one stage lower: the fold fits themselves.
     source, header, data = l1io.open_header(str(sparse_truth))
     columns, _ = needed_columns(header.names, "y", (), (), None, source.display)
-    out = gram.run(source, header, data, columns, params)
+    job = Job(source, header, data, columns, params)
+    out = solve(StreamingEngine().run(job), job)
     i = list(out.fits[0].alphas).index(result.alpha["chosen"])
     expected = (out.fits[0].fold_coefs[:, :, i] != 0).mean(axis=0)
     got = [f.fold_frequency for f in result.features]

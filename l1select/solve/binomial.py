@@ -1,4 +1,4 @@
-"""The binomial engine: penalized logistic regression on the data held in memory.
+"""The binomial solver: penalized logistic regression on the data held in memory.
 
 Logistic loss has no finite sufficient statistics, so the rows are loaded once (float64, NaN
 where missing: 8 bytes a cell) and every path (all rows, each training fold, each half-sample)
@@ -13,10 +13,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from l1select.engines.checks import SATURATED_PATH, binomial_measure, check_binomial
-from l1select.engines.data import solve_threads
-from l1select.engines.memory import half_rows, load, n_micro
+from l1select.engines.base import InMemory, Job
 from l1select.path import grids_for, make_penalty
+from l1select.solve.checks import SATURATED_PATH, binomial_measure, check_binomial
+from l1select.solve.data import solve_threads
 from l1select.solve.logistic import (
     MEASURES,
     alpha_max,
@@ -31,7 +31,8 @@ from l1select.solve.logistic import (
     weighted_auc,
     weighted_scaling,
 )
-from l1select.types import AllRows, EngineOutput, FitParams, PathFit, Scaling, Warn
+from l1select.solve.matrix import half_rows, n_micro
+from l1select.types import AllRows, FitParams, PathFit, Scaling, Solved, Warn
 
 # The adaptive lasso's initial fit for binomial: ridge-penalized logistic regression at this
 # alpha on the standardized scale (the gaussian initial ridge uses 1e-2 of the mean Gram
@@ -43,11 +44,10 @@ ADAPTIVE_RIDGE_ALPHA = 1e-2
 REFIT_MAX_ITER = 2000
 
 
-def run(source, header, data, columns, params: FitParams, progress=None, classes=None
-        ) -> EngineOutput:
-    """``classes(target_column)`` gives the two classes of the whole target column
-    (``family.binary_classes``), raising ``family.NotBinary`` when it is not binary."""
-    mem = load(source, header, data, columns, params, classes)
+def solve(mem: InMemory, job: Job) -> Solved:
+    """The logistic paths on all rows and every training fold (in threads), every CV measure,
+    the ROC of the out-of-fold predictions, the test error, the refit and the half-samples."""
+    source, params = job.source, job.params
     unit = mem.units()  # X holds each column × its unit (a power of two; 1 for most)
     check_binomial(mem, params, source.display)
     X = make_design(mem.X)  # the solver's copy; mem.X is no longer needed
@@ -119,7 +119,7 @@ def run(source, header, data, columns, params: FitParams, progress=None, classes
         warnings.append(SATURATED_PATH)
 
     problem = _all_rows_problem(X, y, wn, mean, scale, scaling.y_mean)
-    return EngineOutput(
+    return Solved(
         engine="data", recipe=mem.recipe, warnings=mem.warnings + tuple(warnings),
         fits=tuple(fits), scaling=scaling, alpha_max=tuple(a_max), n_rows=mem.n_rows,
         n_used=n, n_test=int(mem.y_test.size), n_dropped=mem.n_dropped, sha256=mem.sha256,

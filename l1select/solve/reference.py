@@ -1,5 +1,5 @@
-"""The reference engine: scikit-learn's ``enet_path`` on explicitly imputed and standardized data
-(a binary target: ``LogisticRegression``, see :func:`run_binomial`).
+"""The reference solver: scikit-learn's ``enet_path`` on explicitly imputed and standardized data
+(a binary target: ``LogisticRegression``, see :func:`solve_binomial`).
 
 With observation weights, the data are centered and standardized with weighted means and
 standard deviations, and each row is multiplied by ``sqrt(w_i·n/Σw)``: the unweighted objective
@@ -13,24 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from l1select.engines.checks import SATURATED_PATH, binomial_measure, check_binomial
-from l1select.engines.memory import (
-    check_scaling,
-    check_weight_sums,
-    half_rows,
-    in_own_units,
-    load,
-    n_micro,
-    n_values,
-    prepare_grids,
-    row_factors,
-    scaling_of,
-    standardized,
-    test_error_fn,
-    weighted_mean,
-)
+from l1select.engines.base import InMemory, Job
 from l1select.grouplasso import feature_groups, solve_group_gram
 from l1select.path import data_deviance_explained, grids_for, saturated_length, stops_early
+from l1select.solve.checks import SATURATED_PATH, binomial_measure, check_binomial
 from l1select.solve.logistic import (
     MEASURES,
     SATURATION,
@@ -40,7 +26,21 @@ from l1select.solve.logistic import (
     roc_points,
     weighted_auc,
 )
-from l1select.types import AllRows, EngineOutput, FitParams, PathFit, Warn
+from l1select.solve.matrix import (
+    check_scaling,
+    check_weight_sums,
+    half_rows,
+    in_own_units,
+    n_micro,
+    n_values,
+    prepare_grids,
+    row_factors,
+    scaling_of,
+    standardized,
+    test_error_fn,
+    weighted_mean,
+)
+from l1select.types import AllRows, FitParams, PathFit, Solved, Warn
 
 
 class _Tol:
@@ -85,12 +85,12 @@ def _fit_data(mem, rows: np.ndarray | slice, standardize: bool):
     return sc, Xs, yc
 
 
-def run(source, header, data, columns, params: FitParams, progress=None, classes=None
-        ) -> EngineOutput:
-    """The gaussian family; with ``classes`` (see ``engines.logistic.run``) the binomial."""
-    if classes is not None:
-        return run_binomial(source, header, data, columns, params, classes)
-    mem = load(source, header, data, columns, params)
+def solve(mem: InMemory, job: Job) -> Solved:
+    """The gaussian family; a binary target (the job has ``classes``) goes to
+    :func:`solve_binomial`."""
+    if job.classes is not None:
+        return solve_binomial(mem, job)
+    source, params = job.source, job.params
     if mem.w is not None:
         sums = ([mem.w[test].sum() for _, test in mem.folds] if mem.n_folds
                 else [mem.w.sum()])
@@ -129,7 +129,7 @@ def run(source, header, data, columns, params: FitParams, progress=None, classes
                 fold_coefs[k] = ck
         fits.append(PathFit(l1_ratio=l1_ratio, alphas=alphas, coefs=coefs, mse_path=mse_path,
                             fold_sizes=sizes, fold_coefs=fold_coefs))
-    return EngineOutput(
+    return Solved(
         engine="reference", recipe=mem.recipe, warnings=mem.warnings, fits=tuple(fits),
         scaling=own, alpha_max=tuple(a_max), n_rows=mem.n_rows, n_used=int(y.size),
         n_test=int(mem.y_test.size), n_dropped=mem.n_dropped, sha256=mem.sha256,
@@ -245,11 +245,11 @@ def _logistic_path(Z: np.ndarray, y: np.ndarray, sw: np.ndarray, alphas: np.ndar
     return coefs, intercepts, dev, converged
 
 
-def run_binomial(source, header, data, columns, params: FitParams, classes) -> EngineOutput:
+def solve_binomial(mem: InMemory, job: Job) -> Solved:
     """Penalized logistic regression, solved by scikit-learn on explicitly standardized
-    folds: the independent reference of the logistic engine (``engines/logistic.py``), with
+    folds: the independent reference of the logistic solver (``solve/binomial.py``), with
     its folds (stratified), grid, measures and outputs, computed another way."""
-    mem = load(source, header, data, columns, params, classes)
+    source, params = job.source, job.params
     unit = mem.units()
     check_binomial(mem, params, source.display)
     sc_all, Z, y, sw = _logistic_rows(mem, slice(None), params.standardize)
@@ -295,7 +295,7 @@ def run_binomial(source, header, data, columns, params: FitParams, classes) -> E
     if saturated:
         warnings.append(SATURATED_PATH)
     own = in_own_units(sc_all, unit)
-    return EngineOutput(
+    return Solved(
         engine="reference", recipe=mem.recipe, warnings=mem.warnings + tuple(warnings),
         fits=tuple(fits), scaling=own, alpha_max=tuple(a_max), n_rows=mem.n_rows, n_used=n,
         n_test=int(mem.y_test.size), n_dropped=mem.n_dropped, sha256=mem.sha256,

@@ -1,8 +1,9 @@
-"""The wide-data engine: coordinate descent on the data matrix, in memory.
+"""The data-matrix solver for wide data: coordinate descent on the matrix in memory.
 
 When there are more features than about half the rows, or too many for the Gram matrices to
-fit, the per-fold Gram costs more than it saves; this engine keeps the design matrix (with NaN
-where missing) and lets the kernel standardize and impute each training fold implicitly.
+fit, the per-fold Gram costs more than it saves; this solver keeps the design matrix (with NaN
+where missing, ``engines.memory.InMemory``) and lets the kernel standardize and impute each
+training fold implicitly.
 """
 
 from __future__ import annotations
@@ -11,20 +12,20 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from l1select.engines.memory import (
+from l1select.engines.base import InMemory, Job
+from l1select.path import data_deviance_explained, make_penalty, saturated_length, stops_early
+from l1select.solve.matrix import (
     check_scaling,
     half_rows,
     in_own_units,
     initial_data,
-    load,
     n_micro,
     n_values,
     nanmean,
     prepare_grids,
     test_error_fn,
 )
-from l1select.path import data_deviance_explained, make_penalty, saturated_length, stops_early
-from l1select.types import EngineOutput, FitParams, PathFit
+from l1select.types import FitParams, PathFit, Solved
 
 
 def _fold_scaling(X: np.ndarray, rows: np.ndarray, standardize: bool, unit: np.ndarray):
@@ -89,8 +90,10 @@ def _in_threads(jobs: list[tuple], n_threads: int) -> list:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def run(source, header, data, columns, params: FitParams, progress=None) -> EngineOutput:
-    mem = load(source, header, data, columns, params)
+def solve(mem: InMemory, job: Job) -> Solved:
+    """The paths on all rows and on every training fold, their held-out errors (any per-row
+    measure: the rows are here), the test error and stability's half-samples."""
+    source, params = job.source, job.params
     prep = prepare_grids(mem, params)
     scaling, grids, a_max, penalty = prep.scaling, prep.grids, prep.a_max, prep.penalty
     Xf = np.asfortranarray(mem.X)
@@ -150,7 +153,7 @@ def run(source, header, data, columns, params: FitParams, progress=None) -> Engi
                 fold_coefs[k] = w
         fits.append(PathFit(l1_ratio=l1_ratio, alphas=alphas, coefs=coefs, mse_path=mse_path,
                             fold_sizes=sizes, fold_coefs=fold_coefs, converged=converged))
-    return EngineOutput(
+    return Solved(
         engine="data", recipe=mem.recipe, warnings=mem.warnings, fits=tuple(fits),
         scaling=own, alpha_max=tuple(a_max), n_rows=mem.n_rows, n_used=int(y.size),
         n_test=int(mem.y_test.size), n_dropped=mem.n_dropped, sha256=mem.sha256,

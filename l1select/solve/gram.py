@@ -1,17 +1,18 @@
-"""The local engine: one streaming pass of per-fold statistics, then coordinate descent on the
-standardized Gram of each training fold. Memory is set by the number of features, not rows."""
+"""The Gram solver: the per-cell statistics of a pass (``engines.base.Statistics``, from the
+streaming or the Dask engine) turned into the recipe, each training fold's standardized Gram
+problem, the coefficient paths (coordinate descent on the Gram), the held-out errors (a
+quadratic form in each fold's own statistics), the test error and stability's half-samples."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from l1select import io as l1io
 from l1select.cv import heldout_sse
-from l1select.engines.checks import check_design
-from l1select.engines.memory import check_scaling, check_weight_sums, constant_features
-from l1select.engines.stability import check_groups, half_pairs, micro_count, micro_ids
-from l1select.errors import ConfigError, DataError, quoted
-from l1select.folds import FoldPlan, Grouper, make_grouper, row_labels, scheme_of
+from l1select.engines.base import Job, Statistics
+from l1select.engines.checks import check_design, constant_features
+from l1select.engines.streaming import pool_plan
+from l1select.errors import DataError, quoted
+from l1select.folds import FoldPlan
 from l1select.grouplasso import feature_groups, group_alpha_max, solve_group_gram
 from l1select.moments import Imputed, Layout, Moments, imputed, merge_sum
 from l1select.path import (
@@ -24,156 +25,10 @@ from l1select.path import (
     solve_gram,
     stops_early,
 )
-from l1select.prepare import Y_SLOT, Profiler, pool_rare_levels
-from l1select.types import AllRows, EngineOutput, FitParams, PathFit, Scaling
-
-# The statistics of the cells (the CV folds, R·K with --repeats, or the group buckets) must
-# fit in this many bytes: (cells + 1) co-moment matrices of (slots)² float64.
-STATS_BYTES = 4 << 30
-
-# The Gram route keeps K+2 matrices of (p+1)² float64: past ~3,000 features they outgrow the
-# memory budget, and below n ≈ 2p they cost more to build than the data matrix does to use.
-GRAM_MAX_FEATURES = 3000
-
-
-class TooWide(Exception):
-    """With ``--engine auto``: the design, one-hot levels counted, is too wide for the Gram
-    route (more than ``GRAM_MAX_FEATURES`` features, or fewer rows than twice the features);
-    the pipeline runs the data engine instead."""
-
-
-def split_weights(batch, params: FitParams):
-    """The batch without the weights column (never a feature), and that column (None
-    without ``--weights``)."""
-    if params.weights is None:
-        return batch, None
-    i = batch.schema.get_field_index(params.weights)
-    return batch.drop_columns([params.weights]), batch.column(i)
-
-
-class Reduction:
-    """The per-batch reduction of the statistics pass, shared by every statistics engine: a
-    batch is profiled, its kept rows grouped into test/folds (and stability micro-groups), and
-    their statistics merged into ``stats`` (and ``micro``)."""
-
-    def __init__(self, prof: Profiler, grouper: Grouper, params: FitParams,
-                 max_slots: int | None = None):
-        self.prof = prof
-        self.max_slots = max_slots
-        self.grouper = grouper
-        self.params = params
-        self.stats = Moments(n_groups=grouper.n_groups)
-        self.micro: Moments | None = None
-        self.y_values: set[float] = set()
-
-    def add(self, batch, start: int) -> None:
-        """Reduce one record batch whose first row has global index ``start``."""
-        params, prof, grouper, stats = self.params, self.prof, self.grouper, self.stats
-        batch, weights = split_weights(batch, params)
-        b = prof.update(batch, start)
-        w = None
-        if weights is not None:
-            from l1select.family import observation_weights
-
-            # Per batch, zero everywhere is allowed: the whole data's total is checked later.
-            w = observation_weights(weights, b.rows - start, params.weights, prof.source,
-                                    prof.line_offset + start, prof.row_label,
-                                    require_positive=False)
-        labels = None
-        if grouper.needs_labels:
-            labels = row_labels(batch, b.rows - start, params, prof.source)
-        layers = grouper.groups(b.rows, labels)
-        groups = layers[0]
-        stats.ensure_groups(grouper.n_groups)
-        slots = len(set(b.keys) | set(stats.keys))
-        if self.max_slots is not None and slots > self.max_slots:
-            raise TooWide
-        check_budget(grouper, slots, params)
-        stats.add(b.keys, b.U, groups, b.init, b.shift, w)
-        if len(layers) > 1:
-            # The other repeats' cells, training rows only (the test split is cell 0 once).
-            train = groups != 0
-            for cells in layers[1:]:
-                stats.add(b.keys, b.U[train], cells[train],
-                          w=None if w is None else w[train])
-        if len(self.y_values) < 3 and b.U.shape[0]:
-            self.y_values.update(np.unique(b.U[:, b.keys.index(Y_SLOT)])[:3].tolist())
-        if params.stability and not grouper.needs_labels:
-            # The half-samples' statistics, in the same pass: by micro-group, test
-            # rows left out (with labels, the half-samples are unions of the label cells).
-            if self.micro is None:
-                self.micro = Moments(n_groups=micro_count(prof.first_width or len(b.keys)))
-            train = groups != 0
-            self.micro.add(b.keys, b.U[train],
-                           micro_ids(b.rows[train], self.micro.n_groups, params.seed), b.init,
-                           b.shift, None if w is None else w[train])
-        dead = prof.dead_slots()
-        if dead:
-            stats.drop(dead)
-            if self.micro is not None:
-                self.micro.drop(dead)
-
-
-def check_budget(grouper: Grouper, slots: int, params: FitParams) -> None:
-    """Refuse statistics of more cells than :data:`STATS_BYTES` holds."""
-    need = (grouper.n_groups + 1) * slots * slots * 8
-    if need > STATS_BYTES:
-        cells = (f"{grouper.repeats} repeats × {grouper.n_folds} folds"
-                 if grouper.n_layers > 1 else f"{grouper.n_cells} cells")
-        raise ConfigError(f"The CV statistics of {cells} with {slots} slots need "
-                          f"{need / 2**30:.1f} GiB, more than the {STATS_BYTES >> 30} GiB "
-                          "budget; use fewer --repeats or --cv, fewer columns, or --engine "
-                          "data")
-
-
-def count_rows(source, header, data, params: FitParams) -> int:
-    """The data rows (a first pass reading the target column only): forward folds are cut by
-    row count before the statistics pass."""
-    def one_pass(overrides):
-        scan = l1io.Scan()
-        for _ in l1io.batches(source, header, [params.target], data, scan, overrides):
-            pass
-        return scan.n_rows
-
-    return l1io.with_retypes(one_pass)
-
-
-def accumulate(source, header, data, columns, params: FitParams, progress=None,
-               max_slots: int | None = None):
-    """The streaming pass: profile every batch and merge its per-group statistics.
-
-    Returns the profiler, the statistics, the grouper, the scan record, the micro-group
-    statistics (None without ``--stability``) and the number of distinct target values seen
-    (counted up to 3). A CSV column whose type changes after its first block is read again as
-    text (a fresh pass). Past ``max_slots`` slots it raises :class:`TooWide`.
-    """
-    offset, label = (2, "line") if source.format == "csv" else (1, "row")
-    n_rows = None
-    if scheme_of(params) == "forward":
-        n_rows = count_rows(source, header, data, params)
-
-    def one_pass(overrides):
-        scan = l1io.Scan()
-        red: Reduction | None = None
-        grouper = make_grouper(params, n_rows)
-        for batch, start in l1io.batches(source, header, columns, data, scan, overrides):
-            if red is None:
-                schema = split_weights(batch, params)[0].schema
-                red = Reduction(Profiler(schema, params.target, params.fold_column,
-                                         params.max_levels, params.missing, source.display,
-                                         offset, label, source.decimal_comma,
-                                         explicit=params.features,
-                                         group_column=params.group_column),
-                                grouper, params, max_slots)
-            red.add(batch, start)
-            if progress is not None:
-                progress.read(batch.num_rows)
-        if red is None or scan.n_rows == 0:
-            raise DataError(f"{source.display} has no data rows; give a file with data")
-        return (red.prof, red.stats, grouper, scan, red.micro,
-                min(len(red.y_values), 3))
-
-    return l1io.with_retypes(one_pass)
+from l1select.prepare import Y_SLOT, Profiler
+from l1select.solve.matrix import check_scaling, check_weight_sums
+from l1select.solve.stability import check_groups, half_pairs
+from l1select.types import AllRows, FitParams, PathFit, Scaling, Solved
 
 
 def _layout(stats: Moments, prof: Profiler, recipe, slots) -> Layout:
@@ -196,28 +51,11 @@ def _units(prof: Profiler, recipe) -> np.ndarray:
                      for f in recipe.features])
 
 
-def _pool_plan(stats: Moments, recipe, slots: dict, train_mask: np.ndarray, min_count: int):
-    """:func:`~l1select.prepare.pool_rare_levels` with the levels counted on all training
-    rows (the groups in ``train_mask``) from the statistics."""
-    levels = [j for j, f in enumerate(recipe.features) if f.kind == "onehot"]
-    counts = np.zeros(len(recipe.features))
-    if levels:
-        idx = [stats.index(slots[recipe.features[j].name]) for j in levels]
-        # n_g times the mean of an indicator is its count in group g: integral up to rounding.
-        counts[levels] = np.rint(stats.n[train_mask] @ stats.mean[train_mask][:, idx])
-    return pool_rare_levels(recipe, counts, min_count)
-
-
-def _train_mask(stats: Moments, grouper: Grouper) -> np.ndarray:
-    """The cells of all training rows (the first repeat's)."""
-    return grouper.plan(stats.n).full
-
-
 def _pool(stats: Moments, micro: Moments | None, recipe, slots: dict, train_mask: np.ndarray,
           min_count: int):
     """Pool the rare levels (counted on all training rows) into ``column=(other)``: the sum of
     their indicator slots, in ``stats`` and ``micro`` alike (both mutated)."""
-    pooled, sources, warnings = _pool_plan(stats, recipe, slots, train_mask, min_count)
+    pooled, sources, warnings = pool_plan(stats, recipe, slots, train_mask, min_count)
     slots = dict(slots)
     for f, src in zip(pooled.features, sources, strict=True):
         if f.kind == "other":
@@ -251,36 +89,12 @@ def _problem(st: Imputed, standardize: bool, unit: np.ndarray, source: str = "",
     return gram, xty, st.yy / st.n, scale, std, usable
 
 
-def run(source, header, data, columns, params: FitParams, progress=None) -> EngineOutput:
-    # With --engine auto, the width counts the one-hot levels, which only the pass can see:
-    # slots (features, missing indicators, levels of text not yet ruled out) past the limit
-    # stop it early, and a design found wide after it goes to the data engine too.
-    # The group lasso runs on the Gram only: it stays here, unless far too wide for it.
-    auto = params.engine == "auto" and not params.group_categoricals
-    prof, stats, grouper, scan, micro, n_y = accumulate(
-        source, header, data, columns, params, progress,
-        GRAM_MAX_FEATURES + 2 * len(columns) if auto else None)
-    if auto or params.group_categoricals:
-        recipe, _, slots = prof.recipe()
-        p = len(_pool_plan(stats, recipe, slots, _train_mask(stats, grouper),
-                           params.min_level_count)[0].features)
-        if params.group_categoricals and p > GRAM_MAX_FEATURES:
-            raise DataError(f"{source.display} has {p} features after one-hot encoding, more "
-                            f"than the {GRAM_MAX_FEATURES} the Gram holds, which "
-                            "--group-categoricals needs; exclude columns or raise "
-                            "--min-level-count")
-        # Weighted fits stay on the Gram (the data engine has no weights) unless too wide.
-        few_rows = prof.n_rows - prof.n_missing_target < 2 * p and params.weights is None
-        if auto and (p > GRAM_MAX_FEATURES or few_rows):
-            raise TooWide
-    return solve(source, params, prof, stats, grouper, scan, micro, n_y, progress)
-
-
-def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Grouper,
-          scan, micro: Moments | None, n_y: int, progress=None,
-          engine: str = "gram") -> EngineOutput:
+def solve(delivered: Statistics, job: Job) -> Solved:
     """Everything after the pass: the recipe, the folds' problems, the paths, the test error,
-    from the whole data's profile and per-group statistics (whichever engine made them)."""
+    from the whole data's profile and per-cell statistics (whichever engine made them)."""
+    source, params, progress = job.source, job.params, job.progress
+    prof, stats, grouper, micro = (delivered.prof, delivered.stats, delivered.grouper,
+                                   delivered.micro)
     recipe, warnings, slots = prof.recipe()
     plan = grouper.plan(stats.rows)  # rows, not weights: as the in-memory engines deal them
     fold_labels = plan.labels
@@ -374,28 +188,29 @@ def solve(source, params: FitParams, prof: Profiler, stats: Moments, grouper: Gr
 
     test_error = None
     if n_test:
-        def test_error(coef: np.ndarray, intercept: float):
+        def test_error(coef: np.ndarray, intercept: float) -> dict:
             sse = heldout_sse(stats.n[0], stats.mean[0], stats.com[0], layout.value,
                               layout.missing, layout.target, full.shift, (coef / unit)[:, None],
                               np.array([intercept]))[0]
             mse = float(sse / stats.n[0])
             var = float(stats.com[0][layout.target, layout.target] / stats.n[0])
-            return n_test, mse, (1.0 - mse / var) if var > 0 else None
+            return {"n_rows": n_test, "mse": mse, "r2": (1.0 - mse / var) if var > 0 else None}
 
     halves = None
     if params.stability:
         halves = _halves(micro, stats, layout, recipe, params, penalty, unit, solver,
                          plan.micro is not None)
 
-    return EngineOutput(
-        engine=engine, recipe=recipe, warnings=tuple(warnings), fits=tuple(fits),
-        scaling=scaling, alpha_max=tuple(a_max), n_rows=scan.n_rows, n_used=rows_train,
+    return Solved(
+        engine=delivered.engine, recipe=recipe, warnings=tuple(warnings), fits=tuple(fits),
+        scaling=scaling, alpha_max=tuple(a_max), n_rows=delivered.scan.n_rows,
+        n_used=rows_train,
         n_test=n_test, n_dropped=prof.n_missing_target + prof.n_missing_dropped,
-        sha256=scan.sha256, n_folds=n_folds, fold_labels=tuple(fold_labels),
+        sha256=delivered.scan.sha256, n_folds=n_folds, fold_labels=tuple(fold_labels),
         test_error=test_error, penalty=penalty, adaptive=adaptive,
         problem=AllRows(gram_cols=lambda idx: gram[:, idx], gram_diag=np.diag(gram).copy(),
                         xty=xty),
-        halves=halves, n_target_values=n_y,
+        halves=halves, n_target_values=delivered.n_target_values,
     )
 
 
