@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 
 from l1select import io as l1io
-from l1select.engines.base import Engine, Job, TooWide
+from l1select.engines.base import Engine, Job, OnCluster, TooWide
 from l1select.errors import ConfigError, escaped
 from l1select.family import NotBinary, binary_classes, check_weights_column, looks_binary
 from l1select.options import problems
@@ -317,9 +317,9 @@ def _engine(name: str, n_columns: int, n_rows: int | None, group: bool = False,
                               "auto, --engine data, --engine reference or --engine dask, or "
                               "--family gaussian for a linear model")
         if name == "dask":
-            from l1select.engines.dask import DaskEngine
+            from l1select.engines.dask_binomial import BinomialDaskEngine
 
-            return DaskEngine()
+            return BinomialDaskEngine()
         from l1select.engines.memory import MemoryEngine
 
         return MemoryEngine()
@@ -370,7 +370,8 @@ def _mae_engine(name: str, group: bool, weighted: bool) -> str:
 
 
 def _run(engine: Engine, job: Job) -> Solved:
-    """The two stages in order: ``engine`` delivers, the solving stage solves. With
+    """The two stages in order: ``engine`` delivers, the solving stage solves (a delivery
+    held on a cluster is closed after its solve). With
     ``--engine auto``, the design is loaded in memory for the data-matrix solver when the
     streaming pass finds it too wide once the categoricals are one-hot encoded."""
     from l1select.solve.stage import solve
@@ -385,6 +386,10 @@ def _run(engine: Engine, job: Job) -> Solved:
         from l1select.engines.memory import MemoryEngine
 
         delivered = MemoryEngine().run(job)
+    if isinstance(delivered, OnCluster):
+        # The rows stay on the cluster while they are solved; then the client is closed.
+        with delivered:
+            return solve(delivered, job)
     return solve(delivered, job)
 
 

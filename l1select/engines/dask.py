@@ -293,11 +293,6 @@ class DaskEngine:
     name = "dask"
 
     def run(self, job: Job) -> Statistics:
-        if job.classes is not None:
-            from l1select.engines import dask_binomial
-
-            return dask_binomial.run(job.source, job.header, job.data, job.columns, job.params,
-                                     job.progress, job.classes)
         _import_distributed()
         if job.source.is_stdin:
             raise ConfigError("--engine dask reads files, folders, globs or URLs, not stdin; "

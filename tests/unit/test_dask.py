@@ -593,3 +593,45 @@ def test_binomial_a_worker_lost_mid_fit_changes_nothing(scheduler, tmp_path, bin
     assert dask_binomial.LAST_RUN.path_passes > 10  # it died mid-path, not at the end
     assert_same_binomial(a, _binomial_fit(binary_folder, "auto", weights="w",
                                           exclude=("grp", "fold")))
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_delivery_on_the_cluster_is_solved_open_then_closed(monkeypatch, fails):
+    # The pipeline's _run holds an OnCluster open while the solving stage runs, and closes it
+    # after, also when the solve raises (no cluster: a stub engine and a stub solver).
+    from contextlib import ExitStack
+
+    from l1select import pipeline
+    from l1select.engines.base import OnCluster
+    from l1select.solve import cluster_binomial
+
+    closed = []
+    stack = ExitStack()
+    stack.callback(lambda: closed.append(True))
+    delivered = OnCluster(engine="dask", passes=None, recipe=None, unit=np.ones(1), plan=None,
+                          test_sizes=np.zeros(0), classes=None, warnings=(), n_rows=0,
+                          n_dropped=0, closer=stack)
+
+    class Engine:
+        name = "dask"
+
+        def run(self, job):
+            return delivered
+
+    seen = []
+
+    def solve(got, job):
+        seen.append((got is delivered, bool(closed)))
+        if fails:
+            raise DataError("stub")
+        return "solved"
+
+    monkeypatch.setattr(cluster_binomial, "solve", solve)
+    job = pipeline.Job(None, None, None, [], FitParams(target="y"))
+    if fails:
+        with pytest.raises(DataError):
+            pipeline._run(Engine(), job)
+    else:
+        assert pipeline._run(Engine(), job) == "solved"
+    assert seen == [(True, False)]  # solved while still open
+    assert closed == [True]
