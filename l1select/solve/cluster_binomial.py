@@ -162,6 +162,9 @@ def _merge_score(a: dict, b: dict) -> dict:
 
 @dataclass
 class _Solver:
+    """One solve of ``on``: the client side of every pass (``params`` may be swapped for a
+    tighter tolerance while alpha_max is found)."""
+
     on: OnCluster
     params: FitParams
     source: str  # the source as messages name it
