@@ -3,6 +3,8 @@
 
     python benchmarks/dask_bench.py                 # tall (1,000,000 × 50), half, 2 groups
     python benchmarks/dask_bench.py --repeats 3
+    python benchmarks/dask_bench.py --binomial      # a binary target: 100,000 × 30, 8 parts
+    python benchmarks/dask_bench.py --binomial --rows 200000 --features 50
 
 Runs the gram engine, then ``--engine dask`` on a 2-worker local cluster (started once, not
 timed), on ``benchmarks/data/tall_s0.parquet`` (made by ``run.py --only tall
@@ -18,6 +20,13 @@ Reports the wall times, whether the numbers agree (1e-10 relative), and the byte
   pairwise merges of partition results), and the bytes it logged as sent to the client.
 
 Writes the numbers to benchmarks/results/dask_latest.json.
+
+``--binomial`` runs a logistic fit instead (``benchmarks/binomial.py``'s data, written in
+``--parts`` row groups): the local binomial engine (the rows in memory) against ``--engine
+dask``, with the bytes moved each way (the wrapper above, and the engine's own count,
+``dask_binomial.LAST_RUN``: task arguments and fetched results), the passes over the
+prepared partitions (all of them, and those of the Newton steps), and the passes per alpha.
+Writes benchmarks/results/dask_binomial_latest.json.
 """
 
 from __future__ import annotations
@@ -91,7 +100,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--binomial", action="store_true", help="a binary target (logistic fit)")
+    ap.add_argument("--rows", type=int, default=100_000, help="--binomial: rows")
+    ap.add_argument("--features", type=int, default=30, help="--binomial: features")
+    ap.add_argument("--parts", type=int, default=8, help="--binomial: row groups")
     args = ap.parse_args(argv)
+    if args.binomial:
+        return binomial(args)
 
     import numpy as np
     import pyarrow.parquet as pq
@@ -167,6 +182,70 @@ def main(argv=None) -> int:
                   f"same selected={row['same_selected']}")
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "dask_latest.json").write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+def binomial(args) -> int:
+    """The binomial case (see the module docstring)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+    from distributed import Client, LocalCluster
+
+    from benchmarks.binomial import generate
+    from l1select.engines import dask_binomial
+    from l1select.pipeline import select_features
+    from l1select.types import FitParams
+
+    path = HERE / "data" / f"binomial_{args.rows}x{args.features}_{args.parts}parts.parquet"
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        generate(path, args.rows, args.features, 0)
+        table = pq.read_table(path)
+        pq.write_table(table, path, row_group_size=-(-args.rows // args.parts))
+    params = FitParams(target="y")
+    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                      dashboard_address=":0", silence_logs=50) as cluster, \
+            Client(cluster) as client:
+        dask_params = replace(params, engine="dask", scheduler=cluster.scheduler_address)
+        times = {"local": [], "dask": []}
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            local = select_features(str(path), params)
+            times["local"].append(time.perf_counter() - t)
+            before = _worker_bytes(client)
+            t = time.perf_counter()
+            with _ClientBytes() as moved:
+                remote = select_features(str(path), dask_params)
+            times["dask"].append(time.perf_counter() - t)
+            after = _worker_bytes(client)
+        traffic = dask_binomial.LAST_RUN
+    a = np.array([r["mean"] for r in local.cv["path"]])
+    b = np.array([r["mean"] for r in remote.cv["path"]])
+    ca = np.array([f.coef for f in local.features])
+    cb = np.array([f.coef for f in remote.features])
+    row = {
+        "rows": local.input["n_rows"], "features": args.features, "partitions": args.parts,
+        "workers": args.workers, "engine_local": local.engine,
+        "local_s": min(times["local"]), "dask_s": min(times["dask"]),
+        "alphas": traffic.alphas, "passes": traffic.passes,
+        "newton_passes": traffic.path_passes,
+        "newton_passes_per_alpha": traffic.path_passes / max(traffic.alphas, 1),
+        "engine_sent_bytes": traffic.to_cluster, "engine_received_bytes": traffic.from_cluster,
+        "client_sent_bytes": moved.sent, "client_received_bytes": moved.received,
+        "worker_to_worker_bytes": after[0] - before[0],
+        "worker_to_client_wire_bytes": after[1] - before[1],
+        "data_bytes": args.rows * args.features * 8,
+        "cv_mean_max_rel_diff": float(np.max(np.abs(a - b) / np.abs(a))),
+        "coef_max_abs_diff": float(np.max(np.abs(ca - cb))),
+        "same_selected": local.selected == remote.selected,
+    }
+    for key, value in row.items():
+        print(f"{key:28s} {value:,.4g}" if isinstance(value, float) else
+              f"{key:28s} {value:,}" if isinstance(value, int) and not isinstance(value, bool)
+              else f"{key:28s} {value}")
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "dask_binomial_latest.json").write_text(json.dumps(row, indent=2)
+                                                                + "\n")
     return 0
 
 

@@ -63,14 +63,16 @@ def fold_ids(index: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
     return ranks[block_pos, index % n_folds].astype(np.int64)
 
 
-def stratified_fold_ids(index: np.ndarray, strata: np.ndarray, n_folds: int, seed: int
-                        ) -> np.ndarray:
+def stratified_fold_ids(index: np.ndarray, strata: np.ndarray, n_folds: int, seed: int,
+                        offsets: np.ndarray | None = None) -> np.ndarray:
     """Folds stratified by class: the rows of each stratum, in order of their global index,
     are dealt to the folds as :func:`fold_ids` deals rows, by their rank within the stratum
     (with a seed of its own per stratum). Each class is then split as evenly as possible, and
     the folds still depend only on the rows' indices, classes and the seed.
 
-    ``strata`` (n,) holds small non-negative integers (the class of each row).
+    ``strata`` (n,) holds small non-negative integers (the class of each row). ``offsets``
+    (one per stratum value) count the rows of each stratum that come before these rows (a
+    partition of the data: the rows of the earlier partitions); None: none do.
     """
     index = np.asarray(index, dtype=np.int64)
     out = np.empty(index.size, dtype=np.int64)
@@ -78,6 +80,8 @@ def stratified_fold_ids(index: np.ndarray, strata: np.ndarray, n_folds: int, see
     for s in np.unique(strata):
         members = order[strata[order] == s]
         rank = np.arange(members.size, dtype=np.int64)
+        if offsets is not None:
+            rank += int(offsets[int(s)])
         out[members] = fold_ids(rank, n_folds, seed + 7919 * (int(s) + 1))
     return out
 
@@ -237,10 +241,13 @@ class Grouper:
         return 1 + self.n_layers * self.n_cells
 
     def groups(self, rows: np.ndarray, labels: list | None = None,
-               strata: np.ndarray | None = None) -> list[np.ndarray]:
+               strata: np.ndarray | None = None, offsets: np.ndarray | None = None
+               ) -> list[np.ndarray]:
         """Cell ids (n,) of the rows with global indices ``rows`` (and their labels), one array
         per layer; test rows are 0 in layer 0 (and meaningless in the others). With ``strata``
-        (the class of each row, all rows at once) k-fold folds are stratified by class."""
+        (the class of each row) k-fold folds are stratified by class: all rows at once, or a
+        partition of them with ``offsets``, the rows of each class before it (see
+        :func:`stratified_fold_ids`)."""
         rows = np.asarray(rows, dtype=np.int64)
         if self.scheme == "label":
             assert labels is not None
@@ -265,8 +272,9 @@ class Grouper:
             block = np.searchsorted(starts, rows, side="right") - 1
             layers = [np.clip(block, 0, self.n_folds) + 1]
         elif self.scheme == "kfold" and strata is not None:
-            layers = [stratified_fold_ids(rows, strata, self.n_folds, repeat_seed(self.seed, r))
-                      + 1 + r * self.n_folds for r in range(self.repeats)]
+            layers = [stratified_fold_ids(rows, strata, self.n_folds, repeat_seed(self.seed, r),
+                                          offsets) + 1 + r * self.n_folds
+                      for r in range(self.repeats)]
         elif self.scheme == "kfold":
             layers = [fold_ids(rows, self.n_folds, repeat_seed(self.seed, r)) + 1
                       + r * self.n_folds for r in range(self.repeats)]

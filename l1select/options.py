@@ -255,8 +255,8 @@ FIT_OPTIONS: tuple[Option, ...] = (
     Option("test_size", "float", None, "Hold out this fraction of rows and report the test "
            "MSE and R².", CV, gt=0, lt=1, plan=True),
     Option("engine", "choice", "auto", "gram: streaming statistics; data: the data matrix in "
-           "memory (wide data); reference: scikit-learn; dask: the statistics on a Dask "
-           "cluster; auto: gram unless the data is wide.", ENGINE,
+           "memory (wide data); reference: scikit-learn; dask: the statistics (a binary "
+           "target: the rows) on a Dask cluster; auto: gram unless the data is wide.", ENGINE,
            choices=("auto", "gram", "data", "reference", "dask"), plan=True),
     Option("tol", "float", 1e-10, "Duality-gap tolerance of the solver.", ENGINE, cli=False,
            config=False),

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 
 from l1select import io as l1io
-from l1select.engines.base import Engine, Job, TooWide
+from l1select.engines.base import Engine, Job, OnCluster, TooWide
 from l1select.errors import ConfigError, escaped
 from l1select.family import NotBinary, binary_classes, check_weights_column, looks_binary
 from l1select.options import problems
@@ -265,7 +265,7 @@ def _likely_family(source, header, data, params: FitParams) -> str:
     """``--family auto``: binomial when the target's first block of rows looks binary (text,
     booleans, or at most two numbers), to be confirmed on the whole column when the data are
     loaded; else gaussian, without reading more than that block. With an engine that cannot
-    fit the binomial family (``gram``, ``dask``) nothing is read here: the
+    fit the binomial family (``gram``) nothing is read here: the
     linear model, with a ``binary_target`` warning when the target has two values."""
     if params.engine not in BINOMIAL_ENGINES:
         return "gaussian"
@@ -288,8 +288,8 @@ def _gaussian_only(params: FitParams) -> None:
                           f"'{params.target}' is numeric (family gaussian); use mse or mae")
 
 
-# The engines that fit the binomial family (the data held in memory).
-BINOMIAL_ENGINES = ("auto", "data", "reference")
+# The engines that fit the binomial family (the data held in memory, or on a Dask cluster).
+BINOMIAL_ENGINES = ("auto", "data", "reference", "dask")
 
 
 # The engines that take observation weights in the gaussian family.
@@ -307,15 +307,20 @@ def _engine(name: str, n_columns: int, n_rows: int | None, group: bool = False,
 
     ``auto`` streams the Gram statistics unless the data is wide (by its columns here; one-hot
     levels can make it wide later: the streaming engine then raises ``TooWide`` and
-    :func:`_run` loads the data in memory instead). The binomial family is fitted in memory.
+    :func:`_run` loads the data in memory instead). The binomial family is fitted in memory
+    (or on a Dask cluster with ``--engine dask``).
     The data-matrix solver has no observation weights for the gaussian family: weighted fits
     take the Gram route. ``--measure mae`` needs the rows: ``auto`` loads them for it."""
     if family == "binomial":
         if name not in BINOMIAL_ENGINES:
             raise ConfigError(f"--engine {name} cannot fit a logistic model (binary target, "
                               "family binomial): it needs the rows in memory; use --engine "
-                              "auto, --engine data or --engine reference, or --family "
-                              "gaussian for a linear model")
+                              "auto, --engine data, --engine reference or --engine dask, or "
+                              "--family gaussian for a linear model")
+        if name == "dask":
+            from l1select.engines.dask_binomial import BinomialDaskEngine
+
+            return BinomialDaskEngine()
         from l1select.engines.memory import MemoryEngine
 
         return MemoryEngine()
@@ -366,7 +371,8 @@ def _mae_engine(name: str, group: bool, weighted: bool) -> str:
 
 
 def _run(engine: Engine, job: Job) -> Solved:
-    """The two stages in order: ``engine`` delivers, the solving stage solves. With
+    """The two stages in order: ``engine`` delivers, the solving stage solves (a delivery
+    held on a cluster is closed after its solve). With
     ``--engine auto``, the design is loaded in memory for the data-matrix solver when the
     streaming pass finds it too wide once the categoricals are one-hot encoded."""
     from l1select.solve.stage import solve
@@ -381,6 +387,10 @@ def _run(engine: Engine, job: Job) -> Solved:
         from l1select.engines.memory import MemoryEngine
 
         delivered = MemoryEngine().run(job)
+    if isinstance(delivered, OnCluster):
+        # The rows stay on the cluster while they are solved; then the client is closed.
+        with delivered:
+            return solve(delivered, job)
     return solve(delivered, job)
 
 

@@ -1,16 +1,18 @@
 """The engine boundary: what every engine is given (:class:`Job`), what it delivers (the
-per-cell statistics of one pass, :class:`Statistics`, or the prepared matrix in memory,
-:class:`InMemory`), and the :class:`Engine` protocol between them.
+per-cell statistics of one pass, :class:`Statistics`; the prepared matrix in memory,
+:class:`InMemory`; or a binary target's prepared partitions held on a Dask cluster,
+:class:`OnCluster`), and the :class:`Engine` protocol between them.
 
 An engine decides *where* the rows are turned into something a solver can use (this process,
 streaming or in memory; Dask workers), never *what* is computed from it: the solving stage
-(``l1select/solve``) turns either delivery into grids, paths, CV curves, stability fits and the
+(``l1select/solve``) turns each delivery into grids, paths, CV curves, stability fits and the
 refit, and the pipeline calls the two in order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -20,7 +22,7 @@ from l1select.types import Recipe, Warn
 
 if TYPE_CHECKING:
     from l1select import io as l1io
-    from l1select.folds import Grouper
+    from l1select.folds import FoldPlan, Grouper
     from l1select.moments import Moments
     from l1select.prepare import Profiler
     from l1select.types import FitParams
@@ -111,6 +113,61 @@ class InMemory:
     classes: Any = None  # a binary target's family.Classes
 
 
+class Passes(Protocol):
+    """Map-reduce passes over the partitions a cluster holds (``OnCluster.passes``)."""
+
+    def over_parts(self, task: Callable[..., Any], merge: Callable[[Any, Any], Any],
+                   *args: Any) -> Any:
+        """``task(partition, *args)`` on every prepared partition, on the workers, the results
+        merged pairwise there by ``merge(a, b)`` (in partition order); the one merged result.
+        ``task`` and ``merge`` must be importable functions (they travel by name)."""
+        ...
+
+    def count(self, path_passes: int = 0, alphas: int = 0) -> None:
+        """Record Newton passes of the paths and the alphas they solved (for benchmarks)."""
+        ...
+
+
+@dataclass(frozen=True)
+class OnCluster:
+    """What the Dask engine delivers for a binary target: the rows stay on the cluster.
+
+    The prepared partitions (``engines.dask_binomial.Rows``: the fitting rows' design ``X``
+    (n, p; NaN where missing; each column × its unit), the 0/1 target ``y``, the weights
+    ``w`` (None: all 1), and the rows of each fit ``fits`` (n_fits, n) (0: all rows, then each
+    fold's training rows) and each fold's held-out rows ``tests`` (n_folds, n)) are held in
+    worker memory; ``passes`` runs tasks over them. Also the ``recipe``, the feature
+    ``unit`` (p,), the fold ``plan`` (``folds.FoldPlan``), the held-out row count of every
+    fold ``test_sizes``, the target's ``classes`` (``family.Classes``), the warnings so far,
+    and the rows read and dropped.
+
+    The delivery owns the cluster's client (``closer``): the solver runs while it is open,
+    and the pipeline closes it after the solve (``with delivered: ...``).
+    """
+
+    engine: str
+    passes: Passes
+    recipe: Recipe
+    unit: np.ndarray
+    plan: FoldPlan
+    test_sizes: np.ndarray
+    classes: Any
+    warnings: tuple[Warn, ...]
+    n_rows: int
+    n_dropped: int
+    closer: ExitStack
+
+    def close(self) -> None:
+        """Release the partitions and close the client (a local cluster: shut it down)."""
+        self.closer.close()
+
+    def __enter__(self) -> OnCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class TooWide(Exception):  # noqa: N818 — a signal, not an error: the pipeline reroutes
     """With ``--engine auto``: the design, one-hot levels counted, is too wide for the Gram
     route (more than ``streaming.GRAM_MAX_FEATURES`` features, or fewer rows than twice the
@@ -121,12 +178,14 @@ class Engine(Protocol):
     """Where the rows of a job become what the solving stage needs.
 
     ``name`` is the engine's name in the result (``params.engine``); ``run`` reads the job's
-    source once (or as often as its delivery needs), checks the design, and returns either
-    :class:`Statistics` (streaming, Dask) or an :class:`InMemory` matrix. It raises
+    source once (or as often as its delivery needs), checks the design, and returns
+    :class:`Statistics` (streaming, Dask), an :class:`InMemory` matrix, or for a binary
+    target on Dask the prepared partitions :class:`OnCluster` (which the caller closes once
+    solved). It raises
     ``L1SelectError`` subclasses for bad input, and :class:`TooWide` when, under ``--engine
     auto``, the streaming route finds the design too wide.
     """
 
     name: str
 
-    def run(self, job: Job) -> Statistics | InMemory: ...
+    def run(self, job: Job) -> Statistics | InMemory | OnCluster: ...

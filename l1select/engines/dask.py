@@ -61,6 +61,7 @@ class _Job:
     columns: list[str]
     params: FitParams
     types: dict = field(default_factory=dict)  # CSV column types (first block, widened)
+    classes: object = None  # a binary target's family.Classes: the target is read as 0/1
 
 
 @dataclass(frozen=True)
@@ -123,12 +124,23 @@ def partitions(source: l1io.Source) -> tuple[list[Part], list[int] | None]:
 
 
 def _batches(job: _Job, part: Part):
-    """The record batches of one partition, read by the local engines' own readers."""
+    """The record batches of one partition, read by the local engines' own readers (with
+    ``job.classes``, the target encoded 0/1 as the local binomial engine encodes it)."""
     if part.kind == "parquet":
-        return parquet_io.read_row_groups(job.source, job.header, job.columns, part.path,
-                                          part.groups, use_threads=False)
-    return csv_io.read_range(job.source, job.header, job.columns, job.types, part.path,
-                             part.begin, part.end)
+        batches = parquet_io.read_row_groups(job.source, job.header, job.columns, part.path,
+                                             part.groups, use_threads=False)
+    else:
+        batches = csv_io.read_range(job.source, job.header, job.columns, job.types, part.path,
+                                    part.begin, part.end)
+    if job.classes is None:
+        return batches
+    return (_encoded(b, job.params.target, job.classes) for b in batches)
+
+
+def _encoded(batch, target: str, classes):
+    i = batch.schema.get_field_index(target)
+    return batch.set_column(i, target, pa.array(classes.encode(batch.column(i)),
+                                                type=pa.float64()))
 
 
 def _profiler(job: _Job, schema: pa.Schema) -> Profiler:
@@ -289,15 +301,17 @@ class DaskEngine:
             return _run(client, job.source, job.header, job.columns, job.params, job.progress)
 
 
-def _run(client, source, header, columns, params: FitParams, progress) -> Statistics:
-    parts, known = partitions(source)
+def profile_pass(client, source, header, columns, params: FitParams, parts: list[Part],
+                 known: list[int] | None, classes=None) -> tuple[_Job, _Profile]:
+    """Pass 1 over ``parts`` (see the module docstring): the job every later task reads its
+    partition with (CSV types widened where a partition needed it) and the merged profile."""
     overrides: dict = {}
     while True:
         types = {}
         if source.format == "csv":
             types = csv_io.first_types(source, header, columns, None)
             types.update(overrides)
-        job = _Job(source, header, list(columns), params, types)
+        job = _Job(source, header, list(columns), params, types, classes)
         starts = _offsets(known) if known is not None else [0] * len(parts)
         # The job travels inside every task (a few KB): a task that depended on one shared
         # future would draw every task to the worker holding it, and scattered data could not
@@ -306,7 +320,7 @@ def _run(client, source, header, columns, params: FitParams, progress) -> Statis
                           retries=RETRIES, pure=False)
         first = _tree(client, futs, _merge1).result()
         if first.error is None:
-            break
+            return job, first
         index, what, *rest = first.error
         if what == "retype":
             overrides[rest[0]] = rest[1]
@@ -315,6 +329,11 @@ def _run(client, source, header, columns, params: FitParams, progress) -> Statis
             start = sum(first.counts[:index])
             client.submit(_pass1, job, parts[index], index, start, True, pure=False).result()
         raise rest[0]
+
+
+def _run(client, source, header, columns, params: FitParams, progress) -> Statistics:
+    parts, known = partitions(source)
+    job, first = profile_pass(client, source, header, columns, params, parts, known)
     prof = first.prof
     counts = [int(c) for c in first.counts]
     if prof is None or sum(counts) == 0:

@@ -89,6 +89,18 @@ def test_errors(churn, args, code, needles):
     assert_error(invoke("fit", churn, "-t", "churned", *args), code, *needles)
 
 
+@pytest.mark.parametrize("args, what", [(("--test-size", "0.2"), "--test-size"),
+                                        (("--measure", "auc"), "--measure auc")],
+                         ids=["test-size", "auc"])
+def test_what_dask_cannot_do_for_a_binary_target_is_a_usage_error(churn, args, what):
+    pytest.importorskip("distributed", reason="dask[distributed] is not installed")
+    # Refused before any cluster is reached (this address has none).
+    result = invoke("fit", churn, "-t", "churned", "--engine", "dask", "--scheduler",
+                    "tcp://127.0.0.1:1", *args)
+    assert_error(result, 2, f"{what} is not available with --engine dask for a binary "
+                 "target", "--engine auto")
+
+
 def test_a_missing_weight_names_its_line(tmp_path):
     cols = churn_columns()
     cols["w"][4] = None

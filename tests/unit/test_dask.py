@@ -420,3 +420,218 @@ def test_group_categoricals_same_numbers_as_gram(scheduler, monkeypatch, tmp_pat
     b = _fit(path, "gram", group_categoricals=True, stability=3)
     assert_exact(a, b)
     assert [f.stability for f in a.features] == [f.stability for f in b.features]
+
+
+# -- binary targets (family binomial) ---------------------------------------------------------
+
+# The binomial Dask engine sums each Newton step's Gram and gradient per partition and solves
+# the inner problem by covariance updates on the client: in exact arithmetic the local
+# engine's iterates; in floating point they differ in the last bits (sums in another order),
+# and every decision (sweeps, step halving on the objective's change summed row by row, KKT)
+# comes out the same, leaving about 1e-15. 1e-8 is the contract; 1e-10 here keeps five orders
+# of magnitude for rounding and still catches a different step (a Newton step, a halving or a
+# sweep more or less moves a coefficient by 1e-8 or more on these data).
+BINOMIAL_RTOL = 1e-10
+
+
+def assert_same_binomial(a, b):
+    """``a`` (dask) gives ``b``'s (the local binomial engine's) numbers (see above)."""
+    assert a.engine == "dask" and b.engine == "data"
+    tol = BINOMIAL_RTOL
+    assert (a.cv is None) == (b.cv is None)
+    pa_, pb = (a.cv or {"path": []})["path"], (b.cv or {"path": []})["path"]
+    assert len(pa_) == len(pb)
+    np.testing.assert_allclose([r["alpha"] for r in pa_], [r["alpha"] for r in pb], rtol=tol)
+    np.testing.assert_allclose([r["mean"] for r in pa_], [r["mean"] for r in pb], rtol=tol)
+    np.testing.assert_allclose([r["se"] for r in pa_], [r["se"] for r in pb], rtol=tol,
+                               atol=tol * max([r["se"] for r in pb] + [0.0]))
+    assert [r["n_nonzero"] for r in pa_] == [r["n_nonzero"] for r in pb]
+    if a.cv is not None:
+        assert a.cv["metric"] == b.cv["metric"]
+        assert a.cv["fold_sizes"] == pytest.approx(b.cv["fold_sizes"], rel=1e-12)
+        for key in ("deviance", "misclassification", "deviance_explained"):
+            assert a.cv[key] == pytest.approx(b.cv[key], rel=tol), key
+        assert a.cv["auc"] is None and "roc" not in a.cv  # they need all held-out rows ranked
+    assert [f.name for f in a.features] == [f.name for f in b.features]
+    ca = np.array([f.coef for f in a.features])
+    cb = np.array([f.coef for f in b.features])
+    np.testing.assert_allclose(ca, cb, rtol=tol, atol=tol * np.abs(cb).max())
+    assert a.intercept == pytest.approx(b.intercept, rel=tol, abs=tol)
+    assert a.selected == b.selected
+    assert a.alpha["chosen"] == pytest.approx(b.alpha["chosen"], rel=tol)
+    assert [w.code for w in a.warnings] == [w.code for w in b.warnings]
+    for key in ("n_rows", "n_rows_used", "n_rows_test", "n_rows_dropped", "classes"):
+        assert a.input.get(key) == b.input.get(key), key
+
+
+def _binary(n=600, seed=0, missing=0.05) -> pd.DataFrame:
+    """The tricky data with a two-valued text target (and weights and groups)."""
+    df = _tricky(n=n, seed=seed, missing=missing)
+    rng = np.random.default_rng(seed + 100)
+    score = df["y"] + rng.logistic(size=n)
+    df["y"] = np.where(score > np.median(score), "yes", "no")
+    df["w"] = rng.integers(0, 4, size=n).astype(float) + 0.5 * (rng.random(n) < 0.3)
+    df["grp"] = [f"g{v}" for v in rng.integers(0, 40, size=n)]
+    df["fold"] = np.where(np.arange(n) < n // 3, "c", np.where(np.arange(n) % 2, "a", "b"))
+    return df
+
+
+@pytest.fixture(scope="module")
+def binary_folder(tmp_path_factory):
+    """A folder of Parquet parts with uneven row groups and a binary target."""
+    root = tmp_path_factory.mktemp("binparts")
+    df = _binary()
+    cuts = [0, 70, 250, 260, 600]
+    sizes = [25, 64, 3, 100]
+    for i, (lo, hi) in enumerate(zip(cuts[:-1], cuts[1:], strict=True)):
+        pq.write_table(pa.Table.from_pandas(df.iloc[lo:hi], preserve_index=False),
+                       root / f"part-{i:02d}.parquet", row_group_size=sizes[i])
+    return root
+
+
+@pytest.fixture(scope="module")
+def binary_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bincsv") / "b.csv"
+    _binary(n=500, seed=2).to_csv(path, index=False, float_format="%.17g")
+    return path
+
+
+def _binomial_fit(path, engine, scheduler=None, **kw):
+    kw.setdefault("exclude", ("w", "grp", "fold"))
+    return _fit(path, engine, scheduler, **kw)
+
+
+def test_binomial_same_numbers_as_local_on_uneven_parts(scheduler, binary_folder):
+    a = _binomial_fit(binary_folder, "dask", scheduler)
+    b = _binomial_fit(binary_folder, "auto")
+    assert a.params["family"] == "binomial" and a.input["classes"]["positive"] == "yes"
+    assert "cat=c" in [f.name for f in a.features]  # a level first seen in a late part
+    assert_same_binomial(a, b)
+
+
+@pytest.mark.parametrize("case", [
+    dict(weights="w"), dict(measure="class"), dict(missing="drop"),
+    dict(group_column="grp", repeats=2), dict(fold_column="fold"),
+    dict(cv_scheme="forward", cv=3), dict(adaptive=True, weights="w"),
+    dict(model="elasticnet", l1_ratios=(0.5, 1.0)), dict(alpha=0.01)],
+    ids=["weights", "class", "drop", "group-repeats", "fold-column", "forward", "adaptive",
+         "enet", "fixed"])
+def test_binomial_options_on_csv_partitions(scheduler, monkeypatch, binary_csv, case):
+    monkeypatch.setattr(dask_engine, "CSV_PARTITION_BYTES", 9_000)
+    assert _n_parts(binary_csv) > 5
+    exclude = tuple(c for c in ("w", "grp", "fold") if c not in case.values())
+    a = _binomial_fit(binary_csv, "dask", scheduler, exclude=exclude, **case)
+    assert_same_binomial(a, _binomial_fit(binary_csv, "auto", exclude=exclude, **case))
+
+
+@pytest.mark.parametrize("case", [dict(test_size=0.2), dict(stability=5), dict(refit="ols"),
+                                  dict(measure="auc")],
+                         ids=["test", "stability", "refit", "auc"])
+def test_binomial_refuses_what_needs_the_rows_after_the_fit(binary_csv, case):
+    flag = "--" + next(iter(case)).replace("_", "-")
+    with pytest.raises(ConfigError, match=f"{flag}.* is not available with --engine dask for "
+                                          "a binary target"):
+        _binomial_fit(binary_csv, "dask", "tcp://127.0.0.1:1", family="binomial", **case)
+
+
+def test_binomial_parts_without_rows(scheduler, tmp_path):
+    """An empty file and a row group whose targets are all missing: partitions with no rows."""
+    rng = np.random.default_rng(5)
+    n = 900
+    X = rng.normal(size=(n, 5))
+    df = pd.DataFrame(X, columns=[f"x{j}" for j in range(5)])
+    df["y"] = np.where(X[:, 0] - X[:, 1] + rng.logistic(size=n) > 0, 1.0, 0.0)
+    df.loc[300:399, "y"] = np.nan
+    for name, (lo, hi), size in (("a", (0, 400), 100), ("b", (400, 400), None),
+                                 ("c", (400, n), 123)):
+        pq.write_table(pa.Table.from_pandas(df.iloc[lo:hi], preserve_index=False),
+                       tmp_path / f"{name}.parquet", row_group_size=size)
+    a = _fit(tmp_path, "dask", scheduler)
+    assert a.input["n_rows_used"] == 800 and a.input["n_rows_dropped"] == 100
+    assert_same_binomial(a, _fit(tmp_path, "auto"))
+
+
+class _KillAtNewton(distributed.WorkerPlugin):
+    """Kills its worker's process once in the whole cluster, when it has finished its
+    ``after``-th Newton task: the prepared partitions it holds are lost mid-path, and the
+    scheduler must rebuild them from the source."""
+
+    def __init__(self, marker: str, after: int):
+        self.marker = marker
+        self.after = after
+        self.seen = 0
+
+    def transition(self, key, start, finish, **kw):
+        name = key[0] if isinstance(key, tuple) else key
+        if finish != "memory" or not str(name).startswith("_newton-"):
+            return
+        self.seen += 1
+        if self.seen < self.after:
+            return
+        try:
+            fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return
+        os.close(fd)
+        os._exit(1)
+
+
+def test_binomial_a_worker_lost_mid_fit_changes_nothing(scheduler, tmp_path, binary_folder):
+    from l1select.engines import dask_binomial
+
+    marker = tmp_path / "killed"
+    with distributed.Client(scheduler) as client:
+        before = set(client.scheduler_info()["workers"])
+        client.register_plugin(_KillAtNewton(str(marker), after=40), name="kill-newton")
+        try:
+            a = _binomial_fit(binary_folder, "dask", scheduler, weights="w",
+                              exclude=("grp", "fold"))
+        finally:
+            client.unregister_worker_plugin("kill-newton")
+        assert marker.exists()
+        assert before - set(client.scheduler_info()["workers"])
+    assert dask_binomial.LAST_RUN.path_passes > 10  # it died mid-path, not at the end
+    assert_same_binomial(a, _binomial_fit(binary_folder, "auto", weights="w",
+                                          exclude=("grp", "fold")))
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_delivery_on_the_cluster_is_solved_open_then_closed(monkeypatch, fails):
+    # The pipeline's _run holds an OnCluster open while the solving stage runs, and closes it
+    # after, also when the solve raises (no cluster: a stub engine and a stub solver).
+    from contextlib import ExitStack
+
+    from l1select import pipeline
+    from l1select.engines.base import OnCluster
+    from l1select.solve import cluster_binomial
+
+    closed = []
+    stack = ExitStack()
+    stack.callback(lambda: closed.append(True))
+    delivered = OnCluster(engine="dask", passes=None, recipe=None, unit=np.ones(1), plan=None,
+                          test_sizes=np.zeros(0), classes=None, warnings=(), n_rows=0,
+                          n_dropped=0, closer=stack)
+
+    class Engine:
+        name = "dask"
+
+        def run(self, job):
+            return delivered
+
+    seen = []
+
+    def solve(got, job):
+        seen.append((got is delivered, bool(closed)))
+        if fails:
+            raise DataError("stub")
+        return "solved"
+
+    monkeypatch.setattr(cluster_binomial, "solve", solve)
+    job = pipeline.Job(None, None, None, [], FitParams(target="y"))
+    if fails:
+        with pytest.raises(DataError):
+            pipeline._run(Engine(), job)
+    else:
+        assert pipeline._run(Engine(), job) == "solved"
+    assert seen == [(True, False)]  # solved while still open
+    assert closed == [True]

@@ -72,15 +72,17 @@ def test_imports_point_down_the_data_flow():
 # the ways in. _kernels: the shared pieces, then the Gram solver, then the data-matrix solver
 # (which solves its active sets on their Gram), so a Gram fit never loads the data-matrix one;
 # the group lasso's and the logistic regression's kernels stand alone. engines: the boundary
-# (base) and the shared checks, then the engines (Dask reuses the streaming reduction).
-# solve: the family's maths and stability's pairs, the shared checks and matrix helpers, the
-# solvers, then the stage that dispatches to them.
+# (base) and the shared checks, then the engines (Dask reuses the streaming reduction,
+# and its binomial half the Dask partitions and passes).
+# solve: the family's maths and stability's pairs, the shared checks, matrix helpers and the
+# Newton steps, the solvers, then the stage that dispatches to them.
 PART_RANKS = {
     "io": {"sources": 0, "result": 0, "csv": 1, "parquet": 1, "write": 1, "reader": 2},
     "_kernels": {"common": 0, "gram": 1, "data": 2, "group": 1, "logistic": 1},
-    "engines": {"base": 0, "checks": 0, "memory": 1, "streaming": 1, "dask": 2},
-    "solve": {"logistic": 0, "stability": 0, "checks": 1, "matrix": 1, "gram": 2, "data": 2,
-              "binomial": 3, "reference": 3, "stage": 4},
+    "engines": {"base": 0, "checks": 0, "memory": 1, "streaming": 1, "dask": 2,
+                "dask_binomial": 3},
+    "solve": {"logistic": 0, "stability": 0, "checks": 1, "matrix": 1, "newton": 1, "gram": 2,
+              "data": 2, "binomial": 3, "cluster_binomial": 3, "reference": 3, "stage": 4},
 }
 
 
