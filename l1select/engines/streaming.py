@@ -9,7 +9,15 @@ import numpy as np
 from l1select import io as l1io
 from l1select.engines.base import Job, Statistics, TooWide
 from l1select.errors import ConfigError, DataError
-from l1select.folds import Grouper, make_grouper, micro_count, micro_ids, row_labels, scheme_of
+from l1select.folds import (
+    Grouper,
+    distinct,
+    make_grouper,
+    micro_count,
+    micro_ids,
+    row_labels,
+    scheme_of,
+)
 from l1select.moments import Moments
 from l1select.prepare import Y_SLOT, Profiler, pool_rare_levels
 from l1select.types import FitParams
@@ -78,7 +86,7 @@ class Reduction:
                 stats.add(b.keys, b.U[train], cells[train],
                           w=None if w is None else w[train])
         if len(self.y_values) < 3 and b.U.shape[0]:
-            self.y_values.update(np.unique(b.U[:, b.keys.index(Y_SLOT)])[:3].tolist())
+            self.y_values.update(distinct(b.U[:, b.keys.index(Y_SLOT)])[:3].tolist())
         if params.stability and not grouper.needs_labels:
             # The half-samples' statistics, in the same pass: by micro-group, test
             # rows left out (with labels, the half-samples are unions of the label cells).
