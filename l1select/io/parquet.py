@@ -8,8 +8,10 @@ and the Dask engine calls it on each partition (a file's consecutive row groups)
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -62,9 +64,22 @@ def read_schema(path: str) -> pa.Schema:
         if is_url(path):
             with open_binary(path) as fh:
                 return pq.read_schema(fh)
-        return pq.read_schema(path)
+        return footer(path).schema.to_arrow_schema()
     except (pa.ArrowInvalid, OSError) as exc:
         raise _unreadable(path, exc) from None
+
+
+def footer(path: str) -> pq.FileMetaData:
+    """The footer (metadata) of a local Parquet file, parsed once per version of the file: a
+    fit opens it for the schema, the row estimate, the family check and the read, and at
+    20,000 columns each parse costs 0.1-0.2 s."""
+    st = os.stat(path)
+    return _footer(os.path.abspath(path), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=8)
+def _footer(path: str, mtime_ns: int, size: int) -> pq.FileMetaData:
+    return pq.read_metadata(path)
 
 
 def open_file(path: str, digest=None, hashing: list | None = None) -> pq.ParquetFile:
@@ -96,7 +111,8 @@ def open_file(path: str, digest=None, hashing: list | None = None) -> pq.Parquet
             thread = threading.Thread(target=hash_file, daemon=True)
             thread.start()
             hashing.append(thread)
-        return pq.ParquetFile(path, buffer_size=PARQUET_READ_BUFFER, pre_buffer=False)
+        return pq.ParquetFile(path, metadata=footer(path), buffer_size=PARQUET_READ_BUFFER,
+                              pre_buffer=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
         raise _unreadable(path, exc) from None
 

@@ -102,9 +102,9 @@ def estimate_rows(source: Source, data: bytes | None) -> int | None:
         if source.format == "parquet":
             if any(is_url(f) for f in source.files):
                 return None
-            import pyarrow.parquet as pq
+            from l1select.io import parquet as parquet_io
 
-            return sum(pq.ParquetFile(f).metadata.num_rows for f in source.files)
+            return sum(parquet_io.footer(f).num_rows for f in source.files)
         if data is not None:
             return max(csv_io.line_ends(data) - 1, 0)
         if any(is_url(f) for f in source.files):
