@@ -97,8 +97,12 @@ def _tricky(n=600, seed=0, missing=0.05):
 @pytest.fixture(scope="module")
 def parts_folder(tmp_path_factory):
     """A folder of Parquet parts with uneven row groups (sorted by name)."""
-    root = tmp_path_factory.mktemp("parts")
-    df = _tricky()
+    return _uneven_parts(tmp_path_factory.mktemp("parts"), _tricky())
+
+
+def _uneven_parts(root, df):
+    """``df``'s 600 rows as four Parquet parts of 70, 180, 10 and 340 rows, in row groups of
+    25, 64, 3 and 100: partitions of every size, a part of fewer rows than a group."""
     cuts = [0, 70, 250, 260, 600]
     sizes = [25, 64, 3, 100]
     for i, (lo, hi) in enumerate(zip(cuts[:-1], cuts[1:], strict=True)):
@@ -479,14 +483,7 @@ def _binary(n=600, seed=0, missing=0.05) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def binary_folder(tmp_path_factory):
     """A folder of Parquet parts with uneven row groups and a binary target."""
-    root = tmp_path_factory.mktemp("binparts")
-    df = _binary()
-    cuts = [0, 70, 250, 260, 600]
-    sizes = [25, 64, 3, 100]
-    for i, (lo, hi) in enumerate(zip(cuts[:-1], cuts[1:], strict=True)):
-        pq.write_table(pa.Table.from_pandas(df.iloc[lo:hi], preserve_index=False),
-                       root / f"part-{i:02d}.parquet", row_group_size=sizes[i])
-    return root
+    return _uneven_parts(tmp_path_factory.mktemp("binparts"), _binary())
 
 
 @pytest.fixture(scope="module")
