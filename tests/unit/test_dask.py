@@ -287,14 +287,18 @@ class _KillOnce(distributed.WorkerPlugin):
 
     def transition(self, key, start, finish, **kw):
         name = key[0] if isinstance(key, tuple) else key
-        if finish != "memory" or not str(name).startswith("_pass2-"):
-            return
-        try:
-            fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            return  # another worker died already: once is enough
-        os.close(fd)
-        os._exit(1)
+        if finish == "memory" and str(name).startswith("_pass2-"):
+            _die_once(self.marker)
+
+
+def _die_once(marker: str) -> None:
+    """End this worker's process, unless another worker has already (``marker`` exists)."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return  # another worker died already: once is enough
+    os.close(fd)
+    os._exit(1)
 
 
 def test_a_worker_lost_mid_job_changes_nothing(scheduler, tmp_path, parts_folder):
@@ -563,14 +567,8 @@ class _KillAtNewton(distributed.WorkerPlugin):
         if finish != "memory" or not str(name).startswith("_newton-"):
             return
         self.seen += 1
-        if self.seen < self.after:
-            return
-        try:
-            fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            return
-        os.close(fd)
-        os._exit(1)
+        if self.seen >= self.after:
+            _die_once(self.marker)
 
 
 def test_binomial_a_worker_lost_mid_fit_changes_nothing(scheduler, tmp_path, binary_folder):
