@@ -510,7 +510,7 @@ def test_binomial_same_numbers_as_local_on_uneven_parts(scheduler, binary_folder
     assert_same_binomial(a, b)
 
 
-# Options in pairs (each is independent of its partner): every one is covered, with two fewer
+# Options in pairs (each is independent of its partner): every one is covered, with three fewer
 # Dask fits than one case each (each fit is some 300 rounds of tasks).
 @pytest.mark.parametrize("case", [
     dict(weights="w", measure="class"), dict(missing="drop", cv_scheme="forward", cv=3),
