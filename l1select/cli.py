@@ -49,6 +49,7 @@ from l1select.cli_args import (
     SchemaKindOpt,
     Selection,
 )
+from l1select.cli_coerce import install as install_coercion
 from l1select.errors import EXIT_DATA, EXIT_INTERRUPTED, L1SelectError
 from l1select.files import check_folder, write_atomic
 from l1select.options import CLI_OPTIONS, ENGINE, OUTPUT, PANELS, Option, cli_help
@@ -167,6 +168,7 @@ def _plain_labels(params, help_option=None):
         # Typer converts a value through a pydantic adapter unless it is a bool already, and
         # the help flag defaults to None: 'fit --help' imported pydantic (70 ms) for it.
         help_option.default = False
+    install_coercion(params)  # the plain values without pydantic (cli_coerce)
     for param in params:
         if param.metavar is not None and param.param_type_name == "option":
             continue

@@ -24,7 +24,7 @@ RANK = {
     "select": 7, "pipeline": 9, "apply": 9, "report": 10, "plots": 10, "config": 10,
     # The HTML report renders only, like report and plots, and embeds the plots' pictures.
     "html_report": 10.5,
-    "batch": 11, "cli_args": 12, "cli": 13, "__main__": 14,
+    "batch": 11, "cli_args": 12, "cli_coerce": 12, "cli": 13, "__main__": 14,
 }
 
 
