@@ -41,15 +41,30 @@ _GRAM_SIGNATURE = ("Tuple((f8[:,::1], f8[::1], i8[::1]))"
 _cached = None
 
 
-def _module_name() -> str | None:
+def _numba_version() -> bytes | None:
+    """What identifies the installed numba: its generated ``_version.py`` (the version and the
+    revision), found without importing numba, or else its package metadata's version.
+    ``importlib.metadata`` imports the email parser (20-35 ms), so it is only the fallback."""
+    try:
+        spec = importlib.util.find_spec("numba")
+        if spec is not None and spec.origin is not None:
+            return (Path(spec.origin).parent / "_version.py").read_bytes()
+    except (ImportError, OSError, ValueError):
+        pass
     try:
         from importlib.metadata import version
 
-        numba_version = version("numba")
+        return version("numba").encode()
     except Exception:  # no numba metadata: no AOT module to match it
         return None
+
+
+def _module_name() -> str | None:
+    numba_version = _numba_version()
+    if numba_version is None:
+        return None
     source = b"".join(path.read_bytes() for path in _KERNEL_SOURCES)
-    key = hashlib.sha256(source + numba_version.encode()
+    key = hashlib.sha256(source + numba_version
                          + sys.version.encode() + _GRAM_SIGNATURE.encode()).hexdigest()[:16]
     return f"_gram_aot_{key}"
 

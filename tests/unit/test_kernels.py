@@ -612,3 +612,24 @@ def test_a_small_gram_fit_does_not_start_numba(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=root, check=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_the_aot_module_name_follows_the_numba_install(monkeypatch):
+    # The AOT module is rebuilt when numba changes: its name hashes numba's version file.
+    from l1select import _aot
+
+    name = _aot._module_name()
+    assert name is not None and name.startswith("_gram_aot_")
+    monkeypatch.setattr(_aot, "_numba_version", lambda: b"another numba")
+    assert _aot._module_name() != name
+
+
+def test_finding_the_aot_module_imports_neither_numba_nor_the_email_parser():
+    # importlib.metadata imports the email parser (20-35 ms); numba's import is 0.4 s.
+    code = ("import sys\nimport l1select._aot as a\nassert a._numba_version()\n"
+            "print(sorted(m for m in ('numba', 'email.parser', 'importlib.metadata') "
+            "if m in sys.modules))\n")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=root, check=True)
+    assert out.stdout.strip() == "[]", out.stderr
