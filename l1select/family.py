@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from l1select.errors import ConfigError, DataError, did_you_mean, list_names, quoted
 
@@ -33,6 +32,8 @@ class Classes:
 
     def encode(self, arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
         """1.0 for the positive class, 0.0 for the negative, NaN where missing."""
+        import pyarrow.compute as pc
+
         values = _values(arr, self.kind)
         out = np.full(len(values), np.nan)
         for code, v in enumerate(self.values):
@@ -54,6 +55,8 @@ def _kind(t: pa.DataType) -> str:
 
 
 def _values(arr, kind: str):
+    import pyarrow.compute as pc
+
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     if pa.types.is_dictionary(arr.type):
@@ -84,6 +87,8 @@ def _label(v: Any) -> str:
 
 def distinct(arr, kind: str) -> tuple[list[Any], list[int]]:
     """The distinct non-missing values of a target column (sorted, at most 3) and counts."""
+    import pyarrow.compute as pc
+
     values = _values(arr, kind)
     if kind == "numeric":
         # and_kleene(valid, not NaN): False for a null, with no scalar to build (pa.scalar
@@ -163,7 +168,35 @@ def looks_binary(arr) -> bool:
     kind = _kind(arr.type)
     if kind == "bool":
         return True
+    if kind == "numeric" and pa.types.is_float64(arr.type):
+        return _float64_distinct(arr) <= 2
     return kind in ("numeric", "text") and len(distinct(arr, kind)[0]) <= 2
+
+
+def _float64_distinct(arr) -> int:
+    """How many distinct non-missing numbers a float64 column holds (3 meaning three or
+    more), read from its buffers. Every ``auto`` fit asks this of its target's first rows,
+    and Arrow's compute functions (``value_counts``) cost their import: 45-90 ms."""
+    seen: list[float] = []
+    for chunk in arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]:
+        validity, data = chunk.buffers()[:2]
+        if data is None:  # an empty chunk
+            continue
+        n = len(chunk)
+        values = np.frombuffer(data, dtype=np.float64, count=n, offset=chunk.offset * 8)
+        keep = ~np.isnan(values)
+        if chunk.null_count:
+            bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
+            keep &= bits[chunk.offset:chunk.offset + n].astype(bool)
+        values = values[keep]
+        for v in seen:
+            values = values[values != v]
+        while values.size and len(seen) < 3:
+            seen.append(float(values[0]))
+            values = values[values != values[0]]
+        if len(seen) == 3:
+            break
+    return len(seen)
 
 
 def binary_classes(arr, family: str, positive_class: str | None, target: str, source: str

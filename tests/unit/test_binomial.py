@@ -283,3 +283,24 @@ def test_a_huge_column_gives_the_same_model_in_its_own_units(tmp_path):
     # Unstandardized, such a column's curvature overflows: a clear error, not a wrong model.
     with pytest.raises(DataError, match="extreme magnitude.*--no-standardize"):
         fit(str(tmp_path / "b.csv"), alpha=0.01, standardize=False)
+
+
+def test_the_family_checks_count_of_float_values_agrees_with_arrows():
+    # family._float64_distinct reads float64 buffers (no pyarrow.compute import); it must
+    # count as distinct() does, over nulls, NaN, sliced arrays (offsets) and chunks.
+    import pyarrow as pa
+
+    from l1select.family import _float64_distinct, distinct
+
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        n = int(rng.integers(0, 40))
+        pool = rng.choice([0.0, 1.0, -2.5, 3.0, np.nan], size=int(rng.integers(1, 5)))
+        vals = rng.choice(pool, size=n)
+        mask = rng.random(n) < 0.2
+        arr = pa.array(vals, type=pa.float64(), mask=mask)
+        start = int(rng.integers(0, n + 1))
+        pieces = [arr.slice(start), arr.slice(0, start)]
+        for a in (arr, arr.slice(start), pa.chunked_array(pieces, type=pa.float64())):
+            want = min(len(distinct(a, "numeric")[0]), 3)
+            assert _float64_distinct(a) == want, (vals, mask, start)
