@@ -188,7 +188,8 @@ def _matrix(batch, names: list[str]) -> np.ndarray:
         # One record batch of the whole table, made in Arrow: a Python list of the
         # columns' chunks costs 0.2 s at 20,000 columns.
         [sub] = sub.combine_chunks().to_batches()
-    if all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in sub.schema.types):
+    # Checked once per distinct type (a wide batch has few).
+    if all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in set(sub.schema.types)):
         return np.asarray(sub.to_tensor(null_to_nan=True, row_major=False))
     return np.column_stack([_floats(sub.column(i)) for i in range(len(names))])
 
@@ -966,6 +967,14 @@ def pool_columns(X: np.ndarray, sources: list[np.ndarray]) -> np.ndarray:
                             for s in sources]) if sources else X[:, :0]
 
 
+def _is_numbers(recipe: Recipe, names: list[str]) -> bool:
+    """The recipe's features are exactly the number columns ``names``, in order."""
+    if len(recipe.features) != len(names) or [f.column for f in recipe.features] != names:
+        return False
+    kinds = {c.name: c.kind for c in recipe.columns}
+    return all(f.kind == "numeric" and kinds[f.column] == "numeric" for f in recipe.features)
+
+
 def design_matrix(table: pa.Table, recipe: Recipe, order: str = "C",
                   numbers: tuple[list[str], np.ndarray] | None = None) -> np.ndarray:
     """Apply ``recipe`` to ``table``: X (n_samples, n_features), NaN where missing.
@@ -977,6 +986,10 @@ def design_matrix(table: pa.Table, recipe: Recipe, order: str = "C",
     table); when the recipe is exactly them, in order, that matrix itself is returned.
     """
     n = table.num_rows
+    if numbers is not None and _is_numbers(recipe, numbers[0]):
+        M = numbers[1]
+        if M.shape[0] == n and (M.flags.f_contiguous if order == "F" else M.flags.c_contiguous):
+            return M
     specs = {c.name: c for c in recipe.columns}
     types = dict(zip(table.schema.names, table.schema.types, strict=True))
     # The plan: per source column, in feature order, whether it is a plain number column
@@ -996,10 +1009,6 @@ def design_matrix(table: pa.Table, recipe: Recipe, order: str = "C",
     pos = None
     if numbers is not None:
         names, M = numbers
-        if (len(plan) == len(names) == len(recipe.features) and all(p for _, p in plan)
-                and [c for c, _ in plan] == names and M.shape[0] == n
-                and (M.flags.f_contiguous if order == "F" else M.flags.c_contiguous)):
-            return M
         pos = {c: i for i, c in enumerate(names)}
     X = np.empty((n, len(recipe.features)), dtype=np.float64, order=order)
     run: list[str] = []  # plain number columns waiting to be converted together
