@@ -42,8 +42,11 @@ def scaling_of(X: np.ndarray, y: np.ndarray, standardize: bool,
         y_mean = float(w @ y / total)
         return Scaling(x_mean=x_mean, x_scale=x_scale, x_std=x_std, y_mean=y_mean,
                        y_var=float(w @ (y - y_mean) ** 2 / total), n_samples=n)
-    x_mean = nanmean(X)
-    centered = np.where(np.isnan(X), 0.0, X - x_mean)
+    missing = np.isnan(X)
+    x_mean = nanmean(X, missing)
+    centered = X - x_mean
+    if missing.any():  # else no pass to put the (missing) values at the mean
+        centered[missing] = 0.0
     x_std = np.sqrt(np.einsum("ij,ij->j", centered, centered) / n)
     ones = np.ones_like(x_std) if unit is None else unit
     x_scale = np.where(x_std > 0, x_std, 1.0) if standardize else ones
@@ -52,12 +55,16 @@ def scaling_of(X: np.ndarray, y: np.ndarray, standardize: bool,
                    y_var=float(np.mean((y - y_mean) ** 2)), n_samples=n)
 
 
-def nanmean(X: np.ndarray) -> np.ndarray:
+def nanmean(X: np.ndarray, missing: np.ndarray | None = None) -> np.ndarray:
     """``np.nanmean(X, axis=0)`` (the same sums), NaN for a column with no value and no
-    warning about it."""
-    count = X.shape[0] - np.isnan(X).sum(axis=0)
+    warning about it. ``missing``: ``np.isnan(X)``, if known."""
+    missing = np.isnan(X) if missing is None else missing
+    count = X.shape[0] - missing.sum(axis=0)
+    # Without missing values X is summed as it is: the copy with zeros would have its layout
+    # (a contiguous one), so the same sums.
+    full = not missing.any() and (X.flags.c_contiguous or X.flags.f_contiguous)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(np.isnan(X), 0.0, X).sum(axis=0) / count
+        return (X if full else np.where(missing, 0.0, X)).sum(axis=0) / count
 
 
 def in_own_units(scaling: Scaling, unit: np.ndarray) -> Scaling:
@@ -93,7 +100,8 @@ def check_scaling(scaling: Scaling, recipe: Recipe, source: str) -> None:
 
 def standardized(X: np.ndarray, scaling: Scaling) -> np.ndarray:
     """``(X - mean) / scale`` with missing values at the mean (0 after centering)."""
-    Z = (X - scaling.x_mean) / scaling.x_scale
+    Z = X - scaling.x_mean
+    Z /= scaling.x_scale
     Z[np.isnan(Z)] = 0.0
     return Z
 
