@@ -345,17 +345,20 @@ class Profiler:
         if finite.size:
             self.y_absmax = max(self.y_absmax, float(finite.max()))
 
-    def _scaled(self, cols: list[_Column], M: np.ndarray, start: int) -> np.ndarray:
+    def _scaled(self, cols: list[_Column], M: np.ndarray, start: int,
+                top: np.ndarray | None = None) -> np.ndarray:
         """The values ``M`` (n, len(cols)) of numeric columns as held: × 2^-exp.
 
         A column's exponent is fixed by its first batch with a non-zero value: 0 when its
         largest |value| there is within 2^±SCALE_AT (most data: nothing changes), else that
         value's binary exponent. Scaling by a power of two is exact, and the standardized
-        lasso does not depend on a column's scale.
+        lasso does not depend on a column's scale. ``top``: each column's largest |value|
+        (NaN when all are missing), if known.
         """
         if M.shape[0] == 0:
             return M
-        top = np.fmax.reduce(np.abs(M), axis=0)  # NaN (missing) skipped; all missing: NaN
+        if top is None:
+            top = np.fmax.reduce(np.abs(M), axis=0)  # NaN (missing) skipped; all missing: NaN
         top = np.where(np.isnan(top), 0.0, top)
         # Clamped so that the unit 2^-exp is a float (subnormal values: 2^1000); computed
         # for all columns at once (per column, numpy's scalar calls cost 0.3 s at 20,000).
@@ -478,9 +481,15 @@ class Profiler:
         Whatever can be is computed for all the columns together: a wide batch has tens of
         thousands of them, and numpy's calls on one column cost microseconds each.
         """
-        nan = np.isnan(M)
-        has_nan = nan.any(axis=0)
-        inf = np.isinf(M).any(axis=0)
+        # Per column, from three reductions (no n x m temporaries): the largest and smallest
+        # value (NaN skipped: an infinite value is one of them) and whether any is missing
+        # (min propagates NaN).
+        with np.errstate(invalid="ignore"):
+            hi, lo = np.fmax.reduce(M, axis=0), np.fmin.reduce(M, axis=0)
+            has_nan = np.isnan(M.min(axis=0))
+        gaps = bool(has_nan.any())
+        nan = np.isnan(M) if gaps else None
+        inf = np.isinf(hi) | np.isinf(lo)
         if inf.any():
             for j in np.flatnonzero(inf):
                 self._check_finite(M[:, j], numeric[j].name, start)
@@ -491,9 +500,9 @@ class Profiler:
             missing_any |= miss
             miss_cols.append((col, miss))
         self._track_integers(numeric, M)
-        M = self._scaled(numeric, M, start)
+        M = self._scaled(numeric, M, start, np.fmax(hi, -lo))
         # Each column's first value (as held), the fill of its missing values.
-        if has_nan.any():
+        if gaps:
             first = np.argmax(~nan, axis=0)
             empty = nan.all(axis=0).tolist()
         else:
@@ -511,7 +520,7 @@ class Profiler:
                     self._shift[key] = col.fill
             elif key not in seen:
                 init[key] = col.fill
-        if fill and has_nan.any():
+        if fill and gaps:
             fills = np.array([c.fill for c in numeric])
             M = np.where(nan, fills[None, :], M)
         return M
