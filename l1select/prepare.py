@@ -543,9 +543,15 @@ class Profiler:
         nan = np.isnan(V)
         whole = np.all(((V == np.floor(V)) & ~np.isinf(V)) | nan, axis=0).tolist()
         complete = (~nan.any(axis=0)).tolist()
-        # The complete columns' steps, all at once: a row counter steps by +1 only.
+        # The steps of the columns that may still count rows, all at once (a row counter
+        # steps by +1 only).
         n = V.shape[0]
-        ones = np.all(np.diff(V, axis=0) == 1.0, axis=0).tolist()
+        live = [k for k, j in enumerate(idx)
+                if numeric[j].step is None or not math.isnan(numeric[j].step)]
+        ones = [False] * len(idx)
+        for k, one in zip(live, np.all(np.diff(V[:, live], axis=0) == 1.0, axis=0).tolist(),
+                          strict=True):
+            ones[k] = one
         heads, tails = V[0].tolist(), V[-1].tolist()
         for k, j in enumerate(idx):
             col = numeric[j]
