@@ -27,6 +27,13 @@ def scaling_of(X: np.ndarray, y: np.ndarray, standardize: bool,
     its own units. With observation weights ``w`` (n,) every mean and standard deviation is
     weighted (glmnet's convention).
     """
+    return _scaling(X, y, standardize, unit, w)[0]
+
+
+def _scaling(X: np.ndarray, y: np.ndarray, standardize: bool, unit: np.ndarray | None,
+             w: np.ndarray | None) -> tuple[Scaling, np.ndarray]:
+    """:func:`scaling_of`, and ``X`` centered with its missing values at the mean (0): a
+    new array, the caller's to change."""
     n = X.shape[0]
     ones = None if standardize else (np.ones(X.shape[1]) if unit is None else unit)
     if w is not None:
@@ -41,7 +48,7 @@ def scaling_of(X: np.ndarray, y: np.ndarray, standardize: bool,
         x_scale = np.where(x_std > 0, x_std, 1.0) if standardize else ones
         y_mean = float(w @ y / total)
         return Scaling(x_mean=x_mean, x_scale=x_scale, x_std=x_std, y_mean=y_mean,
-                       y_var=float(w @ (y - y_mean) ** 2 / total), n_samples=n)
+                       y_var=float(w @ (y - y_mean) ** 2 / total), n_samples=n), centered
     missing = np.isnan(X)
     x_mean = nanmean(X, missing)
     centered = X - x_mean
@@ -52,7 +59,7 @@ def scaling_of(X: np.ndarray, y: np.ndarray, standardize: bool,
     x_scale = np.where(x_std > 0, x_std, 1.0) if standardize else ones
     y_mean = float(np.mean(y))
     return Scaling(x_mean=x_mean, x_scale=x_scale, x_std=x_std, y_mean=y_mean,
-                   y_var=float(np.mean((y - y_mean) ** 2)), n_samples=n)
+                   y_var=float(np.mean((y - y_mean) ** 2)), n_samples=n), centered
 
 
 def nanmean(X: np.ndarray, missing: np.ndarray | None = None) -> np.ndarray:
@@ -161,7 +168,7 @@ GRAM_BLOCK = 2048
 
 def prepare_grids(mem: InMemory, params: FitParams) -> Prepared:
     """All-rows scaling, penalty factors, and the alpha grid of each l1_ratio."""
-    scaling = scaling_of(mem.X, mem.y, params.standardize, mem.units(), mem.w)
+    scaling, centered = _scaling(mem.X, mem.y, params.standardize, mem.units(), mem.w)
     n = mem.y.size
     root = row_factors(mem.w, n)
 
@@ -169,7 +176,10 @@ def prepare_grids(mem: InMemory, params: FitParams) -> Prepared:
         # Weighted: rows times sqrt(w·n/Σw), so that plain products are weighted ones.
         return Z if root is None else Z * (root[:, None] if Z.ndim == 2 else root)
 
-    Xs = rows_scaled(standardized(mem.X, scaling))
+    # standardized(mem.X, scaling), from the centered copy the scaling made: the same
+    # numbers (missing values are 0 either way), without another n x p pass and copy.
+    centered /= scaling.x_scale
+    Xs = rows_scaled(centered)
     yc = rows_scaled(mem.y - scaling.y_mean)
     xty = Xs.T @ yc / n
     penalty, adaptive = make_penalty(mem.recipe.features, params,
