@@ -270,7 +270,9 @@ def _likely_family(source, header, data, params: FitParams) -> str:
     if params.engine not in BINOMIAL_ENGINES:
         return "gaussian"
     def one_pass(overrides):
-        blocks = l1io.batches(source, header, [params.target], data, l1io.Scan(), overrides)
+        # Not hashed: only the first block is read, and the fit hashes the source anyway.
+        blocks = l1io.batches(source, header, [params.target], data, l1io.Scan(), overrides,
+                              hashed=False)
         try:
             first = next(blocks, None)
         finally:

@@ -24,6 +24,7 @@ applies a recipe to a table (NaN where a value is missing).
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -187,7 +188,8 @@ def _matrix(batch, names: list[str]) -> np.ndarray:
         # One record batch of the whole table, made in Arrow: a Python list of the
         # columns' chunks costs 0.2 s at 20,000 columns.
         [sub] = sub.combine_chunks().to_batches()
-    if all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in sub.schema.types):
+    # Checked once per distinct type (a wide batch has few).
+    if all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in set(sub.schema.types)):
         return np.asarray(sub.to_tensor(null_to_nan=True, row_major=False))
     return np.column_stack([_floats(sub.column(i)) for i in range(len(names))])
 
@@ -206,7 +208,7 @@ def parse_text_numbers(arr, mode: str) -> np.ndarray:
     return _floats(s.cast(pa.float64()))
 
 
-@dataclass
+@dataclass(slots=True)  # tens of thousands of them on wide data: no per-object dict
 class _Column:
     name: str
     kind: str  # numeric | bool | text | excluded
@@ -243,6 +245,11 @@ class Batch:
     # batches held only missing values there: those rows were filled with 0, and now count
     # at the fill; add this to the slot's mean over all earlier rows (it was constant there).
     shift: dict[tuple, float] = field(default_factory=dict)
+    # With ``Profiler.update(..., design=True)``: the names of the numeric columns and their
+    # values as read, (n, m) column-major, NaN where missing, on every row of the batch
+    # (for :func:`design_matrix`, which then need not convert them again); ``U`` then holds
+    # the target only.
+    numbers: tuple[list[str], np.ndarray] | None = None
 
 
 class Profiler:
@@ -270,25 +277,23 @@ class Profiler:
         self.row_label = row_label
         self.columns: list[_Column] = []
         self.target_kind = _target_kind(_value_type(schema.field(target).type), target, source)
-        for f in schema:
-            if f.name in (target, fold_column, group_column):
+        special = {target, fold_column, group_column}
+        # A wide schema has few distinct types: each is classified once (per field, pyarrow's
+        # type tests cost 0.1 s at 20,000 columns).
+        kinds: dict[pa.DataType, tuple[str, str]] = {}
+        for name, t in zip(schema.names, schema.types, strict=True):
+            if name in special:
                 continue
-            t = _value_type(f.type)
-            if pa.types.is_boolean(t):
-                col = _Column(f.name, "bool")
-            elif _is_number(t):
-                col = _Column(f.name, "numeric")
-            elif _is_text(t) or pa.types.is_null(t) or (pa.types.is_temporal(t)
-                                                        and f.name in self.explicit):
+            kind = kinds.get(t)
+            if kind is None:
+                kind = kinds[t] = _column_kind(_value_type(t))
+            if kind[1] == "date/time" and name in self.explicit:
                 # An explicit date/time column is read as its text: levels, if few enough.
-                col = _Column(f.name, "text")
-            elif pa.types.is_temporal(t):
-                col = _Column(f.name, "excluded", "date/time")
-            elif pa.types.is_nested(t):
-                col = _Column(f.name, "excluded", "nested")
-            else:
-                col = _Column(f.name, "excluded", f"unsupported type {t}")
-            self.columns.append(col)
+                kind = ("text", "")
+            self.columns.append(_Column(name, *kind))
+        # The kinds never change: the columns of each kind, listed once.
+        self._numeric = [c for c in self.columns if c.kind == "numeric"]
+        self._bool_text = [c for c in self.columns if c.kind in ("bool", "text")]
         self.n_missing_target = 0
         self.n_missing_dropped = 0
         self.missing_columns: set[str] = set()
@@ -340,17 +345,20 @@ class Profiler:
         if finite.size:
             self.y_absmax = max(self.y_absmax, float(finite.max()))
 
-    def _scaled(self, cols: list[_Column], M: np.ndarray, start: int) -> np.ndarray:
+    def _scaled(self, cols: list[_Column], M: np.ndarray, start: int,
+                top: np.ndarray | None = None) -> np.ndarray:
         """The values ``M`` (n, len(cols)) of numeric columns as held: × 2^-exp.
 
         A column's exponent is fixed by its first batch with a non-zero value: 0 when its
         largest |value| there is within 2^±SCALE_AT (most data: nothing changes), else that
         value's binary exponent. Scaling by a power of two is exact, and the standardized
-        lasso does not depend on a column's scale.
+        lasso does not depend on a column's scale. ``top``: each column's largest |value|
+        (NaN when all are missing), if known.
         """
         if M.shape[0] == 0:
             return M
-        top = np.fmax.reduce(np.abs(M), axis=0)  # NaN (missing) skipped; all missing: NaN
+        if top is None:
+            top = np.fmax.reduce(np.abs(M), axis=0)  # NaN (missing) skipped; all missing: NaN
         top = np.where(np.isnan(top), 0.0, top)
         # Clamped so that the unit 2^-exp is a float (subnormal values: 2^1000); computed
         # for all columns at once (per column, numpy's scalar calls cost 0.3 s at 20,000).
@@ -384,8 +392,14 @@ class Profiler:
             ))
 
     # -- one batch ---------------------------------------------------------------------------
-    def update(self, batch: pa.RecordBatch | pa.Table, start: int) -> Batch:
-        """Profile ``batch`` (whose first row has global index ``start``) and emit its slots."""
+    def update(self, batch: pa.RecordBatch | pa.Table, start: int,
+               design: bool = False) -> Batch:
+        """Profile ``batch`` (whose first row has global index ``start``) and emit its slots.
+
+        With ``design`` (an engine that builds the design matrix rather than the slot
+        statistics) the profile is the same, but the slot rows are not assembled: ``U`` holds
+        the target alone, and ``numbers`` the numeric columns as read (see :class:`Batch`).
+        """
         n = batch.num_rows
         if n == 0:
             return Batch(keys=[Y_SLOT], U=np.empty((0, 1)), rows=np.empty(0, dtype=np.int64),
@@ -403,15 +417,17 @@ class Profiler:
         missing_any = np.zeros(n, dtype=bool)
         miss_cols: list[tuple[_Column, np.ndarray]] = []
 
-        numeric = [c for c in self.columns if c.kind == "numeric"]
+        numeric = self._numeric
+        numbers = None
         if numeric:
-            M = _matrix(batch, [c.name for c in numeric])
-            keys.extend(("x", c.name) for c in numeric)
+            names = [c.name for c in numeric]
+            M = _matrix(batch, names)
+            keys.extend([("x", name) for name in names])
             cols.append(self._numeric_block(numeric, M, keep, start, missing_any, miss_cols,
-                                            init))
-        for col in self.columns:
-            if col.kind not in ("bool", "text"):
-                continue
+                                            init, fill=not design))
+            if design:
+                numbers = (names, M)
+        for col in self._bool_text:
             arr = batch.column(col.name)
             valid = _bools(arr.is_valid()) if arr.null_count else np.ones(n, dtype=bool)
             if not valid.all():
@@ -437,8 +453,13 @@ class Profiler:
         if self.missing == "drop":
             self.n_missing_dropped += int((missing_any & keep).sum())
             keep &= ~missing_any
-        for k in keys:
-            self._seen_slots.add(k)
+        self._seen_slots.update(keys)
+        if self.first_width is None:
+            self.first_width = len(keys)
+        if design:
+            # The slot rows would be a second copy of the data (a transposing one, 0.1 s at
+            # 500 x 20,000), of which the design needs only the target.
+            keys, cols = [Y_SLOT], cols[:1]
         U = np.empty((n, len(keys)))
         j = 0
         for block in cols:
@@ -448,20 +469,29 @@ class Profiler:
         if not keep.all():
             U = U[keep]
         rows = np.flatnonzero(keep).astype(np.int64) + start
-        if self.first_width is None:
-            self.first_width = len(keys)
         shift, self._shift = self._shift, {}
-        return Batch(keys=keys, U=U, rows=rows, init=init, shift=shift)
+        return Batch(keys=keys, U=U, rows=rows, init=init, shift=shift, numbers=numbers)
 
     def _numeric_block(self, numeric: list[_Column], M: np.ndarray, keep: np.ndarray,
                        start: int, missing_any: np.ndarray, miss_cols: list,
-                       init: dict) -> np.ndarray:
-        """Track and fill the numeric columns of a batch at once: ``M`` (n, m), NaN = missing."""
-        nan = np.isnan(M)
-        has_nan = nan.any(axis=0)
-        inf = np.isinf(M)
+                       init: dict, fill: bool = True) -> np.ndarray:
+        """Track the numeric columns of a batch at once, and (with ``fill``) fill their
+        missing values: ``M`` (n, m), NaN = missing.
+
+        Whatever can be is computed for all the columns together: a wide batch has tens of
+        thousands of them, and numpy's calls on one column cost microseconds each.
+        """
+        # Per column, from three reductions (no n x m temporaries): the largest and smallest
+        # value (NaN skipped: an infinite value is one of them) and whether any is missing
+        # (min propagates NaN).
+        with np.errstate(invalid="ignore"):
+            hi, lo = np.fmax.reduce(M, axis=0), np.fmin.reduce(M, axis=0)
+            has_nan = np.isnan(M.min(axis=0))
+        gaps = bool(has_nan.any())
+        nan = np.isnan(M) if gaps else None
+        inf = np.isinf(hi) | np.isinf(lo)
         if inf.any():
-            for j in np.flatnonzero(inf.any(axis=0)):
+            for j in np.flatnonzero(inf):
                 self._check_finite(M[:, j], numeric[j].name, start)
         for j in np.flatnonzero(has_nan):
             col = numeric[j]
@@ -469,22 +499,28 @@ class Profiler:
             self._missing(col, miss, keep, start)
             missing_any |= miss
             miss_cols.append((col, miss))
-            if miss.all():
-                continue
         self._track_integers(numeric, M)
-        M = self._scaled(numeric, M, start)
+        M = self._scaled(numeric, M, start, np.fmax(hi, -lo))
+        # Each column's first value (as held), the fill of its missing values.
+        if gaps:
+            first = np.argmax(~nan, axis=0)
+            empty = nan.all(axis=0).tolist()
+        else:
+            first, empty = np.zeros(len(numeric), dtype=np.int64), [False] * len(numeric)
+        firsts = M[first, np.arange(len(numeric))].tolist()
+        seen = self._seen_slots
         for j, col in enumerate(numeric):
-            if not col.observed and not (has_nan[j] and nan[:, j].all()):
+            key = ("x", col.name)
+            if not col.observed and not empty[j]:
                 col.observed = True
-                first = int(np.argmax(~nan[:, j])) if has_nan[j] else 0
-                col.fill = float(M[first, j])
-                if ("x", col.name) not in self._seen_slots:
-                    init[("x", col.name)] = col.fill
+                col.fill = firsts[j]
+                if key not in seen:
+                    init[key] = col.fill
                 else:
-                    self._shift[("x", col.name)] = col.fill
-            elif ("x", col.name) not in self._seen_slots:
-                init[("x", col.name)] = col.fill
-        if has_nan.any():
+                    self._shift[key] = col.fill
+            elif key not in seen:
+                init[key] = col.fill
+        if fill and gaps:
             fills = np.array([c.fill for c in numeric])
             M = np.where(nan, fills[None, :], M)
         return M
@@ -497,17 +533,43 @@ class Profiler:
         head = M[:64, idx]
         # Infinite values are errors (raised at the end of the batch), not integers.
         ok = np.all(((head == np.floor(head)) & ~np.isinf(head)) | np.isnan(head), axis=0)
-        for j, good in zip(idx, ok, strict=True):
+        for j, good in zip(idx, ok.tolist(), strict=True):
             if not good:
                 numeric[j].integral = False
-        for j in [j for j in idx if numeric[j].integral]:
+        idx = [j for j, good in zip(idx, ok.tolist(), strict=True) if good]
+        if not idx:
+            return
+        V = M[:, idx]
+        nan = np.isnan(V)
+        whole = np.all(((V == np.floor(V)) & ~np.isinf(V)) | nan, axis=0).tolist()
+        complete = (~nan.any(axis=0)).tolist()
+        # The steps of the columns that may still count rows, all at once (a row counter
+        # steps by +1 only).
+        n = V.shape[0]
+        live = [k for k, j in enumerate(idx)
+                if numeric[j].step is None or not math.isnan(numeric[j].step)]
+        ones = [False] * len(idx)
+        for k, one in zip(live, np.all(np.diff(V[:, live], axis=0) == 1.0, axis=0).tolist(),
+                          strict=True):
+            ones[k] = one
+        heads, tails = V[0].tolist(), V[-1].tolist()
+        for k, j in enumerate(idx):
             col = numeric[j]
-            v = M[:, j]
-            obs = v[~np.isnan(v)]
-            if not np.all((obs == np.floor(obs)) & ~np.isinf(obs)):
+            if not whole[k]:
                 col.integral = False
-                continue
-            self._track_numbers(col, obs)
+            elif not complete[k]:
+                self._track_numbers(col, V[~nan[:, k], k])
+            else:  # as _track_numbers on the whole column
+                if col.head is None:
+                    col.head = heads[k]
+                if col.step is None or not math.isnan(col.step):
+                    steps = n - 1 + (col.last is not None)
+                    if steps and not (ones[k] and (col.last is None
+                                                   or heads[k] - col.last == 1.0)):
+                        col.step = np.nan
+                    elif steps:
+                        col.step = 1.0
+                    col.last = tails[k]
 
     def _missing(self, col: _Column, miss: np.ndarray, keep: np.ndarray, start: int) -> None:
         if self.missing == "error":
@@ -742,7 +804,8 @@ class Profiler:
             warnings.append(Warn("dropped_missing_target",
                                  f"Dropped {self.n_missing_target} rows with a missing target "
                                  f"{quoted(self.target)}"))
-        used = sorted(c for c in self.missing_columns if c in {f.column for f in features})
+        featured = {f.column for f in features}
+        used = sorted(c for c in self.missing_columns if c in featured)
         if used and self.missing == "mean":
             warnings.append(Warn("imputed_mean", "Imputed missing values with the training "
                                  f"mean in {list_names(used, 20)}"))
@@ -775,7 +838,8 @@ class Profiler:
     def units(self) -> dict[str, float]:
         """How each column's values are held in the slot statistics: value × unit (a power
         of two; 1 for most columns)."""
-        return {c.name: float(np.ldexp(1.0, -(c.exp or 0))) for c in self.columns}
+        units = np.ldexp(1.0, -np.array([c.exp or 0 for c in self.columns], dtype=np.int64))
+        return dict(zip([c.name for c in self.columns], units.tolist(), strict=True))
 
 
 def _merge_column(a: _Column, b: _Column, max_levels: int) -> None:
@@ -817,6 +881,21 @@ def _merge_column(a: _Column, b: _Column, max_levels: int) -> None:
     steps.add(d)
     a.step = steps.pop() if len(steps) == 1 and d == 1 else np.nan
     a.last = b.last
+
+
+def _column_kind(t: pa.DataType) -> tuple[str, str]:
+    """(kind, reason) of a feature column of (value) type ``t``, before any value is seen."""
+    if pa.types.is_boolean(t):
+        return "bool", ""
+    if _is_number(t):
+        return "numeric", ""
+    if _is_text(t) or pa.types.is_null(t):
+        return "text", ""
+    if pa.types.is_temporal(t):
+        return "excluded", "date/time"
+    if pa.types.is_nested(t):
+        return "excluded", "nested"
+    return "excluded", f"unsupported type {t}"
 
 
 def _target_kind(t: pa.DataType, target: str, source: str) -> str:
@@ -903,43 +982,77 @@ def pool_columns(X: np.ndarray, sources: list[np.ndarray]) -> np.ndarray:
                             for s in sources]) if sources else X[:, :0]
 
 
-def design_matrix(table: pa.Table, recipe: Recipe, order: str = "C") -> np.ndarray:
+def _is_numbers(recipe: Recipe, names: list[str]) -> bool:
+    """The recipe's features are exactly the number columns ``names``, in order."""
+    if len(recipe.features) != len(names) or [f.column for f in recipe.features] != names:
+        return False
+    kinds = {c.name: c.kind for c in recipe.columns}
+    return all(f.kind == "numeric" and kinds[f.column] == "numeric" for f in recipe.features)
+
+
+def design_matrix(table: pa.Table, recipe: Recipe, order: str = "C",
+                  numbers: tuple[list[str], np.ndarray] | None = None) -> np.ndarray:
     """Apply ``recipe`` to ``table``: X (n_samples, n_features), NaN where missing.
 
     ``order``: the memory layout, ``"F"`` for the solvers that read the matrix column by
     column (it is also written a column at a time). Runs of plain number columns are
     converted together (:func:`_matrix`), not one by one (a wide table has tens of
-    thousands).
+    thousands). ``numbers``: those columns already converted (``Batch.numbers`` of the same
+    table); when the recipe is exactly them, in order, that matrix itself is returned.
     """
     n = table.num_rows
-    X = np.empty((n, len(recipe.features)), dtype=np.float64, order=order)
+    if numbers is not None and _is_numbers(recipe, numbers[0]):
+        M = numbers[1]
+        if M.shape[0] == n and (M.flags.f_contiguous if order == "F" else M.flags.c_contiguous):
+            return M
     specs = {c.name: c for c in recipe.columns}
-    run: list[str] = []  # plain number columns waiting to be converted together
-    j = 0
-
-    def flush() -> None:
-        if run:
-            X[:, j - len(run):j] = _matrix(table, run)
-            run.clear()
-
+    types = dict(zip(table.schema.names, table.schema.types, strict=True))
+    # The plan: per source column, in feature order, whether it is a plain number column
+    # (converted with the others of its run) or made on its own.
+    plain: dict[pa.DataType, bool] = {}
+    plan: list[tuple[str, bool]] = []
     done: set[str] = set()
     for f in recipe.features:
         if f.column in done:
             continue
-        spec = specs[f.column]
-        arr = table.column(f.column)
-        if spec.kind == "numeric" and (pa.types.is_integer(arr.type) or (
-                pa.types.is_floating(arr.type) and not pa.types.is_float16(arr.type))):
-            run.append(f.column)
+        done.add(f.column)
+        t = types[f.column]
+        if t not in plain:
+            plain[t] = pa.types.is_integer(t) or (pa.types.is_floating(t)
+                                                  and not pa.types.is_float16(t))
+        plan.append((f.column, specs[f.column].kind == "numeric" and plain[t]))
+    pos = None
+    if numbers is not None:
+        names, M = numbers
+        pos = {c: i for i, c in enumerate(names)}
+    X = np.empty((n, len(recipe.features)), dtype=np.float64, order=order)
+    run: list[str] = []  # plain number columns waiting to be converted together
+    j = 0
+
+    def flush() -> None:
+        if not run:
+            return
+        if pos is None:
+            X[:, j - len(run):j] = _matrix(table, run)
+        else:
+            idx = [pos[c] for c in run]
+            whole = idx == list(range(idx[0], idx[0] + len(idx)))
+            X[:, j - len(run):j] = M[:, idx[0]:idx[-1] + 1] if whole else M[:, idx]
+        run.clear()
+
+    for column, is_plain in plan:
+        if is_plain:
+            run.append(column)
             j += 1
-            done.add(f.column)
             continue
         flush()
+        spec = specs[column]
+        arr = table.column(column)
         if spec.kind == "categorical":
             text = _text(arr)
             miss = _bools(pc.is_null(text))
             for g in recipe.features:
-                if g.column == f.column:
+                if g.column == column:
                     if g.kind == "other":
                         known = pc.is_in(text, value_set=pa.array(list(spec.levels),
                                                                   pa.string()))
@@ -952,6 +1065,5 @@ def design_matrix(table: pa.Table, recipe: Recipe, order: str = "C") -> np.ndarr
         else:
             X[:, j] = column_values(arr, spec)
             j += 1
-        done.add(f.column)
     flush()
     return X

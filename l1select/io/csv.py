@@ -631,14 +631,14 @@ def read_range(source: Source, header: Header, columns: list[str],
 
 
 def read_batches(source: Source, header: Header, columns: list[str], data: bytes | None,
-                 scan: Scan, overrides: dict[str, pa.DataType], text: bool
-                 ) -> Iterator[tuple[pa.RecordBatch, int]]:
+                 scan: Scan, overrides: dict[str, pa.DataType], text: bool,
+                 hashed: bool = True) -> Iterator[tuple[pa.RecordBatch, int]]:
     """``(record_batch, first_row_index)`` over every file of ``source`` in order (each file
     finished before the next one's errors can show); fills ``scan`` at the end (the sha256 of
-    the stored bytes; None for stdin)."""
+    the stored bytes; None for stdin, or without ``hashed``)."""
     types = {} if text else first_types(source, header, columns, data)
     types.update(overrides)
-    digest = _ThreadedHash() if data is None else None
+    digest = _ThreadedHash() if data is None and hashed else None
     start = 0
     try:
         for path in source.files:

@@ -162,11 +162,12 @@ def read_row_groups(source: Source, header: Header, columns: list[str], path: st
         raise _unreadable(path, exc) from None
 
 
-def read_batches(source: Source, header: Header, columns: list[str], scan: Scan
-                 ) -> Iterator[tuple[pa.RecordBatch, int]]:
+def read_batches(source: Source, header: Header, columns: list[str], scan: Scan,
+                 hashed: bool = True) -> Iterator[tuple[pa.RecordBatch, int]]:
     """``(record_batch, first_row_index)`` over every file of ``source`` in order; fills
-    ``scan`` (the sha256 of all the files' bytes, the row count) at the end."""
-    digest = hashlib.sha256()
+    ``scan`` (the sha256 of all the files' bytes, the row count) at the end. Without
+    ``hashed`` no bytes are hashed (``scan.sha256`` stays None)."""
+    digest = hashlib.sha256() if hashed else None
     start = 0
     hashing: list = []
     for path in source.files:
@@ -176,5 +177,5 @@ def read_batches(source: Source, header: Header, columns: list[str], scan: Scan
             start += batch.num_rows
     for t in hashing:
         t.join()
-    scan.sha256 = digest.hexdigest()
+    scan.sha256 = digest.hexdigest() if digest is not None else None
     scan.n_rows = start

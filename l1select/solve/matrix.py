@@ -27,6 +27,13 @@ def scaling_of(X: np.ndarray, y: np.ndarray, standardize: bool,
     its own units. With observation weights ``w`` (n,) every mean and standard deviation is
     weighted (glmnet's convention).
     """
+    return _scaling(X, y, standardize, unit, w)[0]
+
+
+def _scaling(X: np.ndarray, y: np.ndarray, standardize: bool, unit: np.ndarray | None,
+             w: np.ndarray | None) -> tuple[Scaling, np.ndarray]:
+    """:func:`scaling_of`, and ``X`` centered with its missing values at the mean (0): a
+    new array, the caller's to change."""
     n = X.shape[0]
     ones = None if standardize else (np.ones(X.shape[1]) if unit is None else unit)
     if w is not None:
@@ -41,23 +48,30 @@ def scaling_of(X: np.ndarray, y: np.ndarray, standardize: bool,
         x_scale = np.where(x_std > 0, x_std, 1.0) if standardize else ones
         y_mean = float(w @ y / total)
         return Scaling(x_mean=x_mean, x_scale=x_scale, x_std=x_std, y_mean=y_mean,
-                       y_var=float(w @ (y - y_mean) ** 2 / total), n_samples=n)
-    x_mean = nanmean(X)
-    centered = np.where(np.isnan(X), 0.0, X - x_mean)
+                       y_var=float(w @ (y - y_mean) ** 2 / total), n_samples=n), centered
+    missing = np.isnan(X)
+    x_mean = nanmean(X, missing)
+    centered = X - x_mean
+    if missing.any():  # else no pass to put the (missing) values at the mean
+        centered[missing] = 0.0
     x_std = np.sqrt(np.einsum("ij,ij->j", centered, centered) / n)
     ones = np.ones_like(x_std) if unit is None else unit
     x_scale = np.where(x_std > 0, x_std, 1.0) if standardize else ones
     y_mean = float(np.mean(y))
     return Scaling(x_mean=x_mean, x_scale=x_scale, x_std=x_std, y_mean=y_mean,
-                   y_var=float(np.mean((y - y_mean) ** 2)), n_samples=n)
+                   y_var=float(np.mean((y - y_mean) ** 2)), n_samples=n), centered
 
 
-def nanmean(X: np.ndarray) -> np.ndarray:
+def nanmean(X: np.ndarray, missing: np.ndarray | None = None) -> np.ndarray:
     """``np.nanmean(X, axis=0)`` (the same sums), NaN for a column with no value and no
-    warning about it."""
-    count = X.shape[0] - np.isnan(X).sum(axis=0)
+    warning about it. ``missing``: ``np.isnan(X)``, if known."""
+    missing = np.isnan(X) if missing is None else missing
+    count = X.shape[0] - missing.sum(axis=0)
+    # Without missing values X is summed as it is: the copy with zeros would have its layout
+    # (a contiguous one), so the same sums.
+    full = not missing.any() and (X.flags.c_contiguous or X.flags.f_contiguous)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(np.isnan(X), 0.0, X).sum(axis=0) / count
+        return (X if full else np.where(missing, 0.0, X)).sum(axis=0) / count
 
 
 def in_own_units(scaling: Scaling, unit: np.ndarray) -> Scaling:
@@ -93,7 +107,8 @@ def check_scaling(scaling: Scaling, recipe: Recipe, source: str) -> None:
 
 def standardized(X: np.ndarray, scaling: Scaling) -> np.ndarray:
     """``(X - mean) / scale`` with missing values at the mean (0 after centering)."""
-    Z = (X - scaling.x_mean) / scaling.x_scale
+    Z = X - scaling.x_mean
+    Z /= scaling.x_scale
     Z[np.isnan(Z)] = 0.0
     return Z
 
@@ -153,7 +168,7 @@ GRAM_BLOCK = 2048
 
 def prepare_grids(mem: InMemory, params: FitParams) -> Prepared:
     """All-rows scaling, penalty factors, and the alpha grid of each l1_ratio."""
-    scaling = scaling_of(mem.X, mem.y, params.standardize, mem.units(), mem.w)
+    scaling, centered = _scaling(mem.X, mem.y, params.standardize, mem.units(), mem.w)
     n = mem.y.size
     root = row_factors(mem.w, n)
 
@@ -161,7 +176,10 @@ def prepare_grids(mem: InMemory, params: FitParams) -> Prepared:
         # Weighted: rows times sqrt(w·n/Σw), so that plain products are weighted ones.
         return Z if root is None else Z * (root[:, None] if Z.ndim == 2 else root)
 
-    Xs = rows_scaled(standardized(mem.X, scaling))
+    # standardized(mem.X, scaling), from the centered copy the scaling made: the same
+    # numbers (missing values are 0 either way), without another n x p pass and copy.
+    centered /= scaling.x_scale
+    Xs = rows_scaled(centered)
     yc = rows_scaled(mem.y - scaling.y_mean)
     xty = Xs.T @ yc / n
     penalty, adaptive = make_penalty(mem.recipe.features, params,
