@@ -205,3 +205,26 @@ def test_an_explicit_feature_that_cannot_be_used_is_an_error():
         _kinds(table, explicit=("empty",))
     with pytest.raises(DataError, match=r"'nested'.*nested, which cannot be a feature"):
         _kinds(table, explicit=("nested",))
+
+
+def test_float_columns_read_from_their_buffers_equal_arrows_cast_and_fill():
+    # prepare._floats reads float64 columns from their buffers (missing values from the
+    # validity bits, no pyarrow.compute); other types go through Arrow's cast and fill_null.
+    import pyarrow.compute as pc
+
+    from l1select.prepare import _floats
+
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        n = int(rng.integers(0, 50))
+        vals = rng.normal(size=n) * 10.0 ** rng.integers(-300, 300, size=n)
+        vals[rng.random(n) < 0.1] = np.nan
+        arr = pa.array(vals, type=pa.float64(), mask=rng.random(n) < 0.3)
+        start = int(rng.integers(0, n + 1))
+        for a in (arr, arr.slice(start), pa.chunked_array([arr.slice(start), arr.slice(0, start)],
+                                                            type=pa.float64())):
+            flat = a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
+            want = pc.fill_null(flat, np.nan).to_numpy(zero_copy_only=False)
+            np.testing.assert_array_equal(_floats(a), want)
+    ints = pa.array([1, None, 3], type=pa.int32())
+    np.testing.assert_array_equal(_floats(ints), [1.0, np.nan, 3.0])
