@@ -188,9 +188,9 @@ def _trust(out, chosen, params: FitParams, progress) -> dict:
         index = {n: j for j, n in enumerate(names)}
         sel = np.array([index[n] for n in chosen.selected], dtype=np.int64)
         coef, intercept, diverged = out.refit(sel)
-        for j, n in enumerate(names):
-            results[n] = replace(results[n],
-                                 coef_ols=float(coef[j]) if j in set(sel.tolist()) else None)
+        # The others keep coef_ols None, as select made them.
+        for j in sel.tolist():
+            results[names[j]] = replace(results[names[j]], coef_ols=float(coef[j]))
         extra["intercept_ols"] = intercept
         extra["refit"] = {
             "method": "logistic",
@@ -207,10 +207,9 @@ def _trust(out, chosen, params: FitParams, progress) -> dict:
     elif params.refit == "ols":
         coef, intercept, deficient = refit_ols(features, chosen.selected, out.problem,
                                                out.scaling)
-        chosen_set = set(chosen.selected)
-        for j, n in enumerate(names):
-            results[n] = replace(results[n],
-                                 coef_ols=float(coef[j]) if n in chosen_set else None)
+        index = {n: j for j, n in enumerate(names)}
+        for n in chosen.selected:  # the others keep coef_ols None, as select made them
+            results[n] = replace(results[n], coef_ols=float(coef[index[n]]))
         extra["intercept_ols"] = intercept
         extra["refit"] = {
             "method": "ols",
@@ -405,16 +404,21 @@ def _too_wide_for_weights(n_columns: int | None, limit: int) -> ConfigError:
 
 def _recipe_dict(recipe: Recipe, scaling) -> dict:
     """The preparation recipe a result carries, so that transform and predict need no refit."""
+    columns = []
+    for c in recipe.columns:
+        column = {"name": c.name, "kind": c.kind, "levels": list(c.levels) or None}
+        if c.pooled:
+            column["pooled"] = list(c.pooled)
+        columns.append(column)
     return {
         "target": recipe.target,
-        "columns": [{"name": c.name, "kind": c.kind, "levels": list(c.levels) or None,
-                     **({"pooled": list(c.pooled)} if c.pooled else {})}
-                    for c in recipe.columns],
+        "columns": columns,
+        # tolist: Python floats in bulk (wide data has tens of thousands of features)
         "features": [
             {"name": f.name, "column": f.column, "kind": f.kind, "level": f.level,
-             "impute": float(m), "center": float(m), "scale": float(s)}
-            for f, m, s in zip(recipe.features, np.asarray(scaling.x_mean).tolist(),
-                               np.asarray(scaling.x_scale).tolist(), strict=True)
+             "impute": m, "center": m, "scale": s}
+            for f, m, s in zip(recipe.features, np.asarray(scaling.x_mean, dtype=float).tolist(),
+                               np.asarray(scaling.x_scale, dtype=float).tolist(), strict=True)
         ],
         "y_mean": scaling.y_mean,
     }

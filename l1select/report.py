@@ -38,16 +38,9 @@ def _document(result: SelectionResult) -> dict[str, Any]:
         "alpha": result.alpha,
         "cv": result.cv,
         "intercept": result.intercept,
-        "features": [
-            {"name": f.name, "column": f.column, "coef": f.coef, "coef_std": f.coef_std,
-             "selected": f.selected, "fold_frequency": f.fold_frequency,
-             "stability": f.stability, "penalty_factor": f.penalty_factor,
-             "alternates": None if f.alternates is None else list(f.alternates),
-             "coef_ols": f.coef_ols,
-             **({} if f.odds_ratio is None else {"odds_ratio": f.odds_ratio})}
-            for f in result.features
-        ],
-        "columns": [dict(c) for c in result.columns],
+        "features": [_feature(f) for f in result.features],
+        # Read only here; to_dict's clean-up copies every object.
+        "columns": list(result.columns),
         "selected": list(result.selected),
         "sparsity": result.sparsity,
         "test": result.test,
@@ -59,6 +52,18 @@ def _document(result: SelectionResult) -> dict[str, Any]:
         "intercept_ols": result.intercept_ols,
         "penalty": result.penalty,
     }
+
+
+def _feature(f) -> dict[str, Any]:
+    """One feature's object; ``odds_ratio`` only where there is one (binomial)."""
+    out = {"name": f.name, "column": f.column, "coef": f.coef, "coef_std": f.coef_std,
+           "selected": f.selected, "fold_frequency": f.fold_frequency,
+           "stability": f.stability, "penalty_factor": f.penalty_factor,
+           "alternates": None if f.alternates is None else list(f.alternates),
+           "coef_ols": f.coef_ols}
+    if f.odds_ratio is not None:
+        out["odds_ratio"] = f.odds_ratio
+    return out
 
 
 def to_dict(result: SelectionResult) -> dict[str, Any]:
