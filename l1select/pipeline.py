@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 
 from l1select import io as l1io
+from l1select._gc import paused as gc_paused
 from l1select.engines.base import Engine, Job, OnCluster, TooWide
 from l1select.errors import ConfigError, escaped
 from l1select.family import NotBinary, binary_classes, check_weights_column, looks_binary
@@ -90,8 +91,9 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
             out = _run(engine, Job(source, header, data, columns, params, reporter))
         classes = out.classes
         features = list(out.recipe.features)
-        chosen = select(list(out.fits), out.scaling, params.rule, features,
-                        list(out.alpha_max), out.penalty, out.family, out.measure)
+        with gc_paused():  # it makes a FeatureResult per feature, kept in the result
+            chosen = select(list(out.fits), out.scaling, params.rule, features,
+                            list(out.alpha_max), out.penalty, out.family, out.measure)
         extra = _trust(out, chosen, params, reporter)
     halves_converged = extra.pop("converged")
     stop = "coefficient-change" if out.family == "binomial" else "duality-gap"
@@ -111,6 +113,9 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
         cv = {**cv, "roc": roc(chosen.i_alpha)}
     if cv is not None and out.fold_labels:
         cv = {**cv, "fold_labels": list(out.fold_labels)}
+    with gc_paused():  # an object per column and two per feature, kept in the result
+        columns = column_summary(out.recipe, results)
+        recipe = _recipe_dict(out.recipe, out.scaling)
     return SelectionResult(
         input={
             "source": source.display,
@@ -133,10 +138,10 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
         cv=cv,
         intercept=chosen.intercept,
         features=results,
-        columns=column_summary(out.recipe, results),
+        columns=columns,
         selected=chosen.selected,
         warnings=tuple(warnings) + out.warnings,
-        recipe={**_recipe_dict(out.recipe, out.scaling), "family": out.family,
+        recipe={**recipe, "family": out.family,
                 **({} if classes is None else {"classes": list(classes.values)})},
         test=test_report,
         engine=out.engine,

@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 from l1select import __version__, jsontext
+from l1select._gc import paused as gc_paused
 from l1select.types import SelectionResult
 
 SCHEMA_VERSION = 1
@@ -87,6 +88,11 @@ def render_json(result: SelectionResult) -> str:
     """The JSON contract as text: ``json.dumps(to_dict(result), indent=2)``, compact past
     ``INDENT_MAX_FEATURES`` features (the same characters, written by :mod:`jsontext`)."""
     indent = 2 if len(result.features) <= INDENT_MAX_FEATURES else None
+    with gc_paused():  # the document holds an object per feature and per column
+        return _json_text(result, indent)
+
+
+def _json_text(result: SelectionResult, indent: int | None) -> str:
     try:
         # Most results hold no NaN or infinity: the encoder then checks every float as it
         # writes it, where walking the document in Python to clean it took 1.2 s for 20,000

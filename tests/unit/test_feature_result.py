@@ -1,4 +1,5 @@
-"""FeatureResult.many: the objects FeatureResult(**row) makes, in bulk."""
+"""FeatureResult.many: the objects FeatureResult(**row) makes, in bulk; and the garbage
+collector paused while such objects are made."""
 
 from __future__ import annotations
 
@@ -33,3 +34,23 @@ def test_many_refuses_unknown_missing_or_uneven_columns():
     with pytest.raises(ValueError, match="one length"):
         FeatureResult.many(name=["a", "b"], column=["a"], coef=[1.0], coef_std=[1.0],
                            selected=[True])
+
+
+def test_the_garbage_collector_is_paused_in_the_block_and_restored_after():
+    import gc
+
+    from l1select._gc import paused
+
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        with pytest.raises(RuntimeError), paused():
+            assert not gc.isenabled()
+            raise RuntimeError("a failing stage")
+        assert gc.isenabled()
+        gc.disable()
+        with paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # it stays as the caller had it
+    finally:
+        (gc.enable if was else gc.disable)()

@@ -16,6 +16,8 @@ RANK = {
     "options": 0,
     # JSON text as json.dumps writes it, faster: a utility any stage may use.
     "jsontext": 0,
+    # Pausing the garbage collector around a stage that makes many lasting objects.
+    "_gc": 0,
     # io is a package: its parts have their own ranks (IO_RANK below).
     "io": 1, "prepare": 2, "family": 2.5, "folds": 3, "moments": 4,
     # _kernels is a package: its parts have their own ranks (KERNEL_RANK below).
