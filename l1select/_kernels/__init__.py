@@ -27,6 +27,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from l1select._gc import paused as gc_paused
+
 # The parts whose compiled code includes another part's: their caches stand or fall together.
 _LINKED = ("common", "gram", "data")
 _STAMP = "linked-sources.sha256"
@@ -94,10 +96,13 @@ def _load_numba_registries() -> None:
         ours = importlib.util.module_from_spec(spec)
         sys.modules[_CYTHON_BLAS] = ours
         spec.loader.exec_module(ours)
-        from numba.core.registry import cpu_target
+        # numba and its registries are ~80,000 objects that live as long as the process:
+        # the full garbage collection they would set off walks all of them (0.1 s).
+        with gc_paused():
+            from numba.core.registry import cpu_target
 
-        # What numba's first dispatch or cache load does (BaseContext.refresh), done now.
-        cpu_target.target_context.refresh()
+            # What numba's first dispatch or cache load does (BaseContext.refresh), done now.
+            cpu_target.target_context.refresh()
     except Exception:  # any surprise: numba loads its registries itself, the usual way
         pass
     finally:
