@@ -106,9 +106,14 @@ def _load_numba_registries() -> None:
     except Exception:  # any surprise: numba loads its registries itself, the usual way
         pass
     finally:
-        if ours is not None and sys.modules.get(_CYTHON_BLAS) is ours \
-                and "scipy.linalg" not in sys.modules:
-            del sys.modules[_CYTHON_BLAS]
+        if ours is not None and sys.modules.get(_CYTHON_BLAS) is ours:
+            package = sys.modules.get("scipy.linalg")
+            if package is None:
+                del sys.modules[_CYTHON_BLAS]
+            elif not hasattr(package, "cython_blas"):
+                # Another thread imported the package meanwhile: bind the submodule to it,
+                # as the import system does.
+                package.cython_blas = ours
 
 
 _load_numba_registries()
