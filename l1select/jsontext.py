@@ -1,5 +1,6 @@
 """Indented JSON text of a result document, the same characters as ``json.dumps(doc,
-indent=2)`` writes, three times faster.
+indent=2)`` writes, in a third to a half of its time (the 5,000 × 100 sample's result: 17 ms
+→ 7.4 ms; 20,000 features: 0.98 s → 0.30 s).
 
 ``json.dumps`` has a C encoder for compact text only; with ``indent`` it runs its pure-Python
 encoder, a generator per nesting level with every piece passed up through all of them. Here the
