@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 
 from l1select import io as l1io
+from l1select._gc import paused as gc_paused
 from l1select.engines.base import Engine, Job, OnCluster, TooWide
 from l1select.errors import ConfigError, escaped
 from l1select.family import NotBinary, binary_classes, check_weights_column, looks_binary
@@ -90,8 +91,9 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
             out = _run(engine, Job(source, header, data, columns, params, reporter))
         classes = out.classes
         features = list(out.recipe.features)
-        chosen = select(list(out.fits), out.scaling, params.rule, features,
-                        list(out.alpha_max), out.penalty, out.family, out.measure)
+        with gc_paused():  # it makes a FeatureResult per feature, kept in the result
+            chosen = select(list(out.fits), out.scaling, params.rule, features,
+                            list(out.alpha_max), out.penalty, out.family, out.measure)
         extra = _trust(out, chosen, params, reporter)
     halves_converged = extra.pop("converged")
     stop = "coefficient-change" if out.family == "binomial" else "duality-gap"
@@ -111,6 +113,9 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
         cv = {**cv, "roc": roc(chosen.i_alpha)}
     if cv is not None and out.fold_labels:
         cv = {**cv, "fold_labels": list(out.fold_labels)}
+    with gc_paused():  # an object per column and two per feature, kept in the result
+        columns = column_summary(out.recipe, results)
+        recipe = _recipe_dict(out.recipe, out.scaling)
     return SelectionResult(
         input={
             "source": source.display,
@@ -133,10 +138,10 @@ def select_features(path: str, params: FitParams, progress=None) -> SelectionRes
         cv=cv,
         intercept=chosen.intercept,
         features=results,
-        columns=column_summary(out.recipe, results),
+        columns=columns,
         selected=chosen.selected,
         warnings=tuple(warnings) + out.warnings,
-        recipe={**_recipe_dict(out.recipe, out.scaling), "family": out.family,
+        recipe={**recipe, "family": out.family,
                 **({} if classes is None else {"classes": list(classes.values)})},
         test=test_report,
         engine=out.engine,
@@ -188,9 +193,9 @@ def _trust(out, chosen, params: FitParams, progress) -> dict:
         index = {n: j for j, n in enumerate(names)}
         sel = np.array([index[n] for n in chosen.selected], dtype=np.int64)
         coef, intercept, diverged = out.refit(sel)
-        for j, n in enumerate(names):
-            results[n] = replace(results[n],
-                                 coef_ols=float(coef[j]) if j in set(sel.tolist()) else None)
+        # The others keep coef_ols None, as select made them.
+        for j in sel.tolist():
+            results[names[j]] = replace(results[names[j]], coef_ols=float(coef[j]))
         extra["intercept_ols"] = intercept
         extra["refit"] = {
             "method": "logistic",
@@ -207,10 +212,9 @@ def _trust(out, chosen, params: FitParams, progress) -> dict:
     elif params.refit == "ols":
         coef, intercept, deficient = refit_ols(features, chosen.selected, out.problem,
                                                out.scaling)
-        chosen_set = set(chosen.selected)
-        for j, n in enumerate(names):
-            results[n] = replace(results[n],
-                                 coef_ols=float(coef[j]) if n in chosen_set else None)
+        index = {n: j for j, n in enumerate(names)}
+        for n in chosen.selected:  # the others keep coef_ols None, as select made them
+            results[n] = replace(results[n], coef_ols=float(coef[index[n]]))
         extra["intercept_ols"] = intercept
         extra["refit"] = {
             "method": "ols",
@@ -407,16 +411,21 @@ def _too_wide_for_weights(n_columns: int | None, limit: int) -> ConfigError:
 
 def _recipe_dict(recipe: Recipe, scaling) -> dict:
     """The preparation recipe a result carries, so that transform and predict need no refit."""
+    columns = []
+    for c in recipe.columns:
+        column = {"name": c.name, "kind": c.kind, "levels": list(c.levels) or None}
+        if c.pooled:
+            column["pooled"] = list(c.pooled)
+        columns.append(column)
     return {
         "target": recipe.target,
-        "columns": [{"name": c.name, "kind": c.kind, "levels": list(c.levels) or None,
-                     **({"pooled": list(c.pooled)} if c.pooled else {})}
-                    for c in recipe.columns],
+        "columns": columns,
+        # tolist: Python floats in bulk (wide data has tens of thousands of features)
         "features": [
             {"name": f.name, "column": f.column, "kind": f.kind, "level": f.level,
-             "impute": float(m), "center": float(m), "scale": float(s)}
-            for f, m, s in zip(recipe.features, np.asarray(scaling.x_mean).tolist(),
-                               np.asarray(scaling.x_scale).tolist(), strict=True)
+             "impute": m, "center": m, "scale": s}
+            for f, m, s in zip(recipe.features, np.asarray(scaling.x_mean, dtype=float).tolist(),
+                               np.asarray(scaling.x_scale, dtype=float).tolist(), strict=True)
         ],
         "y_mean": scaling.y_mean,
     }

@@ -8,7 +8,8 @@ import json
 import math
 from typing import Any
 
-from l1select import __version__
+from l1select import __version__, jsontext
+from l1select._gc import paused as gc_paused
 from l1select.types import SelectionResult
 
 SCHEMA_VERSION = 1
@@ -38,16 +39,9 @@ def _document(result: SelectionResult) -> dict[str, Any]:
         "alpha": result.alpha,
         "cv": result.cv,
         "intercept": result.intercept,
-        "features": [
-            {"name": f.name, "column": f.column, "coef": f.coef, "coef_std": f.coef_std,
-             "selected": f.selected, "fold_frequency": f.fold_frequency,
-             "stability": f.stability, "penalty_factor": f.penalty_factor,
-             "alternates": None if f.alternates is None else list(f.alternates),
-             "coef_ols": f.coef_ols,
-             **({} if f.odds_ratio is None else {"odds_ratio": f.odds_ratio})}
-            for f in result.features
-        ],
-        "columns": [dict(c) for c in result.columns],
+        "features": [_feature(f) for f in result.features],
+        # Read only here; to_dict's clean-up copies every object.
+        "columns": list(result.columns),
         "selected": list(result.selected),
         "sparsity": result.sparsity,
         "test": result.test,
@@ -59,6 +53,18 @@ def _document(result: SelectionResult) -> dict[str, Any]:
         "intercept_ols": result.intercept_ols,
         "penalty": result.penalty,
     }
+
+
+def _feature(f) -> dict[str, Any]:
+    """One feature's object; ``odds_ratio`` only where there is one (binomial)."""
+    out = {"name": f.name, "column": f.column, "coef": f.coef, "coef_std": f.coef_std,
+           "selected": f.selected, "fold_frequency": f.fold_frequency,
+           "stability": f.stability, "penalty_factor": f.penalty_factor,
+           "alternates": None if f.alternates is None else list(f.alternates),
+           "coef_ols": f.coef_ols}
+    if f.odds_ratio is not None:
+        out["odds_ratio"] = f.odds_ratio
+    return out
 
 
 def to_dict(result: SelectionResult) -> dict[str, Any]:
@@ -73,20 +79,27 @@ def to_dict(result: SelectionResult) -> dict[str, Any]:
     return doc
 
 
-# Indented JSON goes through Python's slow encoder (2 s for 20,000 features); past this many
-# candidate features the document is written compactly, by the C encoder.
+# Past this many candidate features the document is written compactly: a file for programs,
+# a fifth the size (the indented text of 20,000 features is 25 MB).
 INDENT_MAX_FEATURES = 2000
 
 
 def render_json(result: SelectionResult) -> str:
+    """The JSON contract as text: ``json.dumps(to_dict(result), indent=2)``, compact past
+    ``INDENT_MAX_FEATURES`` features (the same characters, written by :mod:`jsontext`)."""
     indent = 2 if len(result.features) <= INDENT_MAX_FEATURES else None
+    with gc_paused():  # the document holds an object per feature and per column
+        return _json_text(result, indent)
+
+
+def _json_text(result: SelectionResult, indent: int | None) -> str:
     try:
-        # Most results hold no NaN or infinity: the C encoder then checks every float at
-        # once, where walking the document in Python to clean it took 1.2 s for 20,000
+        # Most results hold no NaN or infinity: the encoder then checks every float as it
+        # writes it, where walking the document in Python to clean it took 1.2 s for 20,000
         # features (tuples and lists encode alike, so the text is the same).
-        text = json.dumps(_document(result), indent=indent, allow_nan=False)
+        text = jsontext.dumps(_document(result), indent)
     except ValueError:  # some non-finite value: clean it and say where
-        text = json.dumps(to_dict(result), indent=indent, allow_nan=False)
+        text = jsontext.dumps(to_dict(result), indent)
     return text + "\n"
 
 

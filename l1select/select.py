@@ -41,10 +41,12 @@ def back_transform(coef_std: np.ndarray, scaling: Scaling, intercept_std: float 
     return coef, intercept
 
 
-def _order(names: list[str], coef_std: np.ndarray) -> list[str]:
-    nz = [i for i in range(len(names)) if coef_std[i] != 0.0]
-    nz.sort(key=lambda i: (-abs(coef_std[i]), names[i]))
-    return [names[i] for i in nz]
+def _order(names: list[str], coef_std: np.ndarray) -> list[int]:
+    """The indices of the non-zero coefficients, largest |coef_std| first, then by name."""
+    nz = np.flatnonzero(coef_std).tolist()
+    size = np.abs(coef_std).tolist()
+    nz.sort(key=lambda i: (-size[i], names[i]))
+    return nz
 
 
 def select(fits: list[PathFit], scaling: Scaling, rule: str,
@@ -82,8 +84,11 @@ def select(fits: list[PathFit], scaling: Scaling, rule: str,
     # On the standardized scale whatever the fit's own scaling, so sizes compare across features.
     coef_std = coef * scaling.x_std
     names = [f.name for f in features]
-    selected = _order(names, coef_std)
-    chosen_set = set(selected)
+    order = _order(names, coef_std)
+    selected = [names[i] for i in order]
+    is_selected = [False] * len(names)
+    for i in order:
+        is_selected[i] = True
     freq = None
     if fit.fold_coefs is not None and curve is not None:
         freq = np.mean(np.asarray(fit.fold_coefs)[:, :, i_alpha] != 0.0, axis=0)
@@ -93,12 +98,9 @@ def select(fits: list[PathFit], scaling: Scaling, rule: str,
     coefs, stds, pfs = coef.tolist(), coef_std.tolist(), np.asarray(pf, dtype=float).tolist()
     freqs = [None] * len(features) if freq is None else freq.tolist()
     odds = np.exp(coef_std).tolist() if family == "binomial" else [None] * len(features)
-    results = tuple(
-        FeatureResult(name=f.name, column=f.column, coef=coefs[j], coef_std=stds[j],
-                      selected=f.name in chosen_set, fold_frequency=freqs[j],
-                      penalty_factor=pfs[j], odds_ratio=odds[j])
-        for j, f in enumerate(features)
-    )
+    results = FeatureResult.many(name=names, column=[f.column for f in features], coef=coefs,
+                                 coef_std=stds, selected=is_selected, fold_frequency=freqs,
+                                 penalty_factor=pfs, odds_ratio=odds)
     alpha = {
         "chosen": float(fit.alphas[i_alpha]),
         "min": None if curve is None else float(fit.alphas[curve.i_min]),
@@ -152,11 +154,12 @@ def coef_path(fit: PathFit, scaling: Scaling, names: list[str]) -> dict[str, Any
     b = scaling.y_mean if fit.intercepts is None else np.asarray(fit.intercepts)
     intercepts = b - scaling.x_mean @ coefs
     live = np.flatnonzero(np.any(fit.coefs != 0.0, axis=1))
+    # tolist: Python floats in bulk, the same values as float() of each
     return {
         "l1_ratio": float(fit.l1_ratio),
-        "alphas": [float(a) for a in fit.alphas],
-        "intercept": [float(b) for b in intercepts],
-        "coefs": {names[j]: [float(v) for v in coefs[j]] for j in live},
+        "alphas": np.asarray(fit.alphas, dtype=float).tolist(),
+        "intercept": np.asarray(intercepts, dtype=float).tolist(),
+        "coefs": dict(zip([names[j] for j in live], coefs[live].tolist(), strict=True)),
     }
 
 
@@ -190,15 +193,28 @@ def alternates(features: list[FeatureSpec], selected: tuple[str, ...], problem: 
     cols = np.asarray(problem.gram_cols(sel), dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = cols / np.sqrt(np.outer(diag, diag[sel]))
-    corr = np.clip(np.nan_to_num(corr, nan=0.0), -1.0, 1.0)
+    if 0.0 < threshold <= 1.0:
+        # Where |r| reaches the threshold is where it does after the clean-up below (NaN
+        # never does, nor does clipping to ±1 change it): only those entries are cleaned.
+        with np.errstate(invalid="ignore"):
+            ks, ts = np.nonzero(np.abs(corr) >= threshold)
+        r_hits = np.clip(np.nan_to_num(corr[ks, ts], nan=0.0), -1.0, 1.0)
+    else:
+        corr = np.clip(np.nan_to_num(corr, nan=0.0), -1.0, 1.0)
+        ks, ts = np.nonzero(np.abs(corr) >= threshold)
+        r_hits = corr[ks, ts]
     chosen = np.zeros(len(names), dtype=bool)
     chosen[sel] = True
-    for t, j in enumerate(sel):
-        r = corr[:, t]
-        hits = [k for k in np.flatnonzero((np.abs(r) >= threshold) & ~chosen)
-                if features[k].column != features[j].column]
-        hits.sort(key=lambda k: (-abs(r[k]), names[k]))
-        out[names[j]] = [(names[k], float(r[k])) for k in hits]
+    keep = ~chosen[ks]
+    found: dict[int, list[tuple[int, float]]] = {}
+    for k, t, r in zip(ks[keep].tolist(), ts[keep].tolist(), r_hits[keep].tolist(),
+                       strict=True):
+        found.setdefault(t, []).append((k, r))
+    for t, hits in found.items():
+        j = int(sel[t])
+        hits = [(k, r) for k, r in hits if features[k].column != features[j].column]
+        hits.sort(key=lambda kr: (-abs(kr[1]), names[kr[0]]))
+        out[names[j]] = [(names[k], r) for k, r in hits]
     return out
 
 
@@ -317,14 +333,21 @@ def column_summary(recipe: Recipe, features: tuple[FeatureResult, ...]
     of ``selected``, and ``selected`` is whether any of them is."""
     by_column: dict[str, list[FeatureResult]] = {}
     for f in features:
-        by_column.setdefault(f.column, []).append(f)
+        group = by_column.get(f.column)
+        if group is None:
+            by_column[f.column] = [f]
+        else:
+            group.append(f)
     out = []
     for c in recipe.columns:
         feats = by_column.get(c.name)
         if not feats:
             continue
-        chosen = [f for f in feats if f.selected]
-        chosen.sort(key=lambda f: (-abs(f.coef_std), f.name))
+        if len(feats) == 1:  # most columns, all of them on numeric wide data: no sorting
+            chosen = [feats[0]] if feats[0].selected else []
+        else:
+            chosen = [f for f in feats if f.selected]
+            chosen.sort(key=lambda f: (-abs(f.coef_std), f.name))
         out.append({"column": c.name, "kind": _COLUMN_KINDS.get(c.kind, "numeric"),
                     "n_features": len(feats), "n_selected": len(chosen),
                     "selected": bool(chosen), "features": [f.name for f in chosen]})

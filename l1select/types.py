@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Protocol
 
 from l1select import options as _options
@@ -134,6 +135,38 @@ class FeatureResult:
     alternates: tuple[str, ...] | None = None
     coef_ols: float | None = None
     odds_ratio: float | None = None  # binomial: exp(coef_std), the odds ratio per SD
+
+    @classmethod
+    def many(cls, **columns: list[Any]) -> tuple[FeatureResult, ...]:
+        """One feature per row of ``columns`` (a field's name: its values, all of one
+        length; a field left out takes its default): what ``FeatureResult(**row)`` makes for
+        each row, made in bulk.
+
+        A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``,
+        0.1 s for 20,000 features of wide data; here each object's ``__dict__`` is filled
+        at once.
+        """
+        names = [f.name for f in fields(cls)]
+        unknown = set(columns) - set(names)
+        if unknown:
+            raise TypeError(f"FeatureResult has no field {sorted(unknown)[0]!r}")
+        if len({len(values) for values in columns.values()}) > 1:
+            raise ValueError("FeatureResult.many() needs columns of one length")
+        given = []
+        for f in fields(cls):
+            if f.name in columns:
+                given.append(columns[f.name])
+            elif f.default is not MISSING:
+                given.append(repeat(f.default))
+            else:
+                raise TypeError(f"FeatureResult.many() needs the field {f.name!r}")
+        make = object.__new__
+        out = []
+        for row in zip(*given, strict=False):  # the defaults repeat without end
+            obj = make(cls)
+            obj.__dict__.update(zip(names, row, strict=True))
+            out.append(obj)
+        return tuple(out)
 
 
 @dataclass(frozen=True)

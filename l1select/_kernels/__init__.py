@@ -23,8 +23,11 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from l1select._gc import paused as gc_paused
 
 # The parts whose compiled code includes another part's: their caches stand or fall together.
 _LINKED = ("common", "gram", "data")
@@ -53,6 +56,67 @@ def _drop_stale_caches(folder: Path) -> None:
 
 
 _drop_stale_caches(Path(__file__).resolve().parent)
+
+
+# The BLAS module numba checks for; importing it the usual way runs all of scipy.linalg's
+# package (half a second) first.
+_CYTHON_BLAS = "scipy.linalg.cython_blas"
+
+
+def _load_numba_registries() -> None:
+    """Load numba's implementation registries now, with scipy's BLAS extension module loaded
+    on its own rather than through the ``scipy.linalg`` package.
+
+    At its first compile or cache load numba imports ``numba.np.arraymath``, which checks
+    that BLAS is there by importing ``scipy.linalg.cython_blas``; that import runs
+    ``scipy/linalg/__init__.py`` (≈0.5 s of the first kernel call), though no kernel here
+    except the group lasso's calls BLAS. Here that check finds the extension module alone
+    (loaded as the import system would, minus its package's ``__init__``); numba's own
+    check of the BLAS integer width still runs. Afterwards the module is taken out of
+    ``sys.modules`` again, so that a later import (a BLAS-using kernel, scipy.linalg
+    itself) goes the usual way and gets a normal package attribute (the extension module
+    object is the same either way). Anything unexpected leaves numba to do as it always
+    did: the first kernel call then pays the package import, results are the same.
+    """
+    if os.environ.get("NUMBA_DISABLE_JIT") or "scipy.linalg" in sys.modules \
+            or _CYTHON_BLAS in sys.modules or "numba.np.arraymath" in sys.modules:
+        return  # nothing compiles, or the package is already paid for, or numba is loaded
+    ours = None
+    try:
+        import importlib.machinery
+        import importlib.util
+
+        scipy_spec = importlib.util.find_spec("scipy")  # the top-level package is cheap
+        if scipy_spec is None or not scipy_spec.submodule_search_locations:
+            return
+        folders = [str(Path(f) / "linalg") for f in scipy_spec.submodule_search_locations]
+        spec = importlib.machinery.PathFinder.find_spec(_CYTHON_BLAS, folders)
+        if spec is None or not isinstance(spec.loader, importlib.machinery.ExtensionFileLoader):
+            return
+        ours = importlib.util.module_from_spec(spec)
+        sys.modules[_CYTHON_BLAS] = ours
+        spec.loader.exec_module(ours)
+        # numba and its registries are ~80,000 objects that live as long as the process:
+        # the full garbage collection they would set off walks all of them (0.1 s).
+        with gc_paused():
+            from numba.core.registry import cpu_target
+
+            # What numba's first dispatch or cache load does (BaseContext.refresh), done now.
+            cpu_target.target_context.refresh()
+    except Exception:  # any surprise: numba loads its registries itself, the usual way
+        pass
+    finally:
+        if ours is not None and sys.modules.get(_CYTHON_BLAS) is ours:
+            package = sys.modules.get("scipy.linalg")
+            if package is None:
+                del sys.modules[_CYTHON_BLAS]
+            elif not hasattr(package, "cython_blas"):
+                # Another thread imported the package meanwhile: bind the submodule to it,
+                # as the import system does.
+                package.cython_blas = ours
+
+
+_load_numba_registries()
 
 _EXPORTS = {"cd_gram_path": "gram", "cd_data_path": "data"}
 

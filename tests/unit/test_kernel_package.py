@@ -85,3 +85,44 @@ def test_a_changed_shared_source_drops_the_caches_compiled_from_it(tmp_path):
     _drop_stale_caches(tmp_path)
     assert not any(path.exists() for path in kept)
     assert other.exists()  # a standalone part keeps its own (numba checks its file itself)
+
+
+# A kernel call, then a numba function that calls BLAS (np.dot): it must still find scipy's
+# BLAS, and the extension module is then a normal attribute of its package.
+_BLAS_AFTER_A_KERNEL = """
+import sys
+import numpy as np
+from l1select._kernels.data import data_moments
+X = np.asfortranarray(np.arange(12.0).reshape(4, 3))
+mean, std = data_moments(X, np.arange(4, dtype=np.int64))
+print(mean.tolist(), 'scipy.linalg' in sys.modules, 'scipy.linalg.cython_blas' in sys.modules)
+from numba import njit
+dot = njit(lambda a, b: np.dot(a, b))
+import scipy.linalg
+print(dot(X[:, 0].copy(), X[:, 1].copy()) == X[:, 0] @ X[:, 1],
+      scipy.linalg.cython_blas is sys.modules['scipy.linalg.cython_blas'])
+"""
+
+
+def test_a_kernel_call_does_not_import_scipy_linalg():
+    """Start-up: numba's BLAS check finds scipy's BLAS module without the scipy.linalg
+    package (half a second), and BLAS still works for numba code that needs it later."""
+    out = subprocess.run([sys.executable, "-c", _BLAS_AFTER_A_KERNEL], capture_output=True,
+                         text=True, cwd=ROOT, check=True)
+    assert out.stdout.splitlines() == ["[4.5, 5.5, 6.5] False False", "True True"], out.stderr
+
+
+def test_a_failed_blas_shortcut_leaves_numba_its_usual_way():
+    """If loading numba's registries early fails (here: the first time only), numba loads
+    them itself at the first kernel call, importing scipy's BLAS module as it always did."""
+    code = ("from numba.core.registry import cpu_target\n"
+            "context = type(cpu_target.target_context)\n"
+            "usual = context.refresh\n"
+            "def refresh(self):\n"
+            "    context.refresh = usual\n"
+            "    raise RuntimeError('not this time')\n"
+            "context.refresh = refresh\n"
+            + _BLAS_AFTER_A_KERNEL)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True)
+    assert out.stdout.splitlines() == ["[4.5, 5.5, 6.5] True True", "True True"], out.stderr

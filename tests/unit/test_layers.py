@@ -14,6 +14,10 @@ RANK = {
     "errors": 0, "types": 0, "__init__": 0, "files": 0,
     # The option table is a declaration every stage may read, like types.
     "options": 0,
+    # JSON text as json.dumps writes it, faster: a utility any stage may use.
+    "jsontext": 0,
+    # Pausing the garbage collector around a stage that makes many lasting objects.
+    "_gc": 0,
     # io is a package: its parts have their own ranks (IO_RANK below).
     "io": 1, "prepare": 2, "family": 2.5, "folds": 3, "moments": 4,
     # _kernels is a package: its parts have their own ranks (KERNEL_RANK below).
