@@ -1,21 +1,30 @@
-"""The Gram path kernel compiled ahead of time, so that a short run never starts numba.
+"""The solvers' kernels compiled ahead of time, so that a run never waits for numba to start.
 
-Loading a kernel from numba's on-disk cache costs about half a second in every process: numba
-itself, its type registries and, through them, scipy.linalg. Most runs are small files whose
-whole fit takes less. So the Gram path (:func:`l1select._kernels.gram.cd_gram_path`, the same
-Python function) is also compiled with ``numba.pycc`` into an ordinary extension module, which
-imports in about a millisecond and gives bit-identical results. It is built once, on the first
-Gram fit after installing (the set-up command in the README makes that run), next to the
-package; its name carries a hash of the kernel source (every module the Gram kernel is compiled
-from) and the numba and Python versions, so an edited or upgraded kernel is rebuilt. When it
-cannot be built (no C compiler, a read-only install, a numba without ``pycc``) or
-``NUMBA_DISABLE_JIT`` is set, numba's dispatcher is used as before: only the start-up time
-differs. A failed build leaves a ``.failed`` marker beside it so that later runs do not retry
-(delete it, or ``python -c "import l1select._aot as a; print(a.build())"``, after installing a
-compiler).
+Loading a kernel from numba's on-disk cache costs 0.5 to 0.7 s in every process: numba itself,
+its type registries and, through them, parts of scipy. Most runs are small files whose whole
+fit takes less, and on wide data it is a tenth of the run. So the kernels the two gaussian
+solvers call are also compiled with ``numba.pycc`` (the same Python functions, the same
+compiler) into ordinary extension modules, which import in about a millisecond and give
+bit-identical results:
 
-The wide-data kernel stays a numba dispatcher: its fits run in parallel threads, which needs
-numba's ``nogil``, and its own cost dwarfs the start-up.
+- ``gram``: :func:`l1select._kernels.gram.cd_gram_path`, the Gram path (built on the first
+  Gram fit after installing; the set-up command in the README makes that run);
+- ``data``: :func:`l1select._kernels.data.data_moments` and
+  :func:`~l1select._kernels.data.cd_data_path`, the data-matrix solver for wide data (built on
+  the first fit that uses it). Its fits run side by side on threads, so its functions release
+  the GIL as numba's ``nogil`` dispatcher does (pycc's wrapper is built with numba's
+  ``release_gil`` flag).
+
+Each module is built next to the package; its name carries a hash of the kernel sources (every
+module the kernels are compiled from), the signatures and the numba and Python versions, so an
+edited or upgraded kernel is rebuilt. When it cannot be built (no C compiler, a read-only
+install, a numba without ``pycc``) or ``NUMBA_DISABLE_JIT`` is set, numba's dispatcher is used
+as before: only the start-up time differs. A failed build leaves a ``.failed`` marker beside it
+so that later runs do not retry (delete it, or ``python -c "import l1select._aot as a;
+print(a.build())"``, after installing a compiler).
+
+The exported functions take exactly the declared types (pycc has no dispatcher to convert or
+reject others): callers pass contiguous float64/int64 arrays as the signatures below say.
 """
 
 from __future__ import annotations
@@ -26,19 +35,49 @@ import importlib.util
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
-# The sources cd_gram_path is compiled from: the Gram solver and the pieces it shares with the
-# data-matrix solver. A new import in gram.py from another module belongs here too.
-_KERNEL_SOURCES = (_HERE / "_kernels" / "common.py", _HERE / "_kernels" / "gram.py")
-# cd_gram_path(gram, xty, yty, alphas, l1_ratio, penalty, coef, tol, max_iter)
-#   -> (coefs, dual_gaps, n_iters)
-# C-contiguous arrays, as path.solve_gram passes them (the types numba's dispatcher compiles).
-_GRAM_SIGNATURE = ("Tuple((f8[:,::1], f8[::1], i8[::1]))"
-                   "(f8[:,::1], f8[::1], f8, f8[::1], f8, f8[::1], f8[::1], f8, i8)")
+_KERNELS = _HERE / "_kernels"
 
-_cached = None
+
+@dataclass(frozen=True)
+class _Module:
+    """One AOT module: its name's prefix, the kernel sources it is compiled from (a new import
+    in one of them from another kernel module belongs here too), and its exports
+    ``(function name, kernel module, signature)``."""
+
+    prefix: str
+    sources: tuple[Path, ...]
+    exports: tuple[tuple[str, str, str], ...]
+    release_gil: bool = False
+    # Compiled for this machine's processor (its vector instructions), as numba's JIT does,
+    # rather than for a generic x86-64: the data-matrix solver's passes over the data run
+    # 6% slower on the generic target. The processor is then part of the module's name.
+    host_cpu: bool = False
+
+
+GRAM = _Module(
+    "_gram_aot_", (_KERNELS / "common.py", _KERNELS / "gram.py"),
+    # cd_gram_path(gram, xty, yty, alphas, l1_ratio, penalty, coef, tol, max_iter)
+    #   -> (coefs, dual_gaps, n_iters); C-contiguous arrays, as path.solve_gram passes them.
+    (("cd_gram_path", "gram", "Tuple((f8[:,::1], f8[::1], i8[::1]))"
+      "(f8[:,::1], f8[::1], f8, f8[::1], f8, f8[::1], f8[::1], f8, i8)"),))
+DATA = _Module(
+    "_data_aot_", (_KERNELS / "common.py", _KERNELS / "gram.py", _KERNELS / "data.py"),
+    # data_moments(X (Fortran order), rows) -> (mean, std)
+    (("data_moments", "data", "UniTuple(f8[::1], 2)(f8[::1,:], i8[::1])"),
+     # cd_data_path(X (Fortran), y, rows, mean, scale, y_mean, alphas, l1_ratio, penalty,
+     #              coef, tol, max_iter) -> (coefs, dual_gaps, n_iters)
+     ("cd_data_path", "data", "Tuple((f8[:,::1], f8[::1], i8[::1]))(f8[::1,:], f8[::1], "
+      "i8[::1], f8[::1], f8[::1], f8, f8[::1], f8, f8[::1], f8[::1], f8, i8)")),
+    release_gil=True, host_cpu=True)
+
+# Kept for the tests and the docs: the Gram module's sources.
+_KERNEL_SOURCES = GRAM.sources
+
+_loaded: dict[str, object] = {}
 
 
 def _numba_version() -> bytes | None:
@@ -59,14 +98,31 @@ def _numba_version() -> bytes | None:
         return None
 
 
-def _module_name() -> str | None:
+def _processor() -> bytes | None:
+    """This machine's processor model and instruction-set flags (Linux), or None: a module
+    compiled for the host is then not used on another processor sharing the install."""
+    try:
+        with open("/proc/cpuinfo", "rb") as fh:
+            lines = fh.read(1 << 16).split(b"\n\n")[0].splitlines()
+    except OSError:
+        return None
+    wanted = (b"vendor_id", b"model name", b"flags")
+    found = [line for line in lines if line.split(b":")[0].strip() in wanted]
+    return b"\n".join(found) if len(found) == len(wanted) else None
+
+
+def _module_name(module: _Module = GRAM) -> str | None:
     numba_version = _numba_version()
     if numba_version is None:
         return None
-    source = b"".join(path.read_bytes() for path in _KERNEL_SOURCES)
-    key = hashlib.sha256(source + numba_version
-                         + sys.version.encode() + _GRAM_SIGNATURE.encode()).hexdigest()[:16]
-    return f"_gram_aot_{key}"
+    source = b"".join(path.read_bytes() for path in module.sources)
+    signatures = "".join(f"{name}:{sig}" for name, _, sig in module.exports)
+    processor = _processor() if module.host_cpu else b""
+    if processor is None:
+        return None  # no way to tell processors apart: numba's dispatcher, which can
+    key = hashlib.sha256(source + numba_version + sys.version.encode() + signatures.encode()
+                         + bytes([module.release_gil]) + processor).hexdigest()[:16]
+    return f"{module.prefix}{key}"
 
 
 def _cache_dir() -> Path:
@@ -79,7 +135,7 @@ def _load(path: Path):
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
     loader.exec_module(module)
-    return module.cd_gram_path
+    return module
 
 
 def _find(name: str) -> Path | None:
@@ -88,13 +144,27 @@ def _find(name: str) -> Path | None:
     return path if path.exists() else None
 
 
-def build(name: str | None = None) -> Path | None:
-    """Compile the AOT module into the package's ``__pycache__`` (atomically: built in a
-    temporary folder, then renamed into place). Returns its path, or None if it cannot be
-    built here. Takes 5 to 20 seconds."""
-    name = name or _module_name()
+def _gil_free_flags(compiler_module):
+    """numba's compiler ``Flags`` with ``release_gil`` on, for pycc's wrappers (pycc builds
+    them from ``numba.pycc.compiler.Flags()``, which has it off)."""
+    base = compiler_module.Flags
+
+    class GilFreeFlags(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.release_gil = True
+
+    return GilFreeFlags
+
+
+def build(name: str | None = None, module: _Module = GRAM) -> Path | None:
+    """Compile an AOT module (default: the Gram path's) into the package's ``__pycache__``
+    (atomically: built in a temporary folder, then renamed into place). Returns its path, or
+    None if it cannot be built here. Takes 5 to 20 seconds."""
+    name = name or _module_name(module)
     if name is None:
         return None
+    import importlib
     import warnings
 
     target = _cache_dir()
@@ -102,20 +172,32 @@ def build(name: str | None = None) -> Path | None:
         target.mkdir(exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pycc's pending-deprecation notice
+            import numba.pycc.compiler as pycc_compiler
             from numba.pycc import CC
 
-            from l1select._kernels.gram import cd_gram_path
-
-            with tempfile.TemporaryDirectory(dir=target) as tmp:
-                cc = CC(name)
-                cc.output_dir = tmp
-                cc.verbose = False
-                cc.export("cd_gram_path", _GRAM_SIGNATURE)(cd_gram_path.py_func)
-                cc.compile()
-                built = next(Path(tmp).glob(f"{name}*"))
-                final = target / built.name
-                os.replace(built, final)
-        for old in target.glob("_gram_aot_*"):
+            flags = pycc_compiler.Flags
+            if module.release_gil:
+                if "flags = Flags()" not in Path(pycc_compiler.__file__).read_text():
+                    raise RuntimeError("this numba's pycc builds its flags another way")
+                pycc_compiler.Flags = _gil_free_flags(pycc_compiler)
+            try:
+                with tempfile.TemporaryDirectory(dir=target) as tmp:
+                    cc = CC(name)
+                    cc.output_dir = tmp
+                    cc.verbose = False
+                    if module.host_cpu:
+                        cc.target_cpu = "host"
+                    for export, part, signature in module.exports:
+                        kernel = getattr(importlib.import_module(f"l1select._kernels.{part}"),
+                                         export)
+                        cc.export(export, signature)(kernel.py_func)
+                    cc.compile()
+                    built = next(Path(tmp).glob(f"{name}*"))
+                    final = target / built.name
+                    os.replace(built, final)
+            finally:
+                pycc_compiler.Flags = flags
+        for old in target.glob(f"{module.prefix}*"):
             if not old.name.startswith(name):
                 old.unlink(missing_ok=True)
         return final
@@ -127,24 +209,42 @@ def build(name: str | None = None) -> Path | None:
         return None
 
 
-def gram_path():
-    """The Gram path kernel: the AOT-compiled module (built on first use), or numba's
-    dispatcher when it is not available."""
-    global _cached
-    if _cached is not None:
-        return _cached
-    kernel = None
+def _compiled(module: _Module):
+    """The AOT module (built on first use), or None where it is not available."""
+    if module.prefix in _loaded:
+        return _loaded[module.prefix]
+    compiled = None
     if not os.environ.get("NUMBA_DISABLE_JIT"):
-        name = _module_name()
+        name = _module_name(module)
         if name is not None:
             failed = (_cache_dir() / f"{name}.failed").exists()
-            path = _find(name) or (None if failed else build(name))
+            path = _find(name) or (None if failed else build(name, module))
             if path is not None:
                 try:
-                    kernel = _load(path)
+                    compiled = _load(path)
                 except ImportError:
-                    kernel = None
-    if kernel is None:
-        from l1select._kernels.gram import cd_gram_path as kernel
-    _cached = kernel
-    return kernel
+                    compiled = None
+    _loaded[module.prefix] = compiled
+    return compiled
+
+
+def gram_path():
+    """The Gram path kernel: the AOT-compiled module's (built on first use), or numba's
+    dispatcher when it is not available."""
+    compiled = _compiled(GRAM)
+    if compiled is not None:
+        return compiled.cd_gram_path
+    from l1select._kernels.gram import cd_gram_path
+
+    return cd_gram_path
+
+
+def data_kernels():
+    """``(data_moments, cd_data_path)`` of the data-matrix solver: the AOT-compiled module's
+    (built on first use), or numba's dispatchers when it is not available."""
+    compiled = _compiled(DATA)
+    if compiled is not None:
+        return compiled.data_moments, compiled.cd_data_path
+    from l1select._kernels.data import cd_data_path, data_moments
+
+    return data_moments, cd_data_path

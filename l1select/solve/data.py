@@ -30,12 +30,21 @@ from l1select.types import FitParams, PathFit, Solved
 def _fold_scaling(X: np.ndarray, rows: np.ndarray, standardize: bool, unit: np.ndarray):
     """Training means, scales and standard deviations over ``rows`` (missing at the mean);
     ``unit``: how the columns are held (see InMemory)."""
-    from l1select._kernels.data import data_moments
+    from l1select._aot import data_kernels
 
-    mean, std = data_moments(np.asfortranarray(X), rows)
+    data_moments, _ = data_kernels()
+    mean, std = data_moments(np.asfortranarray(X, dtype=np.float64), _int64(rows))
     # A zero scale tells the kernel the feature is constant here: it stays at zero.
     scale = std if standardize else np.where(std > 0, unit, 0.0)
     return mean, scale
+
+
+def _float64(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def _int64(a) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.int64)
 
 
 def _standardized_columns(X: np.ndarray, idx: np.ndarray, mean: np.ndarray, scale: np.ndarray
@@ -57,13 +66,18 @@ def solve_threads(params: FitParams, n_jobs: int) -> int:
 
 def _path(Xf, y, rows, mean, scale, y_mean, alphas, l1_ratio, params, penalty=None
           ) -> tuple[np.ndarray, bool]:
-    from l1select._kernels import cd_data_path
+    from l1select._aot import data_kernels
 
+    _, cd_data_path = data_kernels()
     p = Xf.shape[1]
-    pf = np.ones(p) if penalty is None else np.ascontiguousarray(penalty, dtype=np.float64)
-    coefs, _, n_iter = cd_data_path(Xf, y, rows, mean, scale, float(y_mean),
-                               np.ascontiguousarray(alphas, dtype=np.float64), float(l1_ratio),
-                               pf, np.zeros(p), float(params.tol), int(params.max_iter))
+    pf = np.ones(p) if penalty is None else penalty
+    # The exact types of the kernel's signature (the AOT module has no dispatcher to convert
+    # them); for the arrays solve() passes these are no copies.
+    coefs, _, n_iter = cd_data_path(np.asfortranarray(Xf, dtype=np.float64), _float64(y),
+                                    _int64(rows), _float64(mean), _float64(scale),
+                                    float(y_mean), _float64(alphas), float(l1_ratio),
+                                    _float64(pf), np.zeros(p), float(params.tol),
+                                    int(params.max_iter))
     return coefs, bool(np.all(n_iter < params.max_iter))
 
 

@@ -39,6 +39,22 @@ def test_the_aot_hash_covers_every_source_of_the_gram_kernel():
     assert hashed == {(KERNELS / f"{part}.py").resolve() for part in needed}
 
 
+@pytest.mark.parametrize("name", ["GRAM", "DATA"])
+def test_each_aot_module_hashes_every_source_of_its_kernels(name):
+    """An edit to any module an AOT module's kernels are compiled from must rebuild it."""
+    from l1select import _aot
+
+    module = getattr(_aot, name)
+    needed, todo = set(), [part for _, part, _ in module.exports]
+    while todo:
+        part = todo.pop()
+        if part not in needed:
+            needed.add(part)
+            todo.extend(_kernel_imports(KERNELS / f"{part}.py"))
+    hashed = {path.resolve() for path in module.sources}
+    assert hashed == {(KERNELS / f"{part}.py").resolve() for part in needed}
+
+
 def test_the_package_re_exports_both_solvers():
     from l1select import _kernels
     from l1select._kernels import cd_data_path, cd_gram_path, data, gram

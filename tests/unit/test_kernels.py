@@ -633,3 +633,110 @@ def test_finding_the_aot_module_imports_neither_numba_nor_the_email_parser():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=root, check=True)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def _wide_problem(seed: int, n: int = 120, p: int = 3000):
+    rng = np.random.default_rng(seed)
+    X = np.asfortranarray(rng.normal(size=(n, p)))
+    X[rng.random(size=(n, p)) < 0.01] = np.nan  # missing values: the kernels' other branch
+    beta = np.zeros(p)
+    beta[:12] = rng.normal(size=12)
+    y = np.nan_to_num(X) @ beta + rng.normal(size=n)
+    rows = np.sort(rng.choice(n, size=n - n // 5, replace=False)).astype(np.int64)
+    return X, y, rows
+
+
+def test_the_ahead_of_time_data_kernels_equal_numbas_bit_for_bit():
+    """The wide-data solver's AOT module: the same functions, the same compiler, the same
+    bits (built on first use; where it cannot be built, data_kernels are numba's)."""
+    from l1select import _aot
+    from l1select._kernels.data import cd_data_path, data_moments
+
+    moments, path = _aot.data_kernels()
+    X, y, rows = _wide_problem(5)
+    mean, std = moments(X, rows)
+    want_mean, want_std = data_moments(X, rows)
+    np.testing.assert_array_equal(mean, want_mean)
+    np.testing.assert_array_equal(std, want_std)
+    p = X.shape[1]
+    pf = np.ones(p)
+    pf[7] = 0.0  # an unpenalized feature
+    alphas = np.geomspace(1.0, 0.01, 25)
+    y_mean = float(y[rows].mean())
+    for l1_ratio in (1.0, 0.5):
+        got = path(X, y, rows, mean, std, y_mean, alphas, l1_ratio, pf, np.zeros(p), 1e-10, 10000)
+        want = cd_data_path(X, y, rows, mean, std, y_mean, alphas, l1_ratio, pf, np.zeros(p),
+                            1e-10, 10000)
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_the_data_kernel_lets_other_threads_run_while_it_solves():
+    """The folds' paths run side by side on threads: the kernel (AOT or numba's) must release
+    the GIL. While it solves on one thread, this thread keeps running Python: it records when
+    it ran, and some of those moments fall inside the kernel's call."""
+    import threading
+    import time
+
+    from l1select import _aot
+
+    moments, path = _aot.data_kernels()
+    X, y, rows = _wide_problem(9, n=300, p=20000)
+    mean, std = moments(X, rows)
+    p = X.shape[1]
+    span = []
+
+    def solve():
+        start = time.perf_counter()
+        path(X, y, rows, mean, std, float(y[rows].mean()), np.geomspace(1.0, 0.01, 40), 1.0,
+             np.ones(p), np.zeros(p), 1e-10, 10000)
+        span.extend([start, time.perf_counter()])
+
+    worker = threading.Thread(target=solve)
+    seen = []
+    worker.start()
+    while worker.is_alive():
+        seen.append(time.perf_counter())
+    worker.join()
+    start, end = span
+    moments_seen = [start, *(t for t in seen if start < t < end), end]
+    longest_pause = max(b - a for a, b in zip(moments_seen, moments_seen[1:]))
+    # Held GIL: this loop stops for the whole call (it runs only for an instant before the
+    # call takes the GIL and after it gives it back: one pause as long as the call). Released:
+    # it runs all along, its pauses only the operating system's.
+    assert longest_pause < 0.5 * (end - start), (longest_pause, end - start)
+
+
+def test_a_wide_fit_does_not_start_numba(tmp_path):
+    """Start-up: with the data kernels' AOT module in place, the wide route imports no numba."""
+    from l1select import _aot
+    from l1select._kernels.data import cd_data_path
+
+    if _aot.data_kernels()[1] is cd_data_path:
+        pytest.skip("the AOT module cannot be built here (no C compiler or numba.pycc)")
+    from tests.conftest import make_regression, write_csv
+
+    X, y, _ = make_regression(n=40, p=60, seed=4)
+    path = write_csv(tmp_path / "wide.csv", X, y)
+    code = ("import sys\nfrom l1select.pipeline import select_features\n"
+            "from l1select.types import FitParams\n"
+            f"r = select_features({str(path)!r}, FitParams(target='y', n_alphas=10))\n"
+            "print(r.engine, sorted(m for m in ('numba', 'scipy') if m in sys.modules))\n")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=root, check=True)
+    assert out.stdout.strip() == "data []", out.stderr
+
+
+def test_the_data_module_is_named_for_this_processor(monkeypatch):
+    # Compiled for the host's instruction set: another processor must not load it.
+    from l1select import _aot
+
+    name = _aot._module_name(_aot.DATA)
+    if name is None:
+        pytest.skip("no /proc/cpuinfo here: the data kernels stay numba's")
+    monkeypatch.setattr(_aot, "_processor", lambda: b"another processor")
+    assert _aot._module_name(_aot.DATA) not in (None, name)
+    monkeypatch.setattr(_aot, "_processor", lambda: None)
+    assert _aot._module_name(_aot.DATA) is None
+    assert _aot._module_name(_aot.GRAM) is not None  # the Gram module is generic x86-64
