@@ -700,7 +700,7 @@ def test_the_data_kernel_lets_other_threads_run_while_it_solves():
     worker.join()
     start, end = span
     moments_seen = [start, *(t for t in seen if start < t < end), end]
-    longest_pause = max(b - a for a, b in zip(moments_seen, moments_seen[1:]))
+    longest_pause = max(b - a for a, b in zip(moments_seen[:-1], moments_seen[1:], strict=True))
     # Held GIL: this loop stops for the whole call (it runs only for an instant before the
     # call takes the GIL and after it gives it back: one pause as long as the call). Released:
     # it runs all along, its pauses only the operating system's.
