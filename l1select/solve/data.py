@@ -107,10 +107,15 @@ def solve(mem: InMemory, job: Job) -> Solved:
     y = np.ascontiguousarray(mem.y)
     all_rows = np.arange(y.size, dtype=np.int64)
     scale_all = np.where(scaling.x_std > 0, scaling.x_scale, 0.0)
-    folds = []
-    for rows, test in mem.folds:
-        mean, scale = _fold_scaling(Xf, rows, params.standardize, mem.units())
-        folds.append((rows, mean, scale, float(y[rows].mean()), test))
+    # The folds' means and scales: one pass over the training rows each, side by side (the
+    # kernel releases the GIL; 0.1 s on one core at 20,000 features and five folds).
+    unit = mem.units()
+    with ThreadPoolExecutor(max_workers=solve_threads(params, len(mem.folds))) as pool:
+        scalings = list(pool.map(
+            lambda rows: _fold_scaling(Xf, rows, params.standardize, unit),
+            [rows for rows, _ in mem.folds]))
+    folds = [(rows, mean, scale, float(y[rows].mean()), test)
+             for (rows, test), (mean, scale) in zip(mem.folds, scalings, strict=True)]
     own = in_own_units(scaling, mem.units())
     check_scaling(own, mem.recipe, source.display)
     fits = []
