@@ -74,9 +74,6 @@ DATA = _Module(
       "i8[::1], f8[::1], f8[::1], f8, f8[::1], f8, f8[::1], f8[::1], f8, i8)")),
     release_gil=True, host_cpu=True)
 
-# Kept for the tests and the docs: the Gram module's sources.
-_KERNEL_SOURCES = GRAM.sources
-
 _loaded: dict[str, object] = {}
 
 

@@ -593,25 +593,29 @@ def test_the_ahead_of_time_gram_kernel_equals_numbas_bit_for_bit():
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_small_gram_fit_does_not_start_numba(tmp_path):
-    """Start-up: with the AOT module in place a plain fit imports neither numba nor scipy."""
+@pytest.mark.parametrize(("route", "n", "p"), [("gram", 200, 6), ("data", 40, 60)])
+def test_a_plain_fit_does_not_start_numba(tmp_path, route, n, p):
+    """Start-up: with the AOT modules in place a plain fit, narrow (the Gram route) or wide
+    (the data-matrix route), imports neither numba nor scipy."""
     from l1select import _aot
+    from l1select._kernels.data import cd_data_path
 
-    if _aot.gram_path() is cd_gram_path:
+    kernel = _aot.gram_path() if route == "gram" else _aot.data_kernels()[1]
+    if kernel in (cd_gram_path, cd_data_path):
         pytest.skip("the AOT module cannot be built here (no C compiler or numba.pycc)")
     from tests.conftest import make_regression, write_csv
 
-    X, y, _ = make_regression(n=200, p=6, seed=3)
+    X, y, _ = make_regression(n=n, p=p, seed=3)
     path = write_csv(tmp_path / "d.csv", X, y)
     code = ("import sys\nfrom l1select.pipeline import select_features\n"
             "from l1select.types import FitParams\n"
-            f"select_features({str(path)!r}, FitParams(target='y', n_alphas=10))\n"
-            "print(sorted(m for m in ('numba', 'scipy', 'sklearn', 'pandas', 'matplotlib', "
-            "'dask', 'yaml') if m in sys.modules))\n")
+            f"r = select_features({str(path)!r}, FitParams(target='y', n_alphas=10))\n"
+            "print(r.engine, sorted(m for m in ('numba', 'scipy', 'sklearn', 'pandas', "
+            "'matplotlib', 'dask', 'yaml') if m in sys.modules))\n")
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=root, check=True)
-    assert out.stdout.strip() == "[]", out.stderr
+    assert out.stdout.strip() == f"{route} []", out.stderr
 
 
 def test_the_aot_module_name_follows_the_numba_install(monkeypatch):
@@ -705,27 +709,6 @@ def test_the_data_kernel_lets_other_threads_run_while_it_solves():
     # call takes the GIL and after it gives it back: one pause as long as the call). Released:
     # it runs all along, its pauses only the operating system's.
     assert longest_pause < 0.5 * (end - start), (longest_pause, end - start)
-
-
-def test_a_wide_fit_does_not_start_numba(tmp_path):
-    """Start-up: with the data kernels' AOT module in place, the wide route imports no numba."""
-    from l1select import _aot
-    from l1select._kernels.data import cd_data_path
-
-    if _aot.data_kernels()[1] is cd_data_path:
-        pytest.skip("the AOT module cannot be built here (no C compiler or numba.pycc)")
-    from tests.conftest import make_regression, write_csv
-
-    X, y, _ = make_regression(n=40, p=60, seed=4)
-    path = write_csv(tmp_path / "wide.csv", X, y)
-    code = ("import sys\nfrom l1select.pipeline import select_features\n"
-            "from l1select.types import FitParams\n"
-            f"r = select_features({str(path)!r}, FitParams(target='y', n_alphas=10))\n"
-            "print(r.engine, sorted(m for m in ('numba', 'scipy') if m in sys.modules))\n")
-    root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=root, check=True)
-    assert out.stdout.strip() == "data []", out.stderr
 
 
 def test_the_data_module_is_named_for_this_processor(monkeypatch):
