@@ -5,13 +5,12 @@ matrix (wide data), the logistic family and the reference."""
 
 from __future__ import annotations
 
-import gc
-from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
 
 from l1select import io as l1io
+from l1select._gc import paused as gc_paused
 from l1select.engines.base import InMemory, Job
 from l1select.engines.checks import check_design, constant_features
 from l1select.errors import DataError, quoted
@@ -30,21 +29,9 @@ class MemoryEngine:
         # The profile and the recipe of wide data are tens of thousands of small objects
         # each, none in a reference cycle: the cyclic collector would otherwise walk them,
         # and every other live object, several times over (0.2 s at 20,000 columns).
-        with _gc_paused():
+        with gc_paused():
             return load(job.source, job.header, job.data, job.columns, job.params,
                         job.classes)
-
-
-@contextmanager
-def _gc_paused():
-    """Pause Python's cyclic garbage collector for the block (as it was after it)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def load(source: l1io.Source, header: l1io.Header, data: bytes | None, columns: list[str],
