@@ -194,7 +194,10 @@ def build(name: str | None = None, module: _Module = GRAM) -> Path | None:
                     os.replace(built, final)
             finally:
                 pycc_compiler.Flags = flags
-        for old in target.glob(f"{module.prefix}*"):
+        # An older build is stale (another kernel source or numba), unless it was built for
+        # another processor sharing this install: those stay, or two machines would take
+        # turns rebuilding.
+        for old in () if module.host_cpu else target.glob(f"{module.prefix}*"):
             if not old.name.startswith(name):
                 old.unlink(missing_ok=True)
         return final
