@@ -203,8 +203,11 @@ def _logistic_path(Z: np.ndarray, y: np.ndarray, sw: np.ndarray, alphas: np.ndar
 
 
     n, p = Z.shape
+    # saga visits the rows in a random order: a fixed seed makes the reference repeatable
+    # (unseeded, a fit at alpha_max itself now and then kept one coefficient off zero).
     model = LogisticRegression(C=1.0, l1_ratio=l1_ratio, solver="saga", tol=tol,
-                               max_iter=max_iter, fit_intercept=True, warm_start=True)
+                               max_iter=max_iter, fit_intercept=True, warm_start=True,
+                               random_state=0)
     coefs = np.zeros((p, alphas.size))
     intercepts = np.zeros(alphas.size)
     dev = np.zeros(alphas.size)
