@@ -175,28 +175,18 @@ def looks_binary(arr) -> bool:
 
 def _float64_distinct(arr) -> int:
     """How many distinct non-missing numbers a float64 column holds (3 meaning three or
-    more), read from its buffers. Every ``auto`` fit asks this of its target's first rows,
-    and Arrow's compute functions (``value_counts``) cost their import: 45-90 ms."""
-    seen: list[float] = []
-    for chunk in arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]:
-        validity, data = chunk.buffers()[:2]
-        if data is None:  # an empty chunk
-            continue
-        n = len(chunk)
-        values = np.frombuffer(data, dtype=np.float64, count=n, offset=chunk.offset * 8)
-        keep = ~np.isnan(values)
-        if chunk.null_count:
-            bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
-            keep &= bits[chunk.offset:chunk.offset + n].astype(bool)
-        values = values[keep]
-        for v in seen:
-            values = values[values != v]
-        while values.size and len(seen) < 3:
-            seen.append(float(values[0]))
-            values = values[values != values[0]]
-        if len(seen) == 3:
-            break
-    return len(seen)
+    more), read from its buffers (``prepare._floats``). Every ``auto`` fit asks this of its
+    target's first rows, and Arrow's compute functions (``value_counts``) cost their import:
+    45-90 ms."""
+    from l1select.prepare import _floats
+
+    values = _floats(arr)
+    values = values[~np.isnan(values)]
+    seen = 0
+    while values.size and seen < 3:
+        seen += 1
+        values = values[values != values[0]]
+    return seen
 
 
 def binary_classes(arr, family: str, positive_class: str | None, target: str, source: str
