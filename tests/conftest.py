@@ -1,7 +1,9 @@
-"""Shared test helpers: seeded synthetic data written to files."""
+"""Shared test helpers: seeded synthetic data written to files, and a fresh interpreter."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_CSV = REPO / "sample_data" / "housing.csv"
 SAMPLE_PARQUET = REPO / "sample_data" / "housing.parquet"
+
+
+def last_line(code: str, timeout: float = 120) -> str:
+    """The last line ``code`` prints in a fresh Python run from the repository (what a new
+    process imports, or does at exit); the run must succeed."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip().splitlines()[-1]
 
 
 def make_regression(n: int = 200, p: int = 8, seed: int = 0, missing: float = 0.0,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import typer.main
 from typer._click.exceptions import ClickException
@@ -12,6 +9,7 @@ from typer._coercion import build_runtime_param
 
 from l1select.cli import app
 from l1select.cli_coerce import Coerce
+from tests.conftest import last_line
 
 # Values a user types (and defaults): plain ones take the fast route, the odd spellings, bad
 # values and unknown choices must fall back to Typer's own conversion and its error message.
@@ -75,8 +73,5 @@ def test_a_plain_fit_imports_neither_pydantic_nor_arrows_compute_functions(tmp_p
             f" '-o', {str(tmp_path / 'out.json')!r}, '-q'], prog_name='l1select')\n"
             "except SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
             "print(sorted({'pydantic', 'pyarrow.compute'} & set(sys.modules)))\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().splitlines()[-1] == "[]"
+    assert last_line(code) == "[]"
     assert (tmp_path / "out.json").exists()

@@ -41,6 +41,7 @@ from cli_helpers import (
 )
 
 from l1select import __version__
+from tests.conftest import last_line
 
 SOURCES = ["csv", "parquet", "stdin"]
 FORMATS = ["table", "json", "csv"]
@@ -1121,7 +1122,4 @@ def test_the_command_freezes_its_objects_before_the_interpreter_shuts_down():
             "atexit.register(lambda: print('FROZEN', gc.get_freeze_count() > 0))\n"
             "sys.argv = ['l1select', '--help']\n"
             "from l1select.cli import main\nmain()\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().splitlines()[-1] == "FROZEN True"
+    assert last_line(code) == "FROZEN True"

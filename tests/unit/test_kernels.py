@@ -23,6 +23,7 @@ import pytest
 from sklearn.linear_model import enet_path
 
 from l1select._kernels import cd_data_path, cd_gram_path
+from tests.conftest import last_line
 
 # Relative duality-gap tolerance for every solve here: an order above the floor (~1e-16
 # on the residual, ~1e-15 through a Gram) where the gap of a float64 solution stops
@@ -612,10 +613,7 @@ def test_a_plain_fit_does_not_start_numba(tmp_path, route, n, p):
             f"r = select_features({str(path)!r}, FitParams(target='y', n_alphas=10))\n"
             "print(r.engine, sorted(m for m in ('numba', 'scipy', 'sklearn', 'pandas', "
             "'matplotlib', 'dask', 'yaml') if m in sys.modules))\n")
-    root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=root, check=True)
-    assert out.stdout.strip() == f"{route} []", out.stderr
+    assert last_line(code) == f"{route} []"
 
 
 def test_the_aot_module_name_follows_the_numba_install(monkeypatch):
@@ -633,10 +631,7 @@ def test_finding_the_aot_module_imports_neither_numba_nor_the_email_parser():
     code = ("import sys\nimport l1select._aot as a\nassert a._numba_version()\n"
             "print(sorted(m for m in ('numba', 'email.parser', 'importlib.metadata') "
             "if m in sys.modules))\n")
-    root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=root, check=True)
-    assert out.stdout.strip() == "[]", out.stderr
+    assert last_line(code) == "[]"
 
 
 def _wide_problem(seed: int, n: int = 120, p: int = 3000):
