@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
 
 import pyarrow as pa
@@ -53,6 +53,40 @@ PARQUET_WHOLE_GROUP_VALUES = 1 << 21
 PARQUET_READ_BUFFER = 1 << 16
 
 
+class _LazyPaths(Mapping):
+    """pyarrow's map from column names to leaf column indices, made on first use."""
+
+    def __init__(self, pf: pq.ParquetFile):
+        self._pf, self._map = pf, None
+
+    def _paths(self) -> dict:
+        if self._map is None:
+            self._map = pq.ParquetFile._build_nested_paths(self._pf)
+            self._pf = None
+        return self._map
+
+    def __getitem__(self, key):
+        return self._paths()[key]
+
+    def __contains__(self, key) -> bool:
+        return key in self._paths()
+
+    def __iter__(self):
+        return iter(self._paths())
+
+    def __len__(self) -> int:
+        return len(self._paths())
+
+
+class _File(pq.ParquetFile):
+    """``pq.ParquetFile`` that maps column names to leaf columns only when asked: pyarrow
+    maps them on every open, a Python loop over the columns (25-35 ms at 20,000 columns),
+    and reading the footer or checking the target column never asks."""
+
+    def _build_nested_paths(self):
+        return _LazyPaths(self)
+
+
 def _unreadable(path: str, exc: BaseException) -> InputError:
     return InputError(f"{path} is not a readable Parquet file ({short_error(exc)}); check that "
                       "the file is complete")
@@ -79,7 +113,8 @@ def footer(path: str) -> pq.FileMetaData:
 
 @lru_cache(maxsize=8)
 def _footer(path: str, mtime_ns: int, size: int) -> pq.FileMetaData:
-    return pq.read_metadata(path)
+    with _File(path) as pf:
+        return pf.metadata
 
 
 def open_file(path: str, digest=None, hashing: list | None = None) -> pq.ParquetFile:
@@ -93,12 +128,12 @@ def open_file(path: str, digest=None, hashing: list | None = None) -> pq.Parquet
     try:
         if is_url(path):
             if digest is None:
-                return pq.ParquetFile(open_binary(path), buffer_size=PARQUET_READ_BUFFER,
+                return _File(open_binary(path), buffer_size=PARQUET_READ_BUFFER,
                                       pre_buffer=False)
             with open_binary(path) as fh:
                 data = fh.read()
             digest.update(data)
-            return pq.ParquetFile(pa.BufferReader(data), buffer_size=PARQUET_READ_BUFFER,
+            return _File(pa.BufferReader(data), buffer_size=PARQUET_READ_BUFFER,
                                   pre_buffer=False)
         if digest is not None:
             def hash_file() -> None:
@@ -111,7 +146,7 @@ def open_file(path: str, digest=None, hashing: list | None = None) -> pq.Parquet
             thread = threading.Thread(target=hash_file, daemon=True)
             thread.start()
             hashing.append(thread)
-        return pq.ParquetFile(path, metadata=footer(path), buffer_size=PARQUET_READ_BUFFER,
+        return _File(path, metadata=footer(path), buffer_size=PARQUET_READ_BUFFER,
                               pre_buffer=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
         raise _unreadable(path, exc) from None

@@ -155,6 +155,26 @@ def test_one_big_row_group_is_read_in_bounded_batches_in_order(tmp_path, monkeyp
     assert scan.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def test_the_column_map_is_made_on_first_use_and_is_pyarrows(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from l1select.io import parquet as l1pq
+
+    table = pa.table({"a": [1.0, 2.0], "s": pa.array([{"u": 1, "v": {"w": 2.0}}] * 2),
+                      "y": [3.0, 4.0]})
+    path = tmp_path / "nested.parquet"
+    pq.write_table(table, path)
+    theirs = pq.ParquetFile(path)
+    ours = l1pq.open_file(str(path))
+    assert ours._nested_paths_by_prefix._map is None  # opening made no map
+    assert dict(ours._nested_paths_by_prefix) == dict(theirs._nested_paths_by_prefix)
+    for columns in (["y", "a"], ["s"], ["s.v"], ["s.v.w", "a"]):
+        assert ours.read_row_group(0, columns=columns).equals(
+            theirs.read_row_group(0, columns=columns))
+    assert l1pq.footer(str(path)).equals(theirs.metadata)
+
+
 def test_the_io_package_exports_resolve_and_reading_a_result_needs_no_arrow():
     import subprocess
     import sys
