@@ -222,8 +222,15 @@ def initial_data(Xs: np.ndarray, yc: np.ndarray):
 
 
 def n_values(y: np.ndarray) -> int:
-    """The number of distinct values of ``y``, counted up to 3."""
-    return int(min(np.unique(y).size, 3))
+    """The number of distinct values of ``y``, counted up to 3 (NaN counts as one value, as
+    in ``np.unique``; without it, whose first call imports ``numpy.ma``: 16 ms)."""
+    count = 0
+    rest = y.ravel()
+    while rest.size and count < 3:
+        first = rest[0]
+        rest = rest[~np.isnan(rest)] if first != first else rest[rest != first]
+        count += 1
+    return count
 
 
 def half_rows(mem: InMemory, params: FitParams) -> list[np.ndarray]:

@@ -196,3 +196,13 @@ def test_every_engine_refuses_a_bad_design_with_the_same_message(tmp_path, case)
         with pytest.raises(DataError) as err:
             _fit(path, engine, **kw)
         assert str(err.value).startswith(want), (engine, str(err.value))
+
+
+def test_n_values_counts_as_np_unique_does_up_to_three():
+    from l1select.solve.matrix import n_values
+
+    rng = np.random.default_rng(7)
+    pool = np.array([0.0, 1.0, -2.5, np.nan, 3.0, 1e300, -0.0])
+    for _ in range(2000):
+        y = rng.choice(pool[:rng.integers(1, pool.size + 1)], size=rng.integers(0, 12))
+        assert n_values(y) == min(np.unique(y).size, 3), y
