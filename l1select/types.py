@@ -25,8 +25,45 @@ class Warn:
         return {"code": self.code, "message": self.message}
 
 
+class _Many:
+    """``many``: the rows of a frozen dataclass made in bulk."""
+
+    @classmethod
+    def many(cls, **columns: list[Any]) -> tuple:
+        """One object per row of ``columns`` (a field's name: its values, all of one
+        length; a field left out takes its default): what ``cls(**row)`` makes for each row,
+        made in bulk.
+
+        A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``,
+        0.1 s for 20,000 features of wide data; here each object's ``__dict__`` is filled
+        at once.
+        """
+        what = cls.__name__
+        names = [f.name for f in fields(cls)]
+        unknown = set(columns) - set(names)
+        if unknown:
+            raise TypeError(f"{what} has no field {sorted(unknown)[0]!r}")
+        if len({len(values) for values in columns.values()}) > 1:
+            raise ValueError(f"{what}.many() needs columns of one length")
+        given = []
+        for f in fields(cls):
+            if f.name in columns:
+                given.append(columns[f.name])
+            elif f.default is not MISSING:
+                given.append(repeat(f.default))
+            else:
+                raise TypeError(f"{what}.many() needs the field {f.name!r}")
+        make = object.__new__
+        out = []
+        for row in zip(*given, strict=False):  # the defaults repeat without end
+            obj = make(cls)
+            obj.__dict__.update(zip(names, row, strict=True))
+            out.append(obj)
+        return tuple(out)
+
+
 @dataclass(frozen=True)
-class FeatureSpec:
+class FeatureSpec(_Many):
     """One model feature and how it is made from a source column.
 
     ``kind`` is ``numeric`` (the column's value), ``bool`` (0/1), ``onehot`` (1 where the
@@ -42,7 +79,7 @@ class FeatureSpec:
 
 
 @dataclass(frozen=True)
-class ColumnSpec:
+class ColumnSpec(_Many):
     """How one source column is read: ``numeric``, ``bool``, ``thousands`` (a number written
     with thousands separators), or ``categorical`` with its ``levels`` (each its own feature)
     and the rare levels ``pooled`` into the one feature ``column=(other)``."""
@@ -112,7 +149,7 @@ class Scaling:
 
 
 @dataclass(frozen=True)
-class FeatureResult:
+class FeatureResult(_Many):
     """One candidate feature in the result.
 
     ``fold_frequency``: the fraction of CV training folds whose fit selects it at the chosen
@@ -135,38 +172,6 @@ class FeatureResult:
     alternates: tuple[str, ...] | None = None
     coef_ols: float | None = None
     odds_ratio: float | None = None  # binomial: exp(coef_std), the odds ratio per SD
-
-    @classmethod
-    def many(cls, **columns: list[Any]) -> tuple[FeatureResult, ...]:
-        """One feature per row of ``columns`` (a field's name: its values, all of one
-        length; a field left out takes its default): what ``FeatureResult(**row)`` makes for
-        each row, made in bulk.
-
-        A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``,
-        0.1 s for 20,000 features of wide data; here each object's ``__dict__`` is filled
-        at once.
-        """
-        names = [f.name for f in fields(cls)]
-        unknown = set(columns) - set(names)
-        if unknown:
-            raise TypeError(f"FeatureResult has no field {sorted(unknown)[0]!r}")
-        if len({len(values) for values in columns.values()}) > 1:
-            raise ValueError("FeatureResult.many() needs columns of one length")
-        given = []
-        for f in fields(cls):
-            if f.name in columns:
-                given.append(columns[f.name])
-            elif f.default is not MISSING:
-                given.append(repeat(f.default))
-            else:
-                raise TypeError(f"FeatureResult.many() needs the field {f.name!r}")
-        make = object.__new__
-        out = []
-        for row in zip(*given, strict=False):  # the defaults repeat without end
-            obj = make(cls)
-            obj.__dict__.update(zip(names, row, strict=True))
-            out.append(obj)
-        return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,18 @@ def test_many_makes_what_the_constructor_makes():
     assert replace(made[0], coef_ols=0.5).coef_ols == 0.5
 
 
+def test_the_recipes_specs_are_made_in_bulk_too():
+    from l1select.types import ColumnSpec, FeatureSpec
+
+    assert FeatureSpec.many(name=["a", "c=x"], column=["a", "c"], kind=["numeric", "onehot"],
+                            level=[None, "x"]) == (FeatureSpec("a", "a", "numeric"),
+                                                   FeatureSpec("c=x", "c", "onehot", "x"))
+    assert ColumnSpec.many(name=["c"], kind=["categorical"], levels=[("x", "y")]) == (
+        ColumnSpec("c", "categorical", ("x", "y")),)
+    with pytest.raises(TypeError, match="FeatureSpec.many\\(\\) needs the field 'kind'"):
+        FeatureSpec.many(name=["a"], column=["a"])
+
+
 def test_many_refuses_unknown_missing_or_uneven_columns():
     with pytest.raises(TypeError, match="no field 'colour'"):
         FeatureResult.many(name=["a"], column=["a"], coef=[1.0], coef_std=[1.0],
