@@ -155,6 +155,28 @@ def test_one_big_row_group_is_read_in_bounded_batches_in_order(tmp_path, monkeyp
     assert scan.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def test_a_group_read_whole_in_parts_of_its_columns_is_the_same_table(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from l1select import io as l1io
+
+    rng = np.random.default_rng(3)
+    columns = {f"c{j}": rng.standard_normal(40) for j in range(10)}
+    columns["c4"] = pa.array(columns["c4"], mask=np.isin(np.arange(40), [1, 7]))
+    columns["t"] = pa.array(["a", None, "b", "c"] * 10)
+    columns["i"] = np.arange(40, dtype=np.int32)
+    table = pa.table(columns)
+    path = tmp_path / "wide.parquet"
+    pq.write_table(table, path, row_group_size=25)
+    monkeypatch.setattr(l1io.parquet, "READ_COLUMNS", 3)
+    source, header, data = l1io.open_header(str(path))
+    scan = l1io.Scan()
+    got = [b for b, _ in l1io.batches(source, header, header.names, data, scan)]
+    assert pa.Table.from_batches(got).equals(pq.read_table(path))
+    assert [b.num_rows for b in got] == [25, 15]
+
+
 def test_the_column_map_is_made_on_first_use_and_is_pyarrows(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
