@@ -259,3 +259,56 @@ def test_one_result_reader_for_plot_transform_and_predict(tmp_path, content, mes
         assert message in text and "l1select fit … --format json" in text
     if content in (None, "folder", "{not json"):
         assert seen[0] == seen[1]  # one reader, one message
+
+
+_CELLS = {
+    "float": lambda r: f"{r.normal():.6g}",
+    "int": lambda r: str(int(r.integers(-50, 50))),
+    "exp": lambda r: f"{r.normal() * 1e-8:e}",
+    "empty": lambda r: "",
+    "na": lambda r: str(r.choice(["NA", "", "n/a", "null"])),
+    "nan": lambda r: str(r.choice(["nan", "NaN", "1.5"])),
+    "text": lambda r: str(r.choice(["red", "blue", "green"])),
+    "bool": lambda r: str(r.choice(["true", "false"])),
+    "date": lambda r: f"2024-0{r.integers(1, 10)}-1{r.integers(0, 10)}",
+    "stamp": lambda r: f"2024-01-0{r.integers(1, 10)} 12:3{r.integers(0, 10)}:00",
+    "quoted": lambda r: f'"{r.normal():.3f}"',
+    "mixed": lambda r: str(r.choice(["1.5", "2", "x"])),
+}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_wide_first_block_parsed_as_numbers_first_gets_the_inferred_types(
+        tmp_path, monkeypatch, seed):
+    from l1select import io as l1io
+
+    rng = np.random.default_rng(seed)
+    kinds = list(_CELLS)
+    # Few non-number columns (each costs a parse) or many (then every column is inferred).
+    n_cols = int(rng.integers(5, 40))
+    pool = ["float", "int", "exp", "empty", "na", "nan", "quoted"]
+    col_kinds = [str(rng.choice(kinds if rng.random() < 0.15 else pool)) for _ in range(n_cols)]
+    lines = [",".join(f"c{j}" for j in range(n_cols))]
+    rows = [[_CELLS[k](rng) for k in col_kinds] for _ in range(int(rng.integers(1, 30)))]
+    lines += [",".join(row) for row in rows]
+    path = tmp_path / "wide.csv"
+    path.write_text("\n".join(lines) + "\n")
+    source, header, data = l1io.open_header(str(path))
+    monkeypatch.setattr(l1io.csv, "GUESS_NUMBERS_COLUMNS", 10 ** 9)
+    inferred = l1io.csv.first_types(source, header, header.names, data)
+    monkeypatch.setattr(l1io.csv, "GUESS_NUMBERS_COLUMNS", 0)
+    guessed = []
+    guess = l1io.csv._numbers_first
+    monkeypatch.setattr(l1io.csv, "_numbers_first", lambda *a: guessed.append(guess(*a)) or
+                        guessed[-1])
+    assert l1io.csv.first_types(source, header, header.names, data) == inferred, col_kinds
+    # The numbers-first parse answered whenever few enough columns had to be inferred.
+    def number(cell: str) -> bool:
+        try:
+            float(cell.strip('"'))
+        except ValueError:
+            return cell in ("", "NA", "n/a", "null")
+        return True
+
+    others = sum(not all(number(row[j]) for row in rows) for j in range(n_cols))
+    assert (guessed[0] is not None) == (others <= l1io.csv.GUESS_NUMBERS_TRIES)
