@@ -44,10 +44,15 @@ PARQUET_BATCH_VALUES = 1 << 21
 # the system allocator (ARROW_DEFAULT_MEMORY_POOL=system) that is a malloc_trim of about 4 ms:
 # there every 8th batch.
 RELEASE_EVERY = {"system": 8}
-# A row group of at most this many values (16 MiB of float64) is decoded whole and then cut
-# into batches: a batch reader over a small group costs more than the group (5,000 x 101:
-# 9 MiB more peak).
+# A row group of at most this many values (16 MiB of float64), or of at most this many rows,
+# is decoded whole and then cut into batches. A batch reader holds, for every column, a page
+# and a dictionary of up to 1 MiB each and its buffers, which is more than a short column
+# decoded whole (8 bytes a row): on a 5,000 x 101 group 9 MiB more peak; on a 4,000 x 10,001
+# group (305 MiB decoded) it peaked at 1.45 GB. For long columns batches hold less (a 1M x 51
+# group: 143 MiB of readers against 389 MiB decoded; 100,000 x 51 groups: whole, 13 MiB more
+# peak for 0.2 s less): up to 32,768 rows (256 KiB a float64 column) a group is read whole.
 PARQUET_WHOLE_GROUP_VALUES = 1 << 21
+PARQUET_WHOLE_GROUP_ROWS = 1 << 15
 # A row group read whole is read this many columns at a time: Arrow's reader keeps state for
 # every column of a call until the call ends, outside its memory pool (about 25 KB a column);
 # 500 x 20,000 read in one call peaked 250-300 MB higher than in calls of 1,000 columns, and
@@ -188,11 +193,11 @@ def read_row_groups(source: Source, header: Header, columns: list[str], path: st
         pool, decoded = pa.default_memory_pool(), 0
         every = RELEASE_EVERY.get(pool.backend_name, 1)
         for i in groups:
-            # A large group is decoded batch by batch (only a batch and a read window per
-            # column are held); a small one is read whole, which spares a wide file one
-            # batch reader per column.
+            # A large group of long columns is decoded batch by batch (only a batch and a
+            # page, a dictionary and a read window per column are held); a small one, or one
+            # of short columns, is read whole, which holds less than a batch reader per column.
             group_rows = pf.metadata.row_group(i).num_rows
-            if (group_rows > rows
+            if (group_rows > max(rows, PARQUET_WHOLE_GROUP_ROWS)
                     and group_rows * len(raw_columns) > PARQUET_WHOLE_GROUP_VALUES):
                 parts = pf.iter_batches(batch_size=rows, row_groups=[i], columns=raw_columns,
                                         use_threads=use_threads)

@@ -127,9 +127,12 @@ def test_quoted_line_breaks_across_blocks(tmp_path, monkeypatch):
     _same(small, whole)
 
 
-@pytest.mark.parametrize("whole_group_values", [0, 1 << 21], ids=["batch_reader", "whole"])
+@pytest.mark.parametrize(("whole_group_values", "whole_group_rows"),
+                         [(0, 0), (1 << 21, 0), (0, 1 << 15)],
+                         ids=["batch_reader", "whole_few_values", "whole_short_columns"])
 def test_one_big_row_group_is_read_in_bounded_batches_in_order(tmp_path, monkeypatch,
-                                                                whole_group_values):
+                                                                whole_group_values,
+                                                                whole_group_rows):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -144,6 +147,11 @@ def test_one_big_row_group_is_read_in_bounded_batches_in_order(tmp_path, monkeyp
     monkeypatch.setattr(l1io.parquet, "PARQUET_BATCH_VALUES", 1024)
     # Decoded batch by batch (0), or (a group of at most that many values) whole, then cut.
     monkeypatch.setattr(l1io.parquet, "PARQUET_WHOLE_GROUP_VALUES", whole_group_values)
+    monkeypatch.setattr(l1io.parquet, "PARQUET_WHOLE_GROUP_ROWS", whole_group_rows)
+    read_whole = []
+    read_group = l1io.parquet._read_group
+    monkeypatch.setattr(l1io.parquet, "_read_group",
+                        lambda *a: read_whole.append(1) or read_group(*a))
     source, header, data = l1io.open_header(str(path))
     scan = l1io.Scan()
     got = list(l1io.batches(source, header, header.names, data, scan))
@@ -153,6 +161,7 @@ def test_one_big_row_group_is_read_in_bounded_batches_in_order(tmp_path, monkeyp
     np.testing.assert_array_equal(a, np.arange(n))
     assert scan.n_rows == n
     assert scan.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert bool(read_whole) == (whole_group_values > 0 or whole_group_rows > 0)
 
 
 def test_a_group_read_whole_in_parts_of_its_columns_is_the_same_table(tmp_path, monkeypatch):
