@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
 
@@ -64,15 +65,16 @@ PARQUET_READ_BUFFER = 1 << 16
 
 
 class _LazyPaths(Mapping):
-    """pyarrow's map from column names to leaf column indices, made on first use."""
+    """pyarrow's map from column names to leaf column indices, made on first use (the file is
+    held weakly: the map is the file's own attribute, and a cycle would keep the file and its
+    reader open until the next garbage collection)."""
 
     def __init__(self, pf: pq.ParquetFile):
-        self._pf, self._map = pf, None
+        self._pf, self._map = weakref.ref(pf), None
 
     def _paths(self) -> dict:
         if self._map is None:
-            self._map = pq.ParquetFile._build_nested_paths(self._pf)
-            self._pf = None
+            self._map = pq.ParquetFile._build_nested_paths(self._pf())
         return self._map
 
     def __getitem__(self, key):
@@ -139,12 +141,12 @@ def open_file(path: str, digest=None, hashing: list | None = None) -> pq.Parquet
         if is_url(path):
             if digest is None:
                 return _File(open_binary(path), buffer_size=PARQUET_READ_BUFFER,
-                                      pre_buffer=False)
+                             pre_buffer=False)
             with open_binary(path) as fh:
                 data = fh.read()
             digest.update(data)
             return _File(pa.BufferReader(data), buffer_size=PARQUET_READ_BUFFER,
-                                  pre_buffer=False)
+                         pre_buffer=False)
         if digest is not None:
             def hash_file() -> None:
                 with open(path, "rb") as fh:
@@ -157,7 +159,7 @@ def open_file(path: str, digest=None, hashing: list | None = None) -> pq.Parquet
             thread.start()
             hashing.append(thread)
         return _File(path, metadata=footer(path), buffer_size=PARQUET_READ_BUFFER,
-                              pre_buffer=False)
+                     pre_buffer=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
         raise _unreadable(path, exc) from None
 

@@ -204,6 +204,19 @@ def test_the_column_map_is_made_on_first_use_and_is_pyarrows(tmp_path):
         assert ours.read_row_group(0, columns=columns).equals(
             theirs.read_row_group(0, columns=columns))
     assert l1pq.footer(str(path)).equals(theirs.metadata)
+    # No reference cycle: the file (and its open reader) goes as soon as it is dropped.
+    import gc
+    import weakref
+
+    gone = weakref.ref(ours)
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        del ours
+        assert gone() is None
+    finally:
+        if was:
+            gc.enable()
 
 
 def test_the_io_package_exports_resolve_and_reading_a_result_needs_no_arrow():
