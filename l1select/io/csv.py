@@ -647,7 +647,7 @@ def read_range(source: Source, header: Header, columns: list[str],
 
     def parse(chunk: bytes) -> list[pa.RecordBatch]:
         table = pacsv.read_csv(pa.BufferReader(chunk), ro, po, co)
-        if table.num_columns != len(ordered):
+        if table.column_names != ordered:  # the header's order, whichever way Arrow read them
             table = table.select(ordered)
         return table.combine_chunks().to_batches(max_chunksize=table.num_rows or 1)
 

@@ -334,3 +334,31 @@ def test_a_wide_first_block_parsed_as_numbers_first_gets_the_inferred_types(
 
     others = sum(not all(number(row[j]) for row in rows) for j in range(n_cols))
     assert (guessed[0] is not None) == (others <= l1io.csv.GUESS_NUMBERS_TRIES)
+
+
+def test_a_few_columns_of_a_wide_csv_are_the_same_named_or_selected(tmp_path, monkeypatch):
+    import pyarrow as pa
+
+    from l1select import io as l1io
+
+    rng = np.random.default_rng(5)
+    n_cols, n_rows = 1200, 30
+    values = rng.normal(size=(n_rows, n_cols)).round(4)
+    names = [f"x{j}" for j in range(n_cols - 1)] + ["y"]
+    lines = [",".join(names)] + [",".join(f"{v:g}" for v in row) for row in values]
+    lines[3] = lines[3].rsplit(",", 1)[0] + ",NA"  # a missing target
+    path = tmp_path / "wide.csv"
+    path.write_text("\n".join(lines) + "\n")
+    source, header, data = l1io.open_header(str(path))
+
+    def read(columns):
+        scan = l1io.Scan()
+        got = [b for b, _ in l1io.batches(source, header, columns, data, scan)]
+        return pa.Table.from_batches(got)
+
+    named = read(["y", "x7"])  # 2 x 1,200 comparisons: Arrow converts these two alone
+    monkeypatch.setattr(l1io.csv, "INCLUDE_COMPARISONS", 0)  # every column, then selected
+    assert named.equals(read(["y", "x7"]))
+    assert named.column_names == ["x7", "y"]
+    assert named.column("y").null_count == 1
+    np.testing.assert_array_equal(named.column("x7").to_numpy(), values[:, 7])
