@@ -468,7 +468,7 @@ def _numbers_first(source: Source, header: Header, columns: list[str], head: byt
     floats (those end up float64 either way); a column with no value in the head is text,
     as inference's null type widens to."""
     inferred: set[str] = set()
-    for _ in range(GUESS_NUMBERS_TRIES + 1):
+    while True:
         guess = {n: pa.float64() for n in columns if n not in inferred}
         ro, po, co, _ = _csv_options(source, header, columns, guess)
         try:
@@ -480,8 +480,6 @@ def _numbers_first(source: Source, header: Header, columns: list[str], head: byt
                     or len(inferred) == GUESS_NUMBERS_TRIES:
                 return None
             inferred.add(retype.column)
-    else:  # pragma: no cover - the loop breaks or returns
-        return None
     types = {}
     for name, field in zip(table.column_names, table.schema, strict=True):
         if name in inferred:
