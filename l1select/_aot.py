@@ -8,7 +8,9 @@ compiler) into ordinary extension modules, which import in about a millisecond a
 bit-identical results:
 
 - ``gram``: :func:`l1select._kernels.gram.cd_gram_path`, the Gram path (built on the first
-  Gram fit after installing; the set-up command in the README makes that run);
+  Gram fit after installing; the set-up command in the README makes that run), and
+  :func:`l1select._kernels.pages.hybrid_decode`, the Parquet page decoder's loop (the long
+  row groups it reads are a Gram fit's);
 - ``data``: :func:`l1select._kernels.data.data_moments` and
   :func:`~l1select._kernels.data.cd_data_path`, the data-matrix solver for wide data (built on
   the first fit that uses it). Its fits run side by side on threads, so its functions release
@@ -59,11 +61,15 @@ class _Module:
 
 
 GRAM = _Module(
-    "_gram_aot_", (_KERNELS / "common.py", _KERNELS / "gram.py"),
+    "_gram_aot_", (_KERNELS / "common.py", _KERNELS / "gram.py", _KERNELS / "pages.py"),
     # cd_gram_path(gram, xty, yty, alphas, l1_ratio, penalty, coef, tol, max_iter)
     #   -> (coefs, dual_gaps, n_iters); C-contiguous arrays, as path.solve_gram passes them.
     (("cd_gram_path", "gram", "Tuple((f8[:,::1], f8[::1], i8[::1]))"
-      "(f8[:,::1], f8[::1], f8, f8[::1], f8, f8[::1], f8[::1], f8, i8)"),))
+      "(f8[:,::1], f8[::1], f8, f8[::1], f8, f8[::1], f8[::1], f8, i8)"),
+     # hybrid_decode(buf, bit_width, n, limit, out) -> status: the Parquet page decoder's
+     # loop, which reads the long row groups the Gram path streams.
+     ("hybrid_decode", "pages", "i8(u1[::1], i8, i8, i8, i4[::1])")),
+    release_gil=True)
 DATA = _Module(
     "_data_aot_", (_KERNELS / "common.py", _KERNELS / "gram.py", _KERNELS / "data.py"),
     # data_moments(X (Fortran order), rows) -> (mean, std)
@@ -237,6 +243,14 @@ def gram_path():
     from l1select._kernels.gram import cd_gram_path
 
     return cd_gram_path
+
+
+def page_decoder():
+    """The Parquet page decoder's compiled loop (:func:`l1select._kernels.pages.hybrid_decode`),
+    or None where the AOT module is not available: the decoder then uses numpy, rather than
+    load numba (half a second) for a read."""
+    compiled = _compiled(GRAM)
+    return compiled.hybrid_decode if compiled is not None else None
 
 
 def data_kernels():

@@ -7,9 +7,10 @@ remote URL (``s3://``, ``gs://``, ``https://``…) read through fsspec.
 
 The parts: :mod:`~l1select.io.sources` (where the bytes are), :mod:`~l1select.io.csv` and
 :mod:`~l1select.io.parquet` (one reader per format, each with a partition reader the Dask
-engine shares), :mod:`~l1select.io.reader` (the ways in, whatever the format) and
-:mod:`~l1select.io.write` (writing tables), :mod:`~l1select.io.result` (reading a result
-file back). The names below are what the rest of l1select uses.
+engine shares; :mod:`~l1select.io.pages` decodes the Parquet pages of long row groups),
+:mod:`~l1select.io.reader` (the ways in, whatever the format) and :mod:`~l1select.io.write`
+(writing tables), :mod:`~l1select.io.result` (reading a result file back). The names below
+are what the rest of l1select uses.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from l1select.errors import InputError
+from l1select.io import pages
 from l1select.io.sources import (
     Header,
     Scan,
@@ -195,14 +196,20 @@ def read_row_groups(source: Source, header: Header, columns: list[str], path: st
         pool, decoded = pa.default_memory_pool(), 0
         every = RELEASE_EVERY.get(pool.backend_name, 1)
         for i in groups:
-            # A large group of long columns is decoded batch by batch (only a batch and a
-            # page, a dictionary and a read window per column are held); a small one, or one
-            # of short columns, is read whole, which holds less than a batch reader per column.
+            # A large group of long columns is decoded batch by batch: by io/pages.py's
+            # decoder where it decodes every column (a page per column, and a dictionary
+            # only while the column's pages use it), else by Arrow's batch reader (a page, a
+            # dictionary and a read window per column); a small one, or one of short columns,
+            # is read whole, which holds less than a batch reader per column.
             group_rows = pf.metadata.row_group(i).num_rows
             if (group_rows > max(rows, PARQUET_WHOLE_GROUP_ROWS)
                     and group_rows * len(raw_columns) > PARQUET_WHOLE_GROUP_VALUES):
-                parts = pf.iter_batches(batch_size=rows, row_groups=[i], columns=raw_columns,
-                                        use_threads=use_threads)
+                plans = None if is_url(path) else pages.plan(pf, i, raw_columns)
+                if plans is not None:
+                    parts = pages.read_group(path, pf.schema_arrow, plans, group_rows, rows)
+                else:
+                    parts = pf.iter_batches(batch_size=rows, row_groups=[i],
+                                            columns=raw_columns, use_threads=use_threads)
             else:
                 parts = _read_group(pf, i, raw_columns, use_threads).to_batches(
                     max_chunksize=rows)
@@ -215,7 +222,7 @@ def read_row_groups(source: Source, header: Header, columns: list[str], path: st
                 decoded += 1
                 if decoded % every == 0:
                     pool.release_unused()
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, pages.PageError) as exc:
         raise _unreadable(path, exc) from None
 
 
