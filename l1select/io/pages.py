@@ -55,6 +55,9 @@ _PLAIN, _PLAIN_DICTIONARY, _RLE, _RLE_DICTIONARY = 0, 2, 3, 8
 # Bytes read for a page header, more when it is longer (statistics of long values).
 _HEADER_READ = 256
 _HEADER_MAX = 16 << 20
+# A page header's structs nest three deep (the header, a page kind's header, statistics): a
+# damaged one is refused past this depth, before Python's recursion limit.
+_NESTING = 16
 
 
 class PageError(ValueError):
@@ -222,8 +225,9 @@ class _Chunk:
         if self.at < self.rows:
             raise more
         while self.pos < self.plan.end:
-            header, _ = self._read_page()
-            if (header.get(8) if header.get(1) == _DATA_PAGE_V2 else header.get(5) or {}).get(1):
+            header, _ = self._read_page()  # its size check refuses any page with rows left
+            info = header.get(8 if header.get(1) == _DATA_PAGE_V2 else 5)
+            if isinstance(info, dict) and info.get(1):
                 raise more
 
     def _next_page(self) -> None:
@@ -544,8 +548,11 @@ def _zigzag(n: int) -> int:
     return (n >> 1) ^ -(n & 1)
 
 
-def _value(buf: bytes, pos: int, kind: int):
-    """One value of compact type ``kind`` at ``pos``: (value, next position)."""
+def _value(buf: bytes, pos: int, kind: int, depth: int):
+    """One value of compact type ``kind`` at ``pos``, ``depth`` structs and lists down:
+    (value, next position)."""
+    if depth > _NESTING:
+        raise PageError("a page header is nested too deeply")
     if kind in (1, 2):  # a struct field's bool is its type; a list's is a byte
         return kind == 1, pos
     if kind == 3:
@@ -574,7 +581,7 @@ def _value(buf: bytes, pos: int, kind: int):
                 items.append(buf[pos] == 1)
                 pos += 1
             else:
-                item, pos = _value(buf, pos, elem)
+                item, pos = _value(buf, pos, elem, depth + 1)
                 items.append(item)
         return items, pos
     if kind == 11:
@@ -585,16 +592,16 @@ def _value(buf: bytes, pos: int, kind: int):
         pos += 1
         out = {}
         for _ in range(size):
-            key, pos = _value(buf, pos, types >> 4)
-            val, pos = _value(buf, pos, types & 0x0F)
+            key, pos = _value(buf, pos, types >> 4, depth + 1)
+            val, pos = _value(buf, pos, types & 0x0F, depth + 1)
             out[key] = val
         return out, pos
     if kind == 12:
-        return _struct(buf, pos)
+        return _struct(buf, pos, depth + 1)
     raise PageError(f"a page header has a field of unknown type {kind}")
 
 
-def _struct(buf: bytes, pos: int) -> tuple[dict, int]:
+def _struct(buf: bytes, pos: int, depth: int = 0) -> tuple[dict, int]:
     """A compact-protocol struct at ``pos``: ({field id: value}, next position). Raises
     IndexError when ``buf`` ends inside it."""
     out: dict = {}
@@ -616,4 +623,4 @@ def _struct(buf: bytes, pos: int) -> tuple[dict, int]:
                 out[field] = (b >> 1) ^ -(b & 1)
                 pos += 1
                 continue
-        out[field], pos = _value(buf, pos, kind)
+        out[field], pos = _value(buf, pos, kind, depth)
