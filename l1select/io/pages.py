@@ -11,7 +11,8 @@ again should a dictionary-encoded page follow), and one page's values (a page is
 What is decoded here: flat columns (no nesting or repetition; required or optional) of
 doubles, floats and 32/64-bit signed integers without another logical type, in pages of
 format 1 or 2, plain or dictionary-encoded (``PLAIN``, ``PLAIN_DICTIONARY``,
-``RLE_DICTIONARY``; levels ``RLE``), uncompressed or compressed with a codec Arrow has
+``RLE_DICTIONARY``; definition levels ``RLE``, the absent repetition levels of parquet-mr's
+files listed as ``BIT_PACKED``), uncompressed or compressed with a codec Arrow has
 (Snappy, gzip, zstd, Brotli, raw LZ4). :func:`plan` answers None for any other column,
 and the caller reads the group with Arrow's reader instead.
 
@@ -46,11 +47,15 @@ _TYPES = {
 # Hadoop's framing ("LZ4_HADOOP"), is left to Arrow.
 _CODECS = {"UNCOMPRESSED": None, "SNAPPY": "snappy", "GZIP": "gzip", "ZSTD": "zstd",
            "BROTLI": "brotli", "LZ4": "lz4_raw", "LZ4_RAW": "lz4_raw"}
-_ENCODINGS = {"PLAIN", "RLE", "PLAIN_DICTIONARY", "RLE_DICTIONARY"}
+# BIT_PACKED: format-1 pages from parquet-mr (Spark, Hive) list it for their absent
+# repetition levels. Definition levels in it (old writers) are left to Arrow: the format
+# packs them most significant bit first, Arrow reads them least significant first
+# (apache/arrow#42368), and l1select reads a file one way whatever its row groups.
+_ENCODINGS = {"PLAIN", "RLE", "BIT_PACKED", "PLAIN_DICTIONARY", "RLE_DICTIONARY"}
 
 # parquet.thrift's enums.
 _DATA_PAGE, _INDEX_PAGE, _DICTIONARY_PAGE, _DATA_PAGE_V2 = 0, 1, 2, 3
-_PLAIN, _PLAIN_DICTIONARY, _RLE, _RLE_DICTIONARY = 0, 2, 3, 8
+_PLAIN, _PLAIN_DICTIONARY, _RLE, _BIT_PACKED, _RLE_DICTIONARY = 0, 2, 3, 4, 8
 
 # Bytes read for a page header, more when it is longer (statistics of long values).
 _HEADER_READ = 256
@@ -77,9 +82,11 @@ class ChunkPlan:
     end: int
 
 
-def plan(pf: pq.ParquetFile, group: int, columns: Sequence[str]) -> list[ChunkPlan] | None:
-    """How to decode ``columns`` of row group ``group`` here, or None when any of them is not
-    a kind this module decodes (see the module's docstring)."""
+def plan(pf: pq.ParquetFile, path: str, group: int,
+         columns: Sequence[str]) -> list[ChunkPlan] | None:
+    """How to decode ``columns`` of row group ``group`` of the local file ``path`` (open as
+    ``pf``) here, or None when any of them is not a kind this module decodes (see the
+    module's docstring)."""
     md, schema = pf.metadata, pf.schema_arrow
     if md.num_columns != len(schema.names) or len(set(schema.names)) != len(schema.names):
         return None  # nested columns, or names that do not say which column is meant
@@ -102,7 +109,20 @@ def plan(pf: pq.ParquetFile, group: int, columns: Sequence[str]) -> list[ChunkPl
             start = chunk.dictionary_page_offset
         plans.append(ChunkPlan(name, kind[0], kind[1], leaf.max_definition_level == 1, codec,
                                start, start + chunk.total_compressed_size))
+    if any(p.optional for p in plans) and _levels_bit_packed(path, plans, rg.num_rows):
+        return None
     return plans
+
+
+def _levels_bit_packed(path: str, plans: list[ChunkPlan], n_rows: int) -> bool:
+    """Whether any optional column's first data page has BIT_PACKED definition levels."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        return any(_Chunk(fd, size, p, n_rows).levels_bit_packed()
+                   for p in plans if p.optional)
+    finally:
+        os.close(fd)
 
 
 def read_group(path: str, schema: pa.Schema, plans: list[ChunkPlan], n_rows: int,
@@ -251,6 +271,16 @@ class _Chunk:
 
     def _read_page(self) -> tuple[dict, bytes]:
         """The page header at ``self.pos`` and the page's stored bytes; moves past them."""
+        header, start = self._read_header()
+        stored = self.pos - start
+        body = os.pread(self.fd, stored, start)
+        if len(body) != stored:
+            raise PageError(f"column {self.plan.name!r} ends inside a page")
+        return header, body
+
+    def _read_header(self) -> tuple[dict, int]:
+        """The page header at ``self.pos`` and where the page's stored bytes start; moves
+        past the page."""
         want = _HEADER_READ
         while True:
             head = os.pread(self.fd, min(want, self.plan.end - self.pos), self.pos)
@@ -269,11 +299,19 @@ class _Chunk:
         start = self.pos + used
         if start + stored > self.plan.end:
             raise PageError(f"column {self.plan.name!r} has a page past the chunk's end")
-        body = os.pread(self.fd, stored, start)
-        if len(body) != stored:
-            raise PageError(f"column {self.plan.name!r} ends inside a page")
         self.pos = start + stored
-        return header, body
+        return header, start
+
+    def levels_bit_packed(self) -> bool:
+        """Whether the chunk's first data page has definition levels in the deprecated
+        BIT_PACKED encoding (read from the headers alone; moves past the pages read)."""
+        while self.pos < self.plan.end:
+            header, _ = self._read_header()
+            if header.get(1) == _DATA_PAGE:
+                return self.plan.optional and header[5].get(3, _RLE) == _BIT_PACKED
+            if header.get(1) == _DATA_PAGE_V2:
+                return False
+        return False
 
     def _check_size(self, header: dict) -> None:
         """Refuse a page whose decoded size cannot be right, before allocating it: a data
@@ -346,9 +384,10 @@ class _Chunk:
         else:
             raw = self._decompress(body, header[2])
             if self.plan.optional:
-                if info.get(3, _RLE) != _RLE:
-                    raise PageError(f"column {name!r} has levels in an encoding this reader "
-                                    "does not decode")
+                level_encoding = info.get(3, _RLE)
+                if level_encoding != _RLE:
+                    raise PageError(f"column {name!r} has levels in encoding {level_encoding}, "
+                                    "which this reader does not decode")
                 head = bytes(memoryview(raw)[:4])
                 if len(head) < 4:
                     raise PageError(f"column {name!r} has a data page without its levels")

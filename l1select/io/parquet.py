@@ -204,7 +204,7 @@ def read_row_groups(source: Source, header: Header, columns: list[str], path: st
             group_rows = pf.metadata.row_group(i).num_rows
             if (group_rows > max(rows, PARQUET_WHOLE_GROUP_ROWS)
                     and group_rows * len(raw_columns) > PARQUET_WHOLE_GROUP_VALUES):
-                plans = None if is_url(path) else pages.plan(pf, i, raw_columns)
+                plans = None if is_url(path) else pages.plan(pf, path, i, raw_columns)
                 if plans is not None:
                     parts = pages.read_group(path, pf.schema_arrow, plans, group_rows, rows)
                 else:

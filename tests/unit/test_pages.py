@@ -63,7 +63,7 @@ def _decoded(path, batch_rows: int) -> pa.Table:
     pf = pq.ParquetFile(path)
     parts = []
     for g in range(pf.metadata.num_row_groups):
-        plans = pages.plan(pf, g, pf.schema_arrow.names)
+        plans = pages.plan(pf, str(path), g, pf.schema_arrow.names)
         assert plans is not None
         rows = pf.metadata.row_group(g).num_rows
         parts.extend(pages.read_group(str(path), pf.schema_arrow, plans, rows, batch_rows))
@@ -204,7 +204,7 @@ def test_other_columns_are_left_to_arrow(tmp_path, table, options):
     path = tmp_path / "t.parquet"
     pq.write_table(table, path, **options)
     pf = pq.ParquetFile(path)
-    assert pages.plan(pf, 0, pf.schema_arrow.names) is None
+    assert pages.plan(pf, str(path), 0, pf.schema_arrow.names) is None
 
 
 def test_a_long_row_group_is_read_by_pages_through_the_reader(tmp_path, monkeypatch):
@@ -294,3 +294,36 @@ def test_page_headers_nested_past_reason_are_refused():
     assert pages._struct(header, 0) == ({1: 0, 2: 8, 3: 8}, len(header))
     with pytest.raises(IndexError):
         pages._struct(header[:4], 0)
+
+
+def test_bit_packed_definition_levels_are_left_to_arrow(tmp_path, monkeypatch):
+    """Format-1 pages whose definition levels use the deprecated BIT_PACKED encoding go to
+    Arrow (which reads its bits least significant first, against the format's text), so that
+    a file reads one way whatever its row groups. pyarrow does not write it: a page of 64
+    rows (the first 12 null) is rewritten in place, its 8 bytes of RLE levels (length prefix,
+    two runs) becoming 8 bytes of bits, and the header's level encoding RLE (3) BIT_PACKED (4)."""
+    monkeypatch.setattr(parquet_io, "PARQUET_WHOLE_GROUP_ROWS", 10)
+    monkeypatch.setattr(parquet_io, "PARQUET_WHOLE_GROUP_VALUES", 10)
+    path = tmp_path / "t.parquet"
+    x = pa.array(np.arange(64.0), mask=np.arange(64) < 12)
+    pq.write_table(pa.table({"x": x}), path, compression="NONE", use_dictionary=False,
+                   data_page_version="1.0", write_statistics=False)
+    pf = pq.ParquetFile(path)
+    assert pages.plan(pf, str(path), 0, ["x"]) is not None
+    at = pf.metadata.row_group(0).column(0).data_page_offset
+    data = bytearray(path.read_bytes())
+    # num_values 64, encoding PLAIN, definition and repetition levels RLE (compact i32 fields).
+    fields = b"\x15\x80\x01\x15\x00\x15\x06\x15\x06"
+    where = data.index(fields, at)
+    data[where + 6] = 0x08
+    _, used = pages._struct(bytes(data[at:at + 256]), 0)
+    levels = at + used
+    assert bytes(data[levels:levels + 8]) == b"\x04\x00\x00\x00\x18\x00\x68\x01"
+    data[levels:levels + 8] = bytes([0x00, 0x0F] + [0xFF] * 6)
+    path.write_bytes(bytes(data))
+    pf = pq.ParquetFile(path)
+    assert pages.plan(pf, str(path), 0, ["x"]) is None
+    source, header, _ = open_header(str(path))
+    got = pa.Table.from_batches(list(parquet_io.read_row_groups(source, header, ["x"],
+                                                                str(path))))
+    assert got.equals(pq.read_table(path))
