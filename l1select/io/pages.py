@@ -10,11 +10,12 @@ again should a dictionary-encoded page follow), and one page's values (a page is
 
 What is decoded here: flat columns (no nesting or repetition; required or optional) of
 doubles, floats and 32/64-bit signed integers without another logical type, in pages of
-format 1 or 2, plain or dictionary-encoded (``PLAIN``, ``PLAIN_DICTIONARY``,
-``RLE_DICTIONARY``; definition levels ``RLE``, the absent repetition levels of parquet-mr's
-files listed as ``BIT_PACKED``), uncompressed or compressed with a codec Arrow has
-(Snappy, gzip, zstd, Brotli, raw LZ4). :func:`plan` answers None for any other column,
-and the caller reads the group with Arrow's reader instead.
+format 1 or 2, plain, dictionary-encoded or byte-stream-split (``PLAIN``,
+``PLAIN_DICTIONARY``, ``RLE_DICTIONARY``, ``BYTE_STREAM_SPLIT``; definition levels ``RLE``,
+the absent repetition levels of parquet-mr's files listed as ``BIT_PACKED``), uncompressed
+or compressed with a codec Arrow has (Snappy, gzip, zstd, Brotli, raw LZ4). :func:`plan`
+answers None for any other column, and the caller reads the group with Arrow's reader
+instead.
 
 The page headers are Thrift structs in the compact protocol (parquet-format's
 ``parquet.thrift``); levels and dictionary indices use the RLE/bit-packed hybrid encoding.
@@ -51,11 +52,13 @@ _CODECS = {"UNCOMPRESSED": None, "SNAPPY": "snappy", "GZIP": "gzip", "ZSTD": "zs
 # repetition levels. Definition levels in it (old writers) are left to Arrow: the format
 # packs them most significant bit first, Arrow reads them least significant first
 # (apache/arrow#42368), and l1select reads a file one way whatever its row groups.
-_ENCODINGS = {"PLAIN", "RLE", "BIT_PACKED", "PLAIN_DICTIONARY", "RLE_DICTIONARY"}
+_ENCODINGS = {"PLAIN", "RLE", "BIT_PACKED", "PLAIN_DICTIONARY", "RLE_DICTIONARY",
+              "BYTE_STREAM_SPLIT"}
 
 # parquet.thrift's enums.
 _DATA_PAGE, _INDEX_PAGE, _DICTIONARY_PAGE, _DATA_PAGE_V2 = 0, 1, 2, 3
 _PLAIN, _PLAIN_DICTIONARY, _RLE, _BIT_PACKED, _RLE_DICTIONARY = 0, 2, 3, 4, 8
+_BYTE_STREAM_SPLIT = 9
 
 # Bytes read for a page header, more when it is longer (statistics of long values).
 _HEADER_READ = 256
@@ -407,6 +410,12 @@ class _Chunk:
         if encoding == _PLAIN:
             values = self._plain(values_raw, n_valid)
             self.dictionary = None  # a writer's fallback: no dictionary page follows
+        elif encoding == _BYTE_STREAM_SPLIT:
+            # The values' k-th bytes, then their (k+1)-th, ...: put back together.
+            width = self.plan.dtype.itemsize
+            streams = self._plain(values_raw, n_valid).view(np.uint8).reshape(width, n_valid)
+            values = streams.T.copy().view(self.plan.dtype).ravel()
+            self.dictionary = None
         elif encoding in (_PLAIN_DICTIONARY, _RLE_DICTIONARY):
             index = self._indices(values_raw, n_valid)
             if valid is None:
