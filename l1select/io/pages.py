@@ -201,6 +201,7 @@ class _Chunk:
         if not 0 <= plan.start <= plan.end <= file_size:
             raise PageError(f"column {plan.name!r} lies outside the file")
         self.fd, self.plan = fd, plan
+        self.n_rows = n_rows
         self.unpaged = n_rows  # the group's rows in no page read yet
         self.codec = pa.Codec(plan.codec) if plan.codec else None
         self.pos = plan.start
@@ -319,7 +320,7 @@ class _Chunk:
     def _check_size(self, header: dict) -> None:
         """Refuse a page whose decoded size cannot be right, before allocating it: a data
         page holds at most the group's rows not yet read (values, levels and run headers
-        take under 16 bytes a row), a dictionary page one entry a row."""
+        take under 16 bytes a row), a dictionary page at most one entry a row of the group."""
         kind = header.get(1)
         info = header.get({_DICTIONARY_PAGE: 7, _DATA_PAGE: 5, _DATA_PAGE_V2: 8}.get(kind, 0))
         if not isinstance(info, dict):
@@ -328,7 +329,7 @@ class _Chunk:
             raise PageError(f"column {self.plan.name!r} has a page header without its kind's "
                             "details")
         count = info.get(1)
-        most = max(self.unpaged, 1024)
+        most = max(self.n_rows if kind == _DICTIONARY_PAGE else self.unpaged, 1024)
         if not isinstance(count, int) or not 0 <= count <= most:
             raise PageError(f"column {self.plan.name!r} has a page of more values than its "
                             "row group's rows")

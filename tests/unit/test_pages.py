@@ -5,6 +5,8 @@ the files it leaves to Arrow; and mutated files, which fail with a one-line erro
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -330,3 +332,28 @@ def test_bit_packed_definition_levels_are_left_to_arrow(tmp_path, monkeypatch):
     got = pa.Table.from_batches(list(parquet_io.read_row_groups(source, header, ["x"],
                                                                 str(path))))
     assert got.equals(pq.read_table(path))
+
+
+def test_a_dropped_dictionary_is_read_again(tmp_path):
+    """The dictionary is dropped at a column's first plain page; should a dictionary-encoded
+    page follow (no writer here does that), the dictionary page is read again, though it has
+    more entries than the group has rows left. Simulated by dropping it after 25,000 of the
+    30,000 rows of a column dictionary-encoded throughout (about 21,000 distinct values)."""
+    rng = np.random.default_rng(11)
+    path = tmp_path / "t.parquet"
+    x = pa.array(rng.integers(0, 25_000, 30_000).astype(float), mask=rng.random(30_000) < 0.1)
+    pq.write_table(pa.table({"x": x}), path, data_page_size=4096)
+    pf = pq.ParquetFile(path)
+    assert pf.metadata.row_group(0).column(0).encodings == ("PLAIN", "RLE", "RLE_DICTIONARY")
+    [p] = pages.plan(pf, str(path), 0, ["x"])
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunk = pages._Chunk(fd, os.fstat(fd).st_size, p, 30_000)
+        first = chunk.take(25_000)
+        assert chunk.dictionary is not None and chunk.unpaged < len(chunk.dictionary)
+        chunk.dictionary = None
+        rest = [chunk.take(5_000)]
+        chunk.finish()
+    finally:
+        os.close(fd)
+    assert pa.chunked_array([first, *rest]).equals(pq.read_table(path)["x"])
