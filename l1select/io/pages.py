@@ -91,6 +91,8 @@ def plan(pf: pq.ParquetFile, path: str, group: int,
     ``pf``) here, or None when any of them is not a kind this module decodes (see the
     module's docstring)."""
     md, schema = pf.metadata, pf.schema_arrow
+    if not hasattr(os, "pread"):
+        return None  # Windows: the pages are read at offsets, without a shared position
     if md.num_columns != len(schema.names) or len(set(schema.names)) != len(schema.names):
         return None  # nested columns, or names that do not say which column is meant
     rg = md.row_group(group)

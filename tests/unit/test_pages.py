@@ -357,3 +357,12 @@ def test_a_dropped_dictionary_is_read_again(tmp_path):
     finally:
         os.close(fd)
     assert pa.chunked_array([first, *rest]).equals(pq.read_table(path)["x"])
+
+
+def test_without_positional_reads_groups_go_to_arrow(tmp_path, monkeypatch):
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"x": np.arange(100.0)}), path)
+    pf = pq.ParquetFile(path)
+    assert pages.plan(pf, str(path), 0, ["x"]) is not None
+    monkeypatch.delattr(os, "pread")
+    assert pages.plan(pf, str(path), 0, ["x"]) is None
