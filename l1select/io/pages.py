@@ -498,18 +498,10 @@ def hybrid_numpy(buf, bit_width: int, n: int, limit: int, name: str) -> np.ndarr
     repeated: list[int] = []  # an RLE run's value, -1 for a bit-packed run
     packed: list[bytes] = []
     while total < n:
-        header = shift = 0
-        while True:
-            if pos >= size:
-                raise PageError(f"column {name!r} has levels or indices cut short")
-            b = data[pos]
-            pos += 1
-            header |= (b & 0x7F) << shift
-            if b < 0x80:
-                break
-            shift += 7
-            if shift > 35:
-                raise PageError(f"column {name!r} has a bad run header")
+        try:
+            header, pos = _varint(data, pos)
+        except IndexError:
+            raise PageError(f"column {name!r} has levels or indices cut short") from None
         if header & 1:
             nbytes = (header >> 1) * bit_width
             # The last run may stop short of its padding.
