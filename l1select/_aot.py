@@ -37,6 +37,7 @@ import importlib.util
 import os
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +82,8 @@ DATA = _Module(
     release_gil=True, host_cpu=True)
 
 _loaded: dict[str, object] = {}
+_loading = threading.Lock()
+_building = threading.Lock()
 
 
 def _numba_version() -> bytes | None:
@@ -163,7 +166,13 @@ def _gil_free_flags(compiler_module):
 def build(name: str | None = None, module: _Module = GRAM) -> Path | None:
     """Compile an AOT module (default: the Gram path's) into the package's ``__pycache__``
     (atomically: built in a temporary folder, then renamed into place). Returns its path, or
-    None if it cannot be built here. Takes 5 to 20 seconds."""
+    None if it cannot be built here. Takes 5 to 20 seconds. One build at a time in a process
+    (a build swaps pycc's compiler flags while it runs)."""
+    with _building:
+        return _build(name, module)
+
+
+def _build(name: str | None, module: _Module) -> Path | None:
     name = name or _module_name(module)
     if name is None:
         return None
@@ -216,9 +225,24 @@ def build(name: str | None = None, module: _Module = GRAM) -> Path | None:
 
 
 def _compiled(module: _Module):
-    """The AOT module (built on first use), or None where it is not available."""
+    """The AOT module (built on first use), or None where it is not available.
+
+    One thread at a time finds, builds or loads a module: the fits' threads all ask for it
+    at once, and :func:`build` swaps pycc's compiler flags for the time of a build, so two
+    builds side by side could leave one compiled with the other's flags (a module that
+    holds the GIL: its fold paths then run one at a time, and Ctrl-C waits for a path).
+    """
     if module.prefix in _loaded:
         return _loaded[module.prefix]
+    with _loading:
+        if module.prefix in _loaded:
+            return _loaded[module.prefix]
+        compiled = _find_or_build(module)
+        _loaded[module.prefix] = compiled
+        return compiled
+
+
+def _find_or_build(module: _Module):
     compiled = None
     if not os.environ.get("NUMBA_DISABLE_JIT"):
         name = _module_name(module)
@@ -230,7 +254,6 @@ def _compiled(module: _Module):
                     compiled = _load(path)
                 except ImportError:
                     compiled = None
-    _loaded[module.prefix] = compiled
     return compiled
 
 

@@ -128,3 +128,35 @@ def test_a_failed_blas_shortcut_leaves_numba_its_usual_way():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, check=True)
     assert out.stdout.splitlines() == ["[4.5, 5.5, 6.5] True True", "True True"], out.stderr
+
+
+def test_threads_asking_for_a_module_at_once_build_it_once(monkeypatch):
+    """The fits' threads ask for the AOT module together on first use. A build swaps pycc's
+    compiler flags while it runs; two side by side once left a module built without GIL
+    release on disk (its fold paths then ran one at a time). One thread builds; the others
+    wait for it and get the same module."""
+    import threading
+    import time
+    from dataclasses import replace
+
+    from l1select import _aot
+
+    module = replace(_aot.DATA, prefix="_test_race_aot_")
+    builds = []
+
+    def slow_build(name, mod):
+        builds.append(threading.get_ident())
+        time.sleep(0.2)
+        return None  # "cannot be built here": numba's dispatcher
+
+    monkeypatch.setattr(_aot, "build", slow_build)
+    monkeypatch.setattr(_aot, "_find", lambda name: None)
+    monkeypatch.setattr(_aot, "_loaded", {})
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(_aot._compiled(module)))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(builds) == 1 and got == [None] * 4
