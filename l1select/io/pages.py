@@ -6,7 +6,8 @@ Arrow's batch reader holds, for every column it reads, the column chunk's dictio
 while its pages are dictionary-encoded (Arrow's writer falls back to plain pages once the
 dictionary reaches 1 MiB, and the dictionary is dropped at the first plain page; it is read
 again should a dictionary-encoded page follow), and one page's values (a page is commonly
-20,000 rows or 1 MiB). Each batch is copied out of the pages into arrays of its own.
+20,000 rows or 1 MiB). Each batch is copied out of the pages into arrays of its own, on a
+thread one batch ahead of the caller (:func:`read_group`).
 
 What is decoded here: flat columns (no nesting or repetition; required or optional) of
 doubles, floats and 32/64-bit signed integers without another logical type, in pages of
@@ -14,8 +15,9 @@ format 1 or 2, plain, dictionary-encoded or byte-stream-split (``PLAIN``,
 ``PLAIN_DICTIONARY``, ``RLE_DICTIONARY``, ``BYTE_STREAM_SPLIT``; definition levels ``RLE``,
 the absent repetition levels of parquet-mr's files listed as ``BIT_PACKED``), uncompressed
 or compressed with a codec Arrow has (Snappy, gzip, zstd, Brotli, raw LZ4). :func:`plan`
-answers None for any other column, and the caller reads the group with Arrow's reader
-instead.
+answers None for any other column, for definition levels in the deprecated ``BIT_PACKED``
+encoding and where there is no ``os.pread``; the caller then reads the group with Arrow's
+reader.
 
 The page headers are Thrift structs in the compact protocol (parquet-format's
 ``parquet.thrift``); levels and dictionary indices use the RLE/bit-packed hybrid encoding.
