@@ -111,7 +111,8 @@ def read_schema(path: str) -> pa.Schema:
         if is_url(path):
             with open_binary(path) as fh:
                 return pq.read_schema(fh)
-        return footer(path).schema.to_arrow_schema()
+        st = os.stat(path)
+        return _arrow_schema(os.path.abspath(path), st.st_mtime_ns, st.st_size)
     except (pa.ArrowInvalid, OSError) as exc:
         raise _unreadable(path, exc) from None
 
@@ -128,6 +129,13 @@ def footer(path: str) -> pq.FileMetaData:
 def _footer(path: str, mtime_ns: int, size: int) -> pq.FileMetaData:
     with _File(path) as pf:
         return pf.metadata
+
+
+@lru_cache(maxsize=8)
+def _arrow_schema(path: str, mtime_ns: int, size: int) -> pa.Schema:
+    """The footer's schema as Arrow's, made once per version of the file (20 ms at 20,000
+    columns): the header and the read's column map both ask for it."""
+    return _footer(path, mtime_ns, size).schema.to_arrow_schema()
 
 
 def open_file(path: str, digest=None, hashing: list | None = None) -> pq.ParquetFile:
@@ -165,12 +173,42 @@ def open_file(path: str, digest=None, hashing: list | None = None) -> pq.Parquet
         raise _unreadable(path, exc) from None
 
 
-def _read_group(pf: pq.ParquetFile, i: int, columns: list[str], use_threads: bool) -> pa.Table:
-    """Row group ``i`` of ``columns``, read whole, ``READ_COLUMNS`` columns at a time."""
+def _leaves(path: str, columns: list[str]) -> list[int] | None:
+    """The leaf columns of ``columns`` in the local file ``path`` when it is flat (every field a
+    leaf, no name twice), in order, a name the file lacks left out, as ``read_row_group``
+    finds them by name; None for any other file. By name pyarrow maps every column's path on
+    each open and looks each name up (0.1-0.15 s a fit at 20,000 columns); the flat file's
+    map is made once per version of the file."""
+    if is_url(path):
+        return None
+    st = os.stat(path)
+    index = _leaf_index(os.path.abspath(path), st.st_mtime_ns, st.st_size)
+    return None if index is None else [index[c] for c in columns if c in index]
+
+
+@lru_cache(maxsize=8)
+def _leaf_index(path: str, mtime_ns: int, size: int) -> dict[str, int] | None:
+    names = _arrow_schema(path, mtime_ns, size).names
+    index = {name: i for i, name in enumerate(names)}
+    flat = len(index) == len(names) == _footer(path, mtime_ns, size).num_columns
+    return index if flat else None
+
+
+def _read_group(pf: pq.ParquetFile, i: int, columns: list[str], use_threads: bool, path: str
+                ) -> pa.Table:
+    """Row group ``i`` of ``columns`` of the file ``path`` (open as ``pf``), read whole,
+    ``READ_COLUMNS`` columns at a time."""
+    leaves = _leaves(path, columns)
+    if leaves is None:
+        def read(part):
+            return pf.read_row_group(i, columns=part, use_threads=use_threads)
+    else:
+        def read(part):
+            return pf.reader.read_row_group(i, column_indices=part, use_threads=use_threads)
+        columns = leaves
     if len(columns) <= READ_COLUMNS:
-        return pf.read_row_group(i, columns=columns, use_threads=use_threads)
-    parts = [pf.read_row_group(i, columns=columns[s:s + READ_COLUMNS], use_threads=use_threads)
-             for s in range(0, len(columns), READ_COLUMNS)]
+        return read(columns)
+    parts = [read(columns[s:s + READ_COLUMNS]) for s in range(0, len(columns), READ_COLUMNS)]
     return pa.Table.from_arrays([c for part in parts for c in part.columns],
                                 schema=pa.schema([f for part in parts for f in part.schema]))
 
@@ -211,7 +249,7 @@ def read_row_groups(source: Source, header: Header, columns: list[str], path: st
                     parts = pf.iter_batches(batch_size=rows, row_groups=[i],
                                             columns=raw_columns, use_threads=use_threads)
             else:
-                parts = _read_group(pf, i, raw_columns, use_threads).to_batches(
+                parts = _read_group(pf, i, raw_columns, use_threads, path).to_batches(
                     max_chunksize=rows)
             for batch in parts:
                 if raw_to_clean:

@@ -186,6 +186,43 @@ def test_a_group_read_whole_in_parts_of_its_columns_is_the_same_table(tmp_path, 
     assert [b.num_rows for b in got] == [25, 15]
 
 
+@pytest.mark.parametrize("kind", ["flat", "list", "struct", "map", "twice"])
+def test_a_group_read_by_leaf_indices_is_what_pyarrow_reads_by_name(tmp_path, kind):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from l1select.io import parquet as l1pq
+
+    columns = {"a": [1.0, 2.0], "y": [3.0, 4.0], "b": pa.array([5, None], pa.int32())}
+    if kind == "list":
+        columns["l"] = pa.array([[1.0], [2.0, 3.0]])
+    elif kind == "struct":
+        columns["s"] = pa.array([{"u": 1, "v": 2.0}] * 2)
+    elif kind == "map":
+        columns["m"] = pa.array([[("k", 1)], []], pa.map_(pa.string(), pa.int64()))
+    table = pa.table(columns)
+    if kind == "twice":  # a name twice: pyarrow reads both columns of that name
+        table = pa.Table.from_arrays(table.columns + [pa.array([7.0, 8.0])],
+                                     names=table.column_names + ["a"])
+    path = str(tmp_path / f"{kind}.parquet")
+    pq.write_table(table, path)
+    # Each column of a flat file, even a list (one leaf), is one leaf; a struct, a map or a
+    # name twice is found by name, the way pyarrow does.
+    flat = kind in ("flat", "list")
+    wanted = ["y", "nope", "a"] + [c for c in table.column_names if c not in "aby"]
+    assert (l1pq._leaves(path, wanted) is not None) == flat
+    if flat:
+        assert l1pq._leaves(path, wanted) == [table.column_names.index(c)
+                                              for c in wanted if c != "nope"]
+    theirs = pq.ParquetFile(path)
+    for names in (wanted, table.column_names, ["b"]):
+        assert l1pq._read_group(l1pq.open_file(path), 0, names, True, path).equals(
+            theirs.read_row_group(0, columns=names))
+    # The map is made again for a new version of the file.
+    pq.write_table(pa.table({"y": [1.0], "a": [2.0]}), path)
+    assert l1pq._leaves(path, ["a", "y"]) == [1, 0]
+
+
 def test_the_column_map_is_made_on_first_use_and_is_pyarrows(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
