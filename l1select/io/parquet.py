@@ -12,6 +12,7 @@ import os
 import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import pyarrow as pa
@@ -197,20 +198,43 @@ def _leaf_index(path: str, mtime_ns: int, size: int) -> dict[str, int] | None:
 def _read_group(pf: pq.ParquetFile, i: int, columns: list[str], use_threads: bool, path: str
                 ) -> pa.Table:
     """Row group ``i`` of ``columns`` of the file ``path`` (open as ``pf``), read whole,
-    ``READ_COLUMNS`` columns at a time."""
+    ``READ_COLUMNS`` columns at a time.
+
+    A flat local file's parts are read on threads of our own (Arrow's CPU count, as
+    ``batch`` sets it), each with its own reader and Arrow's threads off: Arrow's per-column
+    work is what a wide group costs, and its own threads split a part's columns with more
+    overhead than gain (500 x 20,000: 0.52 s on one thread of ours, 0.31 s on two).
+    """
     leaves = _leaves(path, columns)
     if leaves is None:
-        def read(part):
-            return pf.read_row_group(i, columns=part, use_threads=use_threads)
-    else:
-        def read(part):
-            return pf.reader.read_row_group(i, column_indices=part, use_threads=use_threads)
-        columns = leaves
-    if len(columns) <= READ_COLUMNS:
-        return read(columns)
-    parts = [read(columns[s:s + READ_COLUMNS]) for s in range(0, len(columns), READ_COLUMNS)]
-    return pa.Table.from_arrays([c for part in parts for c in part.columns],
-                                schema=pa.schema([f for part in parts for f in part.schema]))
+        return _joined([pf.read_row_group(i, columns=part, use_threads=use_threads)
+                        for part in _in_parts(columns)])
+    parts = _in_parts(leaves)
+    threads = min(len(parts), pa.cpu_count()) if use_threads else 1
+    if threads == 1:
+        return _joined([pf.reader.read_row_group(i, column_indices=part, use_threads=use_threads)
+                        for part in parts])
+
+    def every(k: int) -> list[pa.Table]:
+        own = pf if k == 0 else open_file(path)
+        return [own.reader.read_row_group(i, column_indices=part, use_threads=False)
+                for part in parts[k::threads]]
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        each = list(pool.map(every, range(threads)))
+    return _joined([each[j % threads][j // threads] for j in range(len(parts))])
+
+
+def _in_parts(items: list) -> list[list]:
+    return [items[s:s + READ_COLUMNS] for s in range(0, len(items), READ_COLUMNS)] or [items]
+
+
+def _joined(tables: list[pa.Table]) -> pa.Table:
+    """The columns of ``tables`` (of one length) side by side, in order."""
+    if len(tables) == 1:
+        return tables[0]
+    return pa.Table.from_arrays([c for part in tables for c in part.columns],
+                                schema=pa.schema([f for part in tables for f in part.schema]))
 
 
 def read_row_groups(source: Source, header: Header, columns: list[str], path: str,

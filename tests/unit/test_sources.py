@@ -164,7 +164,9 @@ def test_one_big_row_group_is_read_in_bounded_batches_in_order(tmp_path, monkeyp
     assert bool(read_whole) == (whole_group_values > 0 or whole_group_rows > 0)
 
 
-def test_a_group_read_whole_in_parts_of_its_columns_is_the_same_table(tmp_path, monkeypatch):
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+def test_a_group_read_whole_in_parts_of_its_columns_is_the_same_table(tmp_path, monkeypatch,
+                                                                      threads):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -179,6 +181,8 @@ def test_a_group_read_whole_in_parts_of_its_columns_is_the_same_table(tmp_path, 
     path = tmp_path / "wide.parquet"
     pq.write_table(table, path, row_group_size=25)
     monkeypatch.setattr(l1io.parquet, "READ_COLUMNS", 3)
+    # The parts (four of them) are read on that many threads of ours, at most one a part.
+    monkeypatch.setattr(pa, "cpu_count", lambda: threads)
     source, header, data = l1io.open_header(str(path))
     scan = l1io.Scan()
     got = [b for b, _ in l1io.batches(source, header, header.names, data, scan)]
