@@ -200,17 +200,19 @@ def _read_group(pf: pq.ParquetFile, i: int, columns: list[str], use_threads: boo
     """Row group ``i`` of ``columns`` of the file ``path`` (open as ``pf``), read whole,
     ``READ_COLUMNS`` columns at a time.
 
-    A flat local file's parts are read on threads of our own (Arrow's CPU count, as
-    ``batch`` sets it), each with its own reader and Arrow's threads off: Arrow's per-column
-    work is what a wide group costs, and its own threads split a part's columns with more
-    overhead than gain (500 x 20,000: 0.52 s on one thread of ours, 0.31 s on two).
+    A flat local file's parts are read on threads of our own, each with its own reader and
+    Arrow's threads off: Arrow's per-column work is what a wide group costs, and its own
+    threads split a part's columns with more overhead than gain (500 x 20,000: 0.52 s on
+    one thread of ours, 0.31 s on two). As many threads as cores, at most Arrow's I/O
+    thread count (``batch`` caps it per worker); not Arrow's CPU count, which follows
+    ``OMP_NUM_THREADS``, a setting for the BLAS.
     """
     leaves = _leaves(path, columns)
     if leaves is None:
         return _joined([pf.read_row_group(i, columns=part, use_threads=use_threads)
                         for part in _in_parts(columns)])
     parts = _in_parts(leaves)
-    threads = min(len(parts), pa.cpu_count()) if use_threads else 1
+    threads = min(len(parts), os.cpu_count() or 1, pa.io_thread_count()) if use_threads else 1
     if threads == 1:
         return _joined([pf.reader.read_row_group(i, column_indices=part, use_threads=use_threads)
                         for part in parts])

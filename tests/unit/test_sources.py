@@ -182,7 +182,8 @@ def test_a_group_read_whole_in_parts_of_its_columns_is_the_same_table(tmp_path, 
     pq.write_table(table, path, row_group_size=25)
     monkeypatch.setattr(l1io.parquet, "READ_COLUMNS", 3)
     # The parts (four of them) are read on that many threads of ours, at most one a part.
-    monkeypatch.setattr(pa, "cpu_count", lambda: threads)
+    monkeypatch.setattr(pa, "io_thread_count", lambda: threads)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
     source, header, data = l1io.open_header(str(path))
     scan = l1io.Scan()
     got = [b for b, _ in l1io.batches(source, header, header.names, data, scan)]
