@@ -191,13 +191,17 @@ def alternates(features: list[FeatureSpec], selected: tuple[str, ...], problem: 
         return out
     diag = np.asarray(problem.gram_diag, dtype=np.float64)
     cols = np.asarray(problem.gram_cols(sel), dtype=np.float64)
+    # In place (p × |selected| each: 25 MB at 20,000 × 158): the same numbers as
+    # cols / np.sqrt(np.outer(diag, diag[sel])).
+    corr = np.multiply.outer(diag, diag[sel])
+    np.sqrt(corr, out=corr)
     with np.errstate(invalid="ignore", divide="ignore"):
-        corr = cols / np.sqrt(np.outer(diag, diag[sel]))
+        np.divide(cols, corr, out=corr)
     if 0.0 < threshold <= 1.0:
         # Where |r| reaches the threshold is where it does after the clean-up below (NaN
         # never does, nor does clipping to ±1 change it): only those entries are cleaned.
         with np.errstate(invalid="ignore"):
-            ks, ts = np.nonzero(np.abs(corr) >= threshold)
+            ks, ts = np.nonzero(np.abs(corr, out=cols) >= threshold)
         r_hits = np.clip(np.nan_to_num(corr[ks, ts], nan=0.0), -1.0, 1.0)
     else:
         corr = np.clip(np.nan_to_num(corr, nan=0.0), -1.0, 1.0)

@@ -283,7 +283,8 @@ class Solved:
 class AllRows:
     """The all-rows problem on the scale the path was solved on (``Scaling.x_scale``).
 
-    ``gram_cols(idx)`` gives the columns ``idx`` of ``G = Xsᵀ Xs / n``; ``gram_diag``
+    ``gram_cols(idx)`` gives the columns ``idx`` of ``G = Xsᵀ Xs / n`` (a new array, the
+    caller's to change); ``gram_diag``
     (n_features,) its diagonal; ``xty`` (n_features,) ``Xsᵀ yc / n``. The full Gram is never
     required: the data engine forms columns on demand.
     """
