@@ -60,8 +60,9 @@ class Source:
 
 @dataclass(frozen=True)
 class Header:
-    """The column names of a source (blank names become ``unnamed_N``: ``renamed`` maps them
-    back to what the file says)."""
+    """The column names of a source (stripped of surrounding spaces and a byte-order mark;
+    blank names become ``unnamed_N``): ``renamed`` maps each name that changed back to what
+    the file says, by which a Parquet file's column is read."""
 
     names: list[str]
     renamed: dict[str, str] = field(default_factory=dict)
@@ -205,6 +206,7 @@ def clean_names(raw: list[str], where: str) -> Header:
         clean = name.strip().lstrip("\ufeff").strip()
         if not clean:
             clean = f"unnamed_{i + 1}"
+        if clean != name:
             renamed[clean] = name
         names.append(clean)
     seen: set[str] = set()

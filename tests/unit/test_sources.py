@@ -404,3 +404,26 @@ def test_a_few_columns_of_a_wide_csv_are_the_same_named_or_selected(tmp_path, mo
     assert named.column_names == ["x7", "y"]
     assert named.column("y").null_count == 1
     np.testing.assert_array_equal(named.column("x7").to_numpy(), values[:, 7])
+
+
+@pytest.mark.parametrize("files", [1, 2])
+def test_parquet_names_with_spaces_or_none_are_read_as_the_csv_reads_them(tmp_path, files):
+    """A column whose name has surrounding spaces (or a byte-order mark, or none at all) is
+    named as in CSV and still read: it was once left out of a Parquet fit without a word."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    df = _frame(n=400)
+    df.columns = [" x0 ", "\ufeffx1", "", "x3\t", "x4", "y "]
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    for k, part in enumerate(np.array_split(np.arange(len(df)), files)):
+        pq.write_table(table.take(part), folder / f"part{k}.parquet")
+    csv = tmp_path / "same.csv"
+    df.to_csv(csv, index=False)
+    source = folder if files > 1 else folder / "part0.parquet"
+    a, b = _fit(source), _fit(csv)
+    assert [f.name for f in a.features] == ["x0", "x1", "unnamed_3", "x3", "x4"]
+    _same(a, b)
+    assert set(a.selected) >= {"x0", "x1"}
