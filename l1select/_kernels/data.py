@@ -167,26 +167,38 @@ def _data_refit_unpenalized(X, rows, x_mean, inv_scale, has_nan, coef, r, unpen,
 
 
 @njit(cache=True, fastmath=False)
-def _data_setup(X, rows, x_mean, inv_scale, has_nan, diag):
-    """Fill ``has_nan`` and ``diag`` (``||Xs[:, j]||^2 / n``) in one pass over the rows.
-
-    Mutates ``has_nan`` and ``diag``.
-    """
+def _column_setup(X, rows, j, m, s, shadow):
+    """Column ``j``'s part of :func:`_data_setup`: fills ``shadow[j]`` and returns
+    ``(has_nan_j, diag_j)``."""
     n_samples = rows.shape[0]
-    for j in range(X.shape[1]):
-        m = x_mean[j]
-        s = inv_scale[j]
-        acc = 0.0
-        nan_seen = False
+    acc = 0.0
+    nan_seen = False
+    for i in range(n_samples):
+        x = X[rows[i], j]
+        if x == x:
+            d = (x - m) * s
+            acc += d * d
+            shadow[j, i] = np.float32(d)
+        else:
+            nan_seen = True
+            shadow[j, i] = np.float32(0.0)
+    diag_j = acc / n_samples
+    if diag_j == 0.0:
         for i in range(n_samples):
-            x = X[rows[i], j]
-            if x == x:
-                d = (x - m) * s
-                acc += d * d
-            else:
-                nan_seen = True
-        has_nan[j] = nan_seen
-        diag[j] = acc / n_samples
+            shadow[j, i] = np.float32(0.0)
+    return nan_seen, diag_j
+
+
+@njit(cache=True, fastmath=False)
+def _data_setup(X, rows, x_mean, inv_scale, has_nan, diag, shadow):
+    """Fill ``has_nan``, ``diag`` (``||Xs[:, j]||^2 / n``) and the float32 ``shadow``
+    (``shadow[j, i] = Xs[i, j]``, 0 where ``X`` is NaN or the column is all zero: the
+    rows of :func:`_screen_outside`'s full passes) in one pass over the rows.
+
+    Mutates ``has_nan``, ``diag`` and ``shadow``.
+    """
+    for j in range(X.shape[1]):
+        has_nan[j], diag[j] = _column_setup(X, rows, j, x_mean[j], inv_scale[j], shadow)
 
 
 @njit(cache=True, fastmath=False)
@@ -221,26 +233,6 @@ def _data_epoch(X, rows, x_mean, inv_scale, has_nan, diag, penalty, coef, r, idx
         if abs(w_new) > w_max:
             w_max = abs(w_new)
     return d_w_max, w_max
-
-
-@njit(cache=True, fastmath=False)
-def _data_shadow(X, rows, x_mean, inv_scale, diag):
-    """The standardized training rows in float32, feature by feature: ``shadow[j, i] =
-    Xs[i, j]`` (0 where ``X`` is NaN or the column is all zero), for the full passes of
-    :func:`_screen_outside`."""
-    n_samples = rows.shape[0]
-    n_features = X.shape[1]
-    shadow = np.zeros((n_features, n_samples), dtype=np.float32)
-    for j in range(n_features):
-        if diag[j] == 0.0:
-            continue
-        m = x_mean[j]
-        s = inv_scale[j]
-        for i in range(n_samples):
-            x = X[rows[i], j]
-            if x == x:
-                shadow[j, i] = np.float32((x - m) * s)
-    return shadow
 
 
 # The anchors' sums may be added in any order (``reassoc``, and ``contract`` for fused
@@ -291,7 +283,7 @@ def _screen_outside(
     (:func:`_kkt_level`) or the strong rule's (:func:`_strong_level`). Exact
     gradients are computed only where the bound on ``|grad_j|`` from the anchor
     ``(r_ref, grad_ref)`` does not settle the test. When too many would need it
-    (``_REFRESH_FRACTION``), one pass over the float32 ``shadow`` (:func:`_data_shadow`)
+    (``_REFRESH_FRACTION``), one pass over the float32 ``shadow`` (:func:`_data_setup`)
     first moves the anchor to the current residual; ``anchor[0]`` bounds the rounding of
     its gradients (``_SHADOW_EPS``; 0 for exact ones).
 
@@ -533,12 +525,17 @@ def _rr_ry(r, yc):
 
 @njit(cache=True, fastmath=False)
 def _data_start(X, y, rows, x_mean, x_scale, y_mean, coef):
-    """The implicit standardization and the starting residual.
+    """The implicit standardization, the starting residual and gradients, and the shadow.
 
     Sets the warm start's coefficients of all-zero standardized columns to zero (mutates
-    ``coef``). Returns ``(inv_scale, has_nan, diag, yc, r)``: ``1 / x_scale`` (0 for a
-    zero scale, so the column reads as all zeros), whether each column has a NaN among
-    the training rows, ``||Xs_j||^2 / n``, the centred target and ``r = yc - Xs coef``.
+    ``coef``). Returns ``(inv_scale, has_nan, diag, yc, r, grad, shadow)``: ``1 / x_scale``
+    (0 for a zero scale, so the column reads as all zeros), whether each column has a NaN
+    among the training rows, ``||Xs_j||^2 / n``, the centred target, ``r = yc - Xs coef``,
+    ``Xs^T r / n`` (:func:`_data_full_grads`) and the float32 standardized training rows,
+    feature by feature (:func:`_data_setup`). From a cold start (``coef`` all zero, the
+    path's usual start) ``r = yc`` is known first, and each column's gradient is taken
+    while the column is still in the cache: one pass over the data, not three (47 -> 29 ms
+    at 400 x 20,000), the same numbers.
     """
     n_samples = rows.shape[0]
     n_features = X.shape[1]
@@ -548,18 +545,30 @@ def _data_start(X, y, rows, x_mean, x_scale, y_mean, coef):
             inv_scale[j] = 1.0 / x_scale[j]
     has_nan = np.zeros(n_features, dtype=np.bool_)
     diag = np.zeros(n_features)
-    _data_setup(X, rows, x_mean, inv_scale, has_nan, diag)
-
+    shadow = np.empty((n_features, n_samples), dtype=np.float32)
     yc = np.empty(n_samples)
     for i in range(n_samples):
         yc[i] = y[rows[i]] - y_mean
     r = yc.copy()
+    cold = True
+    for j in range(n_features):
+        if coef[j] != 0.0:
+            cold = False
+    if cold:
+        grad = np.zeros(n_features)
+        for j in range(n_features):
+            has_nan[j], diag[j] = _column_setup(X, rows, j, x_mean[j], inv_scale[j], shadow)
+            if diag[j] > 0.0:
+                grad[j] = _col_dot(X, rows, j, x_mean[j], inv_scale[j], has_nan[j], r) / n_samples
+        return inv_scale, has_nan, diag, yc, r, grad, shadow
+    _data_setup(X, rows, x_mean, inv_scale, has_nan, diag, shadow)
     for j in range(n_features):
         if diag[j] == 0.0:
             coef[j] = 0.0
         elif coef[j] != 0.0:
             _col_axpy(X, rows, j, x_mean[j], inv_scale[j], has_nan[j], coef[j], r)
-    return inv_scale, has_nan, diag, yc, r
+    grad = _data_full_grads(X, rows, x_mean, inv_scale, has_nan, diag, r)
+    return inv_scale, has_nan, diag, yc, r, grad, shadow
 
 
 @njit(cache=True, fastmath=False)
@@ -875,18 +884,17 @@ def cd_data_path(
     n_features = X.shape[1]
     n_alphas = alphas.shape[0]
     coefs, dual_gaps, n_iters = _path_outputs(n_features, n_alphas)
-    inv_scale, has_nan, diag, yc, r = _data_start(X, y, rows, x_mean, x_scale, y_mean, coef)
-    yty = _rr_ry(yc, yc)[0]
-    gap_tol = tol * yty
-
     # grad[j] is exact at the current residual where stamp[j] == version; version moves
     # on whenever r changes. r_ref / grad_ref: residual and gradients of the last full
     # pass (exact here, then over the float32 shadow), the anchor of the screening bound.
-    grad = _data_full_grads(X, rows, x_mean, inv_scale, has_nan, diag, r)
+    inv_scale, has_nan, diag, yc, r, grad, shadow = _data_start(
+        X, y, rows, x_mean, x_scale, y_mean, coef
+    )
+    yty = _rr_ry(yc, yc)[0]
+    gap_tol = tol * yty
     grad_ref = grad.copy()
     r_ref = r.copy()
     anchor = np.zeros(1)  # grad_ref is exact
-    shadow = _data_shadow(X, rows, x_mean, inv_scale, diag)
     # np.int64(0) rather than 0 here and below: a literal 0 passed on would compile the
     # helpers a second time, for the literal type.
     version = np.int64(0)

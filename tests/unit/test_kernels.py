@@ -718,3 +718,52 @@ def test_the_data_module_is_named_for_this_processor(monkeypatch):
     monkeypatch.setattr(_aot, "_processor", lambda: None)
     assert _aot._module_name(_aot.DATA) is None
     assert _aot._module_name(_aot.GRAM) is not None  # the Gram module is generic x86-64
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_the_data_solvers_one_pass_set_up_is_the_three_passes(warm):
+    """From a cold start the set-up takes each column's scale, shadow and gradient in one
+    pass; the numbers are those of the separate passes a warm start makes, bit for bit
+    (run as Python: the compiled functions are these, with the same order of operations)."""
+    from l1select._kernels import data as D
+
+    rng = np.random.default_rng(5)
+    n, p = 60, 30
+    X = rng.standard_normal((n, p)) * rng.uniform(0.1, 50.0, p) + rng.uniform(-1e3, 1e3, p)
+    X[rng.random((n, p)) < 0.05] = np.nan
+    X[:, 3] = 7.0  # constant: all zero once standardized
+    X[:, 8] = np.nan
+    X[::2, 11] = np.nan  # observed on half the rows only
+    X = np.asfortranarray(X)
+    y = rng.standard_normal(n) * 3.0 + 1.0
+    rows = np.sort(rng.choice(n, 45, replace=False)).astype(np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the all-missing column
+        mean = np.nan_to_num(np.nanmean(X[rows], axis=0))
+        scale = np.nan_to_num(np.nanstd(X[rows], axis=0))
+    y_mean = float(y[rows].mean())
+    coef = rng.standard_normal(p) * (rng.random(p) < 0.3) if warm else np.zeros(p)
+    inv, has_nan, diag, yc, r, grad, shadow = D._data_start.py_func(
+        X, y, rows, mean, scale, y_mean, coef.copy())
+    # The passes one by one.
+    inv_want = np.where(scale > 0, 1.0 / np.where(scale > 0, scale, 1.0), 0.0)
+    nan_want, diag_want = np.zeros(p, dtype=bool), np.zeros(p)
+    shadow_want = np.empty((p, rows.size), dtype=np.float32)
+    D._data_setup.py_func(X, rows, mean, inv_want, nan_want, diag_want, shadow_want)
+    r_want = y[rows] - y_mean
+    for j in np.flatnonzero((coef != 0) & (diag_want > 0)):
+        D._col_axpy.py_func(X, rows, j, mean[j], inv_want[j], nan_want[j], coef[j], r_want)
+    grad_want = D._data_full_grads.py_func(X, rows, mean, inv_want, nan_want, diag_want,
+                                           r_want)
+    np.testing.assert_array_equal(inv, inv_want)
+    np.testing.assert_array_equal(has_nan, nan_want)
+    np.testing.assert_array_equal(diag, diag_want)
+    np.testing.assert_array_equal(r, r_want)
+    np.testing.assert_array_equal(grad, grad_want)
+    np.testing.assert_array_equal(shadow, shadow_want)
+    # The shadow is the standardized rows in float32, 0 where missing or constant.
+    Z = (X[rows] - mean) * inv_want
+    Z[np.isnan(Z)] = 0.0
+    Z[:, diag_want == 0] = 0.0
+    np.testing.assert_array_equal(shadow, Z.T.astype(np.float32))
+    assert diag[3] == diag[8] == 0.0 and has_nan[8] and has_nan[11] and grad[3] == 0.0
