@@ -112,8 +112,7 @@ def read_schema(path: str) -> pa.Schema:
         if is_url(path):
             with open_binary(path) as fh:
                 return pq.read_schema(fh)
-        st = os.stat(path)
-        return _arrow_schema(os.path.abspath(path), st.st_mtime_ns, st.st_size)
+        return _arrow_schema(*_version(path))
     except (pa.ArrowInvalid, OSError) as exc:
         raise _unreadable(path, exc) from None
 
@@ -122,8 +121,14 @@ def footer(path: str) -> pq.FileMetaData:
     """The footer (metadata) of a local Parquet file, parsed once per version of the file: a
     fit opens it for the schema, the row estimate, the family check and the read, and at
     20,000 columns each parse costs 0.1-0.2 s."""
+    return _footer(*_version(path))
+
+
+def _version(path: str) -> tuple[str, int, int]:
+    """A local file's key for the caches below: its absolute path, mtime and size (a
+    rewritten file is parsed again)."""
     st = os.stat(path)
-    return _footer(os.path.abspath(path), st.st_mtime_ns, st.st_size)
+    return os.path.abspath(path), st.st_mtime_ns, st.st_size
 
 
 @lru_cache(maxsize=8)
@@ -182,8 +187,7 @@ def _leaves(path: str, columns: list[str]) -> list[int] | None:
     map is made once per version of the file."""
     if is_url(path):
         return None
-    st = os.stat(path)
-    index = _leaf_index(os.path.abspath(path), st.st_mtime_ns, st.st_size)
+    index = _leaf_index(*_version(path))
     return None if index is None else [index[c] for c in columns if c in index]
 
 
